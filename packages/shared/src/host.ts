@@ -1,0 +1,111 @@
+import * as grpc from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { createLogger, type Logger } from './logger.js';
+import { createObservability, startAdminServer, type Observability } from './observability.js';
+import { connectNats } from './nats.js';
+import { startTracing, stopTracing } from './tracing.js';
+
+/** What a service module gets from its host: shared plumbing, never business state. */
+export interface Runtime {
+  logger: Logger;
+  nc: NatsConnection;
+  observability: Observability;
+  /** Envoy-facing services add themselves here; the host binds it once all are added. */
+  grpcServer: grpc.Server;
+  /** The address the host's gRPC server listens on once bound (e.g. for LRS `self`). */
+  grpcPort: () => number;
+}
+
+export interface ServiceHandle {
+  /** Extra admin routes (e.g. /v1/nodes). */
+  adminRoutes?: (app: FastifyInstance) => void;
+  stop(): Promise<void>;
+}
+
+export interface ServiceModule {
+  name: string;
+  start(runtime: Runtime): Promise<ServiceHandle>;
+}
+
+export interface HostOptions {
+  /** "control-plane", or "all-in-one" when several services share the process. */
+  name: string;
+  services: ServiceModule[];
+  natsUrl: string;
+  grpcPort?: number;
+  adminPort: number;
+  logLevel: string;
+  otlpEndpoint: string | undefined;
+  grpcOptions?: grpc.ServerOptions;
+}
+
+export interface Host {
+  runtime: Runtime;
+  admin: FastifyInstance;
+  grpcPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts services in one process: one NATS connection, one gRPC server (so LRS shares the
+ * xDS port in all-in-one mode), one admin server. Ready once every service has loaded its
+ * state and the servers listen.
+ */
+export async function startHost(options: HostOptions): Promise<Host> {
+  startTracing(`switchyard-${options.name}`, options.otlpEndpoint);
+  const logger = createLogger(options.name, options.logLevel);
+  const observability = createObservability(options.name);
+  const grpcListening = observability.readiness.require('grpc-listening');
+  const nc = await connectNats({ servers: options.natsUrl, name: `switchyard-${options.name}`, logger, observability });
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, ...options.grpcOptions });
+  let boundPort = 0;
+  const runtime: Runtime = { logger, nc, observability, grpcServer, grpcPort: () => boundPort };
+  const handles: ServiceHandle[] = [];
+  for (const service of options.services) {
+    handles.push(await service.start({ ...runtime, logger: logger.child({ component: service.name }) }));
+  }
+  if (options.grpcPort !== undefined) {
+    boundPort = await new Promise<number>((resolve, reject) =>
+      grpcServer.bindAsync(`0.0.0.0:${options.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
+    );
+    logger.info({ port: boundPort }, 'gRPC server listening');
+  }
+  grpcListening();
+  const admin = await startAdminServer({
+    port: options.adminPort,
+    observability,
+    extend: (app) => handles.forEach((h) => h.adminRoutes?.(app)),
+  });
+  logger.info({ port: options.adminPort }, 'admin server listening');
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      for (const handle of [...handles].reverse()) {
+        await handle.stop().catch((err: unknown) => logger.error({ err }, 'service stop failed'));
+      }
+      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      await admin.close();
+      await nc.drain().catch(() => undefined);
+      await stopTracing();
+    })());
+  return { runtime, admin, grpcPort: boundPort, stop };
+}
+
+/** Runs a host until SIGTERM/SIGINT, then drains and exits. */
+export function stopOnSignals(host: Pick<Host, 'stop'>, logger: Logger): void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'shutting down');
+    host.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}

@@ -1,0 +1,81 @@
+export { ConfigError, loadConfig, commonEnv, controlPlaneEnv, statsSinkEnv, eventStreamerEnv, autoscalerEnv } from './config.js';
+export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig } from './config.js';
+export { createLogger, type Logger } from './logger.js';
+export { Readiness, createObservability, startAdminServer, type Observability, type HealthReporter } from './observability.js';
+export { startTracing, stopTracing, tracer, injectTraceContext, extractTraceContext } from './tracing.js';
+export {
+  connectNats,
+  ensureStreams,
+  openBucket,
+  publish,
+  publishDurable,
+  subscribe,
+  consumeStream,
+  untilConnected,
+  decodeMessage,
+  messageCounters,
+  type TypedMessage,
+  type ReplayFrom,
+  type NatsConnection,
+  type Msg,
+  type Subscription,
+  type KV,
+  type KvEntry,
+  type KvWatchEntry,
+  type JetStreamClient,
+  type JetStreamManager,
+} from './nats.js';
+export * as messages from './messages.js';
+export {
+  subjectKinds,
+  subjectFor,
+  subjectPattern,
+  parseSubject,
+  streams,
+  buckets,
+  type SubjectKindName,
+  type PayloadOf,
+  type LoadSample,
+  type ScaleDecision,
+  type EndpointSet,
+  type Endpoint,
+  type HealthTransition,
+  type InstanceEvent,
+  type ServiceStatusEvent,
+  type DeploymentEvent,
+  type EnvoyEvent,
+  type XdsEvent,
+} from './messages.js';
+export { dnsLabel, clusterName, parseClusterName, type RevisionRef } from './names.js';
+export { duration, protoDuration } from './duration.js';
+export {
+  serviceSpec,
+  tenantSpec,
+  trafficSplit,
+  describeIssues,
+  hostname,
+  type ServiceSpec,
+  type ServiceSpecInput,
+  type RouteSpec,
+  type RevisionSpec,
+  type HealthCheckSpec,
+  type ScalingSpec,
+  type TenantSpec,
+} from './spec.js';
+export {
+  protoIncludeDirs,
+  protoFiles,
+  loadGrpcPackage,
+  grpcService,
+  envoyRoot,
+  lookupType,
+  packAny,
+  unpackAny,
+  checkMessage,
+  TypeUrl,
+  typeUrlPrefix,
+  type XdsTypeUrl,
+  type AnyMessage,
+} from './envoy.js';
+export { startHost, stopOnSignals, type Runtime, type ServiceHandle, type ServiceModule, type Host, type HostOptions } from './host.js';
+export { freePort } from './net.js';

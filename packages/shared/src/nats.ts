@@ -1,0 +1,270 @@
+import { connect } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Counter, type Registry } from 'prom-client';
+import { context as otelContext } from '@opentelemetry/api';
+import type { Logger } from './logger.js';
+import type { Observability } from './observability.js';
+import { injectTraceContext, extractTraceContext } from './tracing.js';
+import { streams, subjectFor, subjectKinds, type PayloadOf, type SubjectKindName } from './messages.js';
+import type { Context } from '@opentelemetry/api';
+
+export type { NatsConnection, Msg, Subscription } from '@nats-io/nats-core';
+export type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
+export type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+
+export interface NatsOptions {
+  servers: string;
+  name: string;
+  logger: Logger;
+  observability: Observability;
+}
+
+/**
+ * Connects to NATS and keeps reconnecting forever with jittered backoff: a NATS outage must
+ * degrade a service (visible in /healthz and `switchyard_nats_connected`), never end it.
+ */
+export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+  const { logger, observability } = options;
+  const nc = await connect({
+    servers: options.servers.split(','),
+    name: options.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    reconnectJitter: 500,
+    waitOnFirstConnect: true,
+    pingInterval: 5000,
+    maxPingOut: 2,
+  });
+  let connected = true;
+  let lastChange = Date.now();
+  observability.natsConnected.set(1);
+  observability.health.set('nats', () => ({ connected, server: nc.getServer(), since: new Date(lastChange).toISOString() }));
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') {
+        connected = false;
+        lastChange = Date.now();
+        observability.natsConnected.set(0);
+        logger.warn({ server: status.server }, 'NATS disconnected; serving last known state while reconnecting');
+      } else if (status.type === 'reconnect') {
+        connected = true;
+        lastChange = Date.now();
+        observability.natsConnected.set(1);
+        logger.info({ server: status.server }, 'NATS reconnected');
+      }
+    }
+  })();
+  void nc.closed().then((err) => {
+    connected = false;
+    observability.natsConnected.set(0);
+    if (err) logger.error({ err }, 'NATS connection closed with error');
+  });
+  return nc;
+}
+
+/** Creates or updates the JetStream streams and KV buckets every service relies on. */
+export async function ensureStreams(nc: NatsConnection): Promise<{ js: JetStreamClient; jsm: JetStreamManager }> {
+  const jsm = await jetstreamManager(nc);
+  for (const def of Object.values(streams)) {
+    const config = {
+      name: def.name,
+      subjects: [...def.subjects],
+      max_msgs_per_subject: def.maxMsgsPerSubject,
+      max_age: 7 * 24 * 3600 * 1e9,
+      duplicate_window: 120 * 1e9,
+    };
+    try {
+      await jsm.streams.info(def.name);
+      await jsm.streams.update(def.name, config);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await jsm.streams.add(config);
+    }
+  }
+  return { js: jetstream(nc), jsm };
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof Error && /not found/i.test(err.message);
+}
+
+export async function openBucket(nc: NatsConnection, bucket: string, opts: { history?: number; ttl?: number } = {}): Promise<KV> {
+  return new Kvm(nc).create(bucket, { history: opts.history ?? 5, ...(opts.ttl ? { ttl: opts.ttl } : {}) });
+}
+
+/** Counters shared by every typed subscriber, labelled by subject kind and reason. */
+export function messageCounters(registry: Registry) {
+  const existing = registry.getSingleMetric('switchyard_bus_messages_dropped_total') as Counter<'kind' | 'reason'> | undefined;
+  return {
+    dropped:
+      existing ??
+      new Counter({
+        name: 'switchyard_bus_messages_dropped_total',
+        help: 'NATS messages dropped because they failed their schema or could not be handled.',
+        labelNames: ['kind', 'reason'],
+        registers: [registry],
+      }),
+  };
+}
+
+/** Encodes a payload after checking it against its schema, so a service can never publish what its peers would drop. */
+function encode<K extends SubjectKindName>(name: K, payload: PayloadOf<K>): Uint8Array {
+  const checked = subjectKinds[name].schema.parse(payload);
+  return new TextEncoder().encode(JSON.stringify(checked));
+}
+
+function traceHeaders() {
+  const h = natsHeaders();
+  injectTraceContext(h);
+  return h;
+}
+
+/** Publishes on core NATS (fire and forget), with the active trace context in the headers. */
+export function publish<K extends SubjectKindName>(nc: NatsConnection, name: K, payload: PayloadOf<K>): void {
+  nc.publish(subjectFor(name, payload), encode(name, payload), { headers: traceHeaders() });
+}
+
+/**
+ * Publishes to JetStream and waits for the stream's ack. `msgId` de-duplicates retried
+ * publishes within the stream's duplicate window.
+ */
+export async function publishDurable<K extends SubjectKindName>(
+  js: JetStreamClient,
+  name: K,
+  payload: PayloadOf<K>,
+  msgId?: string,
+): Promise<void> {
+  await js.publish(subjectFor(name, payload), encode(name, payload), {
+    headers: traceHeaders(),
+    ...(msgId ? { msgID: msgId } : {}),
+  });
+}
+
+export interface TypedMessage<K extends SubjectKindName> {
+  subject: string;
+  payload: PayloadOf<K>;
+  /** Trace context of the publisher, for spans that continue its trace. */
+  trace: Context;
+}
+
+/**
+ * Decodes and validates a message of a kind. Returns undefined (and counts and logs the
+ * reason) for messages that are not JSON or fail the schema: bad input is dropped, never thrown.
+ */
+export function decodeMessage<K extends SubjectKindName>(
+  name: K,
+  msg: Pick<Msg, 'subject' | 'data' | 'headers'>,
+  logger: Logger,
+  dropped: Counter<'kind' | 'reason'>,
+): TypedMessage<K> | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(msg.data));
+  } catch {
+    dropped.inc({ kind: name, reason: 'not_json' });
+    logger.warn({ subject: msg.subject }, 'dropped message: not JSON');
+    return undefined;
+  }
+  const result = subjectKinds[name].schema.safeParse(raw);
+  if (!result.success) {
+    dropped.inc({ kind: name, reason: 'schema' });
+    logger.warn({ subject: msg.subject, issues: result.error.issues.slice(0, 5) }, 'dropped message: fails its schema');
+    return undefined;
+  }
+  return {
+    subject: msg.subject,
+    payload: result.data as PayloadOf<K>,
+    trace: extractTraceContext(msg.headers as Parameters<typeof extractTraceContext>[0]),
+  };
+}
+
+/**
+ * Subscribes to a core NATS subject pattern with typed, validated delivery. A handler that
+ * throws is logged and counted; the subscription keeps running.
+ */
+export function subscribe<K extends SubjectKindName>(
+  nc: NatsConnection,
+  name: K,
+  pattern: string,
+  deps: { logger: Logger; registry: Registry },
+  handler: (message: TypedMessage<K>) => void | Promise<void>,
+): Subscription {
+  const { dropped } = messageCounters(deps.registry);
+  const sub = nc.subscribe(pattern);
+  void (async () => {
+    for await (const msg of sub) {
+      const decoded = decodeMessage(name, msg, deps.logger, dropped);
+      if (decoded === undefined) continue;
+      try {
+        await otelContext.with(decoded.trace, () => handler(decoded));
+      } catch (err) {
+        dropped.inc({ kind: name, reason: 'handler_error' });
+        deps.logger.error({ err, subject: msg.subject }, 'message handler failed');
+      }
+    }
+  })();
+  return sub;
+}
+
+export type ReplayFrom = { from: 'all' } | { from: 'new' } | { from: 'last_per_subject' } | { from: 'sequence'; sequence: number };
+
+/**
+ * Reads a JetStream stream through an ordered consumer (which survives reconnects and server
+ * restarts by itself), typed and validated like {@link subscribe}. The handler gets the
+ * stream sequence, which watchers use as their resume position.
+ */
+export async function consumeStream<K extends SubjectKindName>(
+  nc: NatsConnection,
+  name: K,
+  options: { stream: string; pattern: string; replay: ReplayFrom },
+  deps: { logger: Logger; registry: Registry },
+  handler: (message: TypedMessage<K>, sequence: number, pending: number) => void | Promise<void>,
+): Promise<{ stop: () => Promise<void> }> {
+  const { dropped } = messageCounters(deps.registry);
+  const js = jetstream(nc);
+  const replay = options.replay;
+  const deliver =
+    replay.from === 'all'
+      ? { deliver_policy: 'all' as const }
+      : replay.from === 'new'
+        ? { deliver_policy: 'new' as const }
+        : replay.from === 'last_per_subject'
+          ? { deliver_policy: 'last_per_subject' as const }
+          : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
+  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.pattern, ...deliver });
+  const messages = await consumer.consume();
+  const done = (async () => {
+    for await (const msg of messages) {
+      const decoded = decodeMessage(name, msg, deps.logger, dropped);
+      if (decoded === undefined) continue;
+      try {
+        await otelContext.with(decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
+      } catch (err) {
+        dropped.inc({ kind: name, reason: 'handler_error' });
+        deps.logger.error({ err, subject: msg.subject }, 'stream handler failed');
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      await messages.close();
+      await done;
+    },
+  };
+}
+
+/** Resolves once the connection answers a round trip again (e.g. after a server restart). */
+export async function untilConnected(nc: NatsConnection, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await nc.flush();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

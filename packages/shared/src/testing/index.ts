@@ -1,0 +1,2 @@
+export { NatsServer, waitForPort, type NatsServerOptions } from './nats-server.js';
+export { freePort } from '../net.js';
