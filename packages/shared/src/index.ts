@@ -79,3 +79,13 @@ export {
 } from './envoy.js';
 export { startHost, stopOnSignals, type Runtime, type ServiceHandle, type ServiceModule, type Host, type HostOptions } from './host.js';
 export { freePort } from './net.js';
+export {
+  configKeys,
+  tenantRecord,
+  serviceRecord,
+  tokenRecord,
+  parseConfigKey,
+  type TenantRecord,
+  type ServiceRecord,
+  type TokenRecord,
+} from './store.js';

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { dnsLabel } from './names.js';
+import { serviceSpec, tenantSpec } from './spec.js';
+
+/**
+ * Layout of the desired-state KV bucket (`buckets.config`). The control plane writes it
+ * through the management API; every service may watch it.
+ */
+export const configKeys = {
+  tenant: (tenant: string) => `tenants.${tenant}`,
+  service: (tenant: string, service: string) => `services.${tenant}.${service}`,
+  /** Tokens are stored by the SHA-256 of their secret, never in clear. */
+  token: (sha256Hex: string) => `tokens.${sha256Hex}`,
+  allTenants: 'tenants.>',
+  allServices: 'services.>',
+  servicesOf: (tenant: string) => `services.${tenant}.>`,
+} as const;
+
+export const tenantRecord = z.object({
+  schemaVersion: z.literal(1),
+  name: dnsLabel,
+  spec: tenantSpec,
+  updatedAt: z.number().int(),
+});
+export type TenantRecord = z.infer<typeof tenantRecord>;
+
+/** A service as stored: the spec with every default filled in (durations in ms). */
+export const serviceRecord = z.object({
+  schemaVersion: z.literal(1),
+  tenant: dnsLabel,
+  name: dnsLabel,
+  spec: serviceSpec,
+  updatedAt: z.number().int(),
+});
+export type ServiceRecord = z.infer<typeof serviceRecord>;
+
+export const tokenRecord = z.object({
+  schemaVersion: z.literal(1),
+  /** The tenant this token may act for; null for an admin token. */
+  tenant: dnsLabel.nullable(),
+  createdAt: z.number().int(),
+});
+export type TokenRecord = z.infer<typeof tokenRecord>;
+
+/** Parses a key of the config bucket into what it names. */
+export function parseConfigKey(
+  key: string,
+): { kind: 'tenant'; tenant: string } | { kind: 'service'; tenant: string; service: string } | { kind: 'token' } | undefined {
+  const parts = key.split('.');
+  if (parts[0] === 'tenants' && parts.length === 2) return { kind: 'tenant', tenant: parts[1] as string };
+  if (parts[0] === 'services' && parts.length === 3) return { kind: 'service', tenant: parts[1] as string, service: parts[2] as string };
+  if (parts[0] === 'tokens' && parts.length === 2) return { kind: 'token' };
+  return undefined;
+}
