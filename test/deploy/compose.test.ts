@@ -44,15 +44,18 @@ describe('the compose file (deploy/compose/docker-compose.yml)', () => {
     expect((validate.errors ?? []).map((e) => `${e.instancePath}: ${e.message}`)).toEqual([]);
   });
 
-  it("passes every dclint rule (pinned tags, ports bound to an interface, no duplicates, key order)", () => {
+  it('passes every dclint rule (pinned tags, ports bound to an interface, no duplicates, key order)', () => {
     const linter = new DCLinter({ rules: {}, quiet: false, debug: false, exclude: [] });
-    const [result] = linter.lintFiles([repoPath(composeFile)], false);
-    expect(result?.messages.map((m) => `${m.line}: ${m.rule}: ${m.message}`)).toEqual([]);
+    const results: { messages: { line: number; rule: string; message: string }[] }[] = linter.lintFiles([repoPath(composeFile)], false);
+    expect(results[0]?.messages.map((m) => `${m.line}: ${m.rule}: ${m.message}`)).toEqual([]);
   });
 
   it('is accepted by `docker compose config`', (ctx) => {
     if (!commandWorks('docker', ['compose', 'version'])) ctx.skip('the docker CLI has no compose plugin here');
-    const result = spawnSync('docker', ['compose', '-f', repoPath(composeFile), 'config', '--quiet'], { encoding: 'utf8', timeout: 60_000 });
+    const result = spawnSync('docker', ['compose', '-f', repoPath(composeFile), 'config', '--quiet'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
   });
@@ -164,7 +167,12 @@ describe('the demo tenant', () => {
     let text = '';
     request.on('data', (chunk: Buffer) => (text += chunk.toString()));
     request.on('end', () => {
-      recorded.push({ method: request.method ?? '', url: request.url ?? '', authorization: request.headers.authorization, body: JSON.parse(text) });
+      recorded.push({
+        method: request.method ?? '',
+        url: request.url ?? '',
+        authorization: request.headers.authorization,
+        body: JSON.parse(text),
+      });
       response.writeHead(respond(request), { 'content-type': 'application/json' }).end('{}');
     });
   });
@@ -196,7 +204,8 @@ describe('the demo tenant', () => {
     for (const request of recorded) expect(request.authorization).toBe(`Bearer ${token}`);
     const grant = tenantSpec.parse(recorded[0]?.body);
     const spec = serviceSpec.parse(recorded[1]?.body);
-    for (const domain of spec.domains) expect(grant.domains.some((granted) => domain === granted || domain.endsWith(`.${granted}`))).toBe(true);
+    for (const domain of spec.domains)
+      expect(grant.domains.some((granted) => domain === granted || domain.endsWith(`.${granted}`))).toBe(true);
   });
 
   it('routes to the demo containers, inside the networks the control plane allows', async () => {
@@ -212,7 +221,11 @@ describe('the demo tenant', () => {
     const demos = ['demo-blue', 'demo-green'].map((name) => {
       const definition = service(name);
       const networks = definition.networks as Record<string, { ipv4_address: string }>;
-      return { revision: serviceEnvironment(definition).REVISION, address: networks.default?.ipv4_address, port: Number(serviceEnvironment(definition).PORT) };
+      return {
+        revision: serviceEnvironment(definition).REVISION,
+        address: networks.default?.ipv4_address,
+        port: Number(serviceEnvironment(definition).PORT),
+      };
     });
     const routed = spec.revisions.map((r) => ({ revision: r.name, address: r.endpoints?.[0]?.address, port: r.endpoints?.[0]?.port }));
     expect(routed).toEqual(demos);

@@ -31,24 +31,27 @@ const variable = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-
  * `${VAR-default}`, `${VAR:?error}`, `$VAR` and `$$` for a literal dollar.
  */
 export function interpolate(text: string, env: Record<string, string | undefined>): string {
-  return text.replace(variable, (match, braced: string | undefined, operator: string | undefined, operand: string | undefined, bare: string | undefined) => {
-    if (match === '$$') return '$';
-    const name = (braced ?? bare) as string;
-    const value = env[name];
-    const unsetOrEmpty = value === undefined || value === '';
-    switch (operator) {
-      case ':-':
-        return unsetOrEmpty ? (operand ?? '') : value;
-      case '-':
-        return value === undefined ? (operand ?? '') : value;
-      case ':?':
-      case '?':
-        if (operator === ':?' ? unsetOrEmpty : value === undefined) throw new Error(`${name} must be set: ${operand ?? ''}`);
-        return value as string;
-      default:
-        return value ?? '';
-    }
-  });
+  return text.replace(
+    variable,
+    (match, braced: string | undefined, operator: string | undefined, operand: string | undefined, bare: string | undefined) => {
+      if (match === '$$') return '$';
+      const name = (braced ?? bare) as string;
+      const value = env[name];
+      const unsetOrEmpty = value === undefined || value === '';
+      switch (operator) {
+        case ':-':
+          return unsetOrEmpty ? (operand ?? '') : value;
+        case '-':
+          return value === undefined ? (operand ?? '') : value;
+        case ':?':
+        case '?':
+          if (operator === ':?' ? unsetOrEmpty : value === undefined) throw new Error(`${name} must be set: ${operand ?? ''}`);
+          return value as string;
+        default:
+          return value ?? '';
+      }
+    },
+  );
 }
 
 /** The compose file as Compose sees it with no variables set: every default applied. */

@@ -42,8 +42,7 @@ export function generatorSources(kustomization: Kustomization): string[] {
 }
 
 export type Rendering =
-  | { rendered: true; objects: KubeObject[]; placeholders: string[] }
-  | { rendered: false; objects: KubeObject[]; reason: string };
+  { rendered: true; objects: KubeObject[]; placeholders: string[] } | { rendered: false; objects: KubeObject[]; reason: string };
 
 /**
  * Renders the kustomization with `kubectl kustomize`. A generator file that another part of the
@@ -123,7 +122,9 @@ export function unknownFieldProblems(objects: KubeObject[]): string[] {
   const fileName = repoPath('test/deploy/__kubernetes-objects__.ts');
   const lines: string[] = [];
   const declarations: { start: number; object: KubeObject }[] = [];
-  objects.forEach((object, i) => lines.push(`import type { I${object.kind} as T${i} } from 'kubernetes-models/${object.apiVersion}/${object.kind}';`));
+  objects.forEach((object, i) =>
+    lines.push(`import type { I${object.kind} as T${i} } from 'kubernetes-models/${object.apiVersion}/${object.kind}';`),
+  );
   let offset = lines.reduce((sum, line) => sum + line.length + 1, 0);
   objects.forEach((object, i) => {
     const line = `export const o${i}: T${i} = ${JSON.stringify(object)};`;
@@ -223,7 +224,16 @@ export function selects(selector: Record<string, string>, labels: Record<string,
 export function restrictedProblems(pod: PodSpec): string[] {
   const problems: string[] = [];
   for (const flag of ['hostNetwork', 'hostPID', 'hostIPC'] as const) if (pod[flag] === true) problems.push(`${flag} is set`);
-  const allowedVolumes = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']);
+  const allowedVolumes = new Set([
+    'configMap',
+    'csi',
+    'downwardAPI',
+    'emptyDir',
+    'ephemeral',
+    'persistentVolumeClaim',
+    'projected',
+    'secret',
+  ]);
   for (const volume of pod.volumes ?? []) {
     const type = Object.keys(volume).find((key) => key !== 'name');
     if (type !== undefined && !allowedVolumes.has(type)) problems.push(`volume ${String(volume.name)} is a ${type}`);
@@ -251,7 +261,8 @@ export function containerEnv(container: Container): Record<string, string> {
   const env: Record<string, string> = {};
   for (const entry of container.env ?? []) {
     if (entry.value !== undefined) env[entry.name] = entry.value;
-    else if (entry.valueFrom?.secretKeyRef !== undefined) env[entry.name] = `secret:${entry.valueFrom.secretKeyRef.name}/${entry.valueFrom.secretKeyRef.key}`;
+    else if (entry.valueFrom?.secretKeyRef !== undefined)
+      env[entry.name] = `secret:${entry.valueFrom.secretKeyRef.name}/${entry.valueFrom.secretKeyRef.key}`;
     else if (entry.valueFrom?.fieldRef !== undefined) env[entry.name] = `field:${entry.valueFrom.fieldRef.fieldPath}`;
     else env[entry.name] = '';
   }

@@ -47,18 +47,21 @@ describe('the kustomization (deploy/kustomization.yaml)', () => {
     expect(kustomization.resources.filter((resource) => !exists(`deploy/${resource}`))).toEqual([]);
   });
 
-  it("packs only files that exist or that other parts of the project are writing", (ctx) => {
+  it('packs only files that exist or that other parts of the project are writing', (ctx) => {
     const missing = generatorSources(kustomization).filter((source) => !exists(source));
     expect(missing.filter((source) => !peerPaths.has(source))).toEqual([]);
     if (missing.length > 0) ctx.skip(missing.map(notYetWritten).join('; '));
   });
 
   it('renders with kubectl kustomize', async (ctx) => {
-    if (!rendering.rendered) ctx.skip(rendering.reason);
+    if (!rendering.rendered) return ctx.skip(rendering.reason);
     expect(objects.map(describeObject)).toEqual(expect.arrayContaining(['Namespace/switchyard', 'ConfigMap/' + envoyBootstrapName()]));
-    for (const object of objects) if (object.kind !== 'Namespace') expect(object.metadata.namespace, describeObject(object)).toBe('switchyard');
+    for (const object of objects)
+      if (object.kind !== 'Namespace') expect(object.metadata.namespace, describeObject(object)).toBe('switchyard');
     if (rendering.placeholders.length > 0) {
-      await ctx.annotate(`rendered with placeholders for ${rendering.placeholders.join(', ')} (${rendering.placeholders.map(notYetWritten).join('; ')})`);
+      await ctx.annotate(
+        `rendered with placeholders for ${rendering.placeholders.join(', ')} (${rendering.placeholders.map(notYetWritten).join('; ')})`,
+      );
     }
   });
 });
@@ -89,17 +92,20 @@ describe('every Kubernetes object', () => {
     },
   );
 
-  it.each(workloads(objects).map((w) => [describeObject(w), w] as const))('%s has requests and a memory limit, probes and a budget', (_, workload) => {
-    for (const container of workload.spec.template.spec.containers) {
-      expect(container.resources?.requests?.cpu, container.name).toBeDefined();
-      expect(container.resources?.requests?.memory, container.name).toBeDefined();
-      expect(container.resources?.limits?.memory, container.name).toBeDefined();
-      expect(container.readinessProbe, container.name).toBeDefined();
-      expect(container.livenessProbe, container.name).toBeDefined();
-    }
-    const covering = budgets.filter((b) => selects(b.spec.selector.matchLabels, workload.spec.template.metadata.labels));
-    expect(covering.map(describeObject)).toHaveLength(1);
-  });
+  it.each(workloads(objects).map((w) => [describeObject(w), w] as const))(
+    '%s has requests and a memory limit, probes and a budget',
+    (_, workload) => {
+      for (const container of workload.spec.template.spec.containers) {
+        expect(container.resources?.requests?.cpu, container.name).toBeDefined();
+        expect(container.resources?.requests?.memory, container.name).toBeDefined();
+        expect(container.resources?.limits?.memory, container.name).toBeDefined();
+        expect(container.readinessProbe, container.name).toBeDefined();
+        expect(container.livenessProbe, container.name).toBeDefined();
+      }
+      const covering = budgets.filter((b) => selects(b.spec.selector.matchLabels, workload.spec.template.metadata.labels));
+      expect(covering.map(describeObject)).toHaveLength(1);
+    },
+  );
 
   it('selects its pods with labels the pods carry', () => {
     for (const workload of workloads(objects)) {
@@ -116,7 +122,8 @@ describe('every Kubernetes object', () => {
       const matched = workloads(objects).filter((w) => selects(service.spec.selector, w.spec.template.metadata.labels));
       expect(matched.map(describeObject), describeObject(service)).toHaveLength(1);
       const portNames = new Set(matched[0]?.spec.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name)));
-      for (const port of service.spec.ports) expect(portNames.has(String(port.targetPort)), `${describeObject(service)} ${port.name}`).toBe(true);
+      for (const port of service.spec.ports)
+        expect(portNames.has(String(port.targetPort)), `${describeObject(service)} ${port.name}`).toBe(true);
     }
   });
 
@@ -223,7 +230,9 @@ describe('the Envoy Deployment', () => {
   it('reads its bootstrap from the generated ConfigMap', () => {
     const args = container.args ?? [];
     const configPath = args[args.indexOf('-c') + 1] as string;
-    const volume = envoy.spec.template.spec.volumes?.find((v) => isRecord(v.configMap) && String(v.configMap.name).startsWith('envoy-bootstrap'));
+    const volume = envoy.spec.template.spec.volumes?.find(
+      (v) => isRecord(v.configMap) && String(v.configMap.name).startsWith('envoy-bootstrap'),
+    );
     expect(volume).toBeDefined();
     const mount = container.volumeMounts?.find((m) => m.name === volume?.name);
     expect(configPath).toBe(`${mount?.mountPath}/bootstrap.yaml`);
