@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import dockerignore from '@balena/dockerignore';
+import type { Ignore } from '@balena/dockerignore';
 import { Copy, DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,8 @@ const dockerfileText = readText('deploy/Dockerfile');
 const dockerfile = DockerfileParser.parse(dockerfileText);
 const instructions = dockerfile.getInstructions();
 const entrypoint = repoPath('deploy/entrypoint.sh');
+// A CommonJS module whose typings declare an ES default export: loaded with require to get the factory.
+const dockerignore = createRequire(import.meta.url)('@balena/dockerignore') as (options?: { ignorecase?: boolean }) => Ignore;
 
 /** The instructions of the last stage: what the image runs. */
 function runtimeStage(): Instruction[] {
