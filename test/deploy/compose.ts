@@ -74,36 +74,34 @@ export function serviceEnvironment(service: ComposeService): Record<string, stri
   return env;
 }
 
-export interface BindMount {
-  /** Path of the mounted file or directory relative to the repository root. */
+interface Mount {
+  /** A path relative to the repository root for a bind mount, the volume's name otherwise. */
   source: string;
   target: string;
   readOnly: boolean;
 }
 
-/** Bind mounts in short syntax (`./file:/path[:ro]`); named volumes are left out. */
-export function bindMounts(service: ComposeService): BindMount[] {
-  return (service.volumes ?? []).flatMap((volume) => {
-    if (typeof volume !== 'string') return [];
+/** Volumes in short syntax (`source:target[:ro]`), split into bind mounts of files and named volumes. */
+function mounts(service: ComposeService): { binds: Mount[]; named: Mount[] } {
+  const binds: Mount[] = [];
+  const named: Mount[] = [];
+  for (const volume of service.volumes ?? []) {
+    if (typeof volume !== 'string') continue;
     const [source, target, mode] = volume.split(':') as [string, string, string | undefined];
-    if (!source.startsWith('.') && !source.startsWith('/')) return [];
-    return [{ source: posix.normalize(posix.join(composeDir, source)), target, readOnly: mode?.split(',').includes('ro') ?? false }];
-  });
+    const readOnly = mode?.split(',').includes('ro') ?? false;
+    if (source.startsWith('.') || source.startsWith('/'))
+      binds.push({ source: posix.normalize(posix.join(composeDir, source)), target, readOnly });
+    else named.push({ source, target, readOnly });
+  }
+  return { binds, named };
 }
 
-export interface NamedVolumeMount {
-  volume: string;
-  target: string;
-  readOnly: boolean;
+export function bindMounts(service: ComposeService): Mount[] {
+  return mounts(service).binds;
 }
 
-export function namedVolumes(service: ComposeService): NamedVolumeMount[] {
-  return (service.volumes ?? []).flatMap((volume) => {
-    if (typeof volume !== 'string') return [];
-    const [source, target, mode] = volume.split(':') as [string, string, string | undefined];
-    if (source.startsWith('.') || source.startsWith('/')) return [];
-    return [{ volume: source, target, readOnly: mode?.split(',').includes('ro') ?? false }];
-  });
+export function namedVolumes(service: ComposeService): Mount[] {
+  return mounts(service).named;
 }
 
 /** The Compose services that run a Switchyard service from the project's image (command = service name). */
