@@ -1,0 +1,25 @@
+export { ConfigStore, RevisionConflict, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
+export {
+  ConfigView,
+  type ConfigChange,
+  type ChangeListener,
+  type ConfigEntry,
+  type ApplyOutcome,
+  type Versioned,
+  type StoredTenant,
+  type StoredService,
+  type StoredToken,
+} from './config-view.js';
+export { ConfigWatcher, type ConfigWatcherOptions } from './config-watcher.js';
+export {
+  EndpointAllowlist,
+  checkService,
+  checkTenantGrant,
+  grantCovers,
+  grantsOverlap,
+  hostsOverlap,
+  type Issue,
+  type PolicyResult,
+  type TenantGrant,
+  type ServiceDomains,
+} from './policy.js';
