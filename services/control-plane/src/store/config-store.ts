@@ -10,9 +10,10 @@ import {
   type TenantRecord,
   type TokenRecord,
 } from '@switchyard/shared';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { ConfigView } from './config-view.js';
 import { ConfigWatcher } from './config-watcher.js';
+import { registryCounter } from './metrics.js';
 
 /**
  * Optimistic concurrency on one key: `ifRevision` updates only the revision the writer read
@@ -31,25 +32,20 @@ export class RevisionConflict extends Error {
   }
 }
 
+/** The bucket cannot be written now: NATS is disconnected. */
+export class StoreUnavailable extends Error {
+  constructor() {
+    super('the config store (NATS JetStream) is not connected');
+    this.name = 'StoreUnavailable';
+  }
+}
+
 export interface ConfigStoreOptions {
   nc: NatsConnection;
   logger: Logger;
   registry: Registry;
   /** How long a write waits for the watcher to bring it into the view. */
   viewTimeoutMs?: number;
-}
-
-function rejectedCounter(registry: Registry): Counter<'outcome'> {
-  const name = 'switchyard_control_plane_config_rejected_total';
-  return (
-    (registry.getSingleMetric(name) as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name,
-      help: 'Config bucket entries the control plane could not use (invalid: fails its schema, ignored: unknown key).',
-      labelNames: ['outcome'],
-      registers: [registry],
-    })
-  );
 }
 
 /**
@@ -72,7 +68,18 @@ export class ConfigStore {
     const { nc, logger } = options;
     const kv = await openBucket(nc, buckets.config);
     const view = new ConfigView((err) => logger.error({ err }, 'config change listener failed'));
-    const watcher = await ConfigWatcher.start({ kv, nc, view, logger, rejected: rejectedCounter(options.registry) });
+    const watcher = await ConfigWatcher.start({
+      kv,
+      nc,
+      view,
+      logger,
+      rejected: registryCounter(
+        options.registry,
+        'switchyard_control_plane_config_rejected_total',
+        'Config bucket entries the control plane could not use (invalid: fails its schema, ignored: unknown key).',
+        ['outcome'],
+      ),
+    });
     return new ConfigStore(nc, kv, view, watcher, logger, options.viewTimeoutMs ?? 5000);
   }
 
@@ -106,7 +113,13 @@ export class ConfigStore {
     await this.watcher.stop();
   }
 
+  /** Writes fail at once while NATS is disconnected, instead of waiting for a request timeout. */
+  private checkConnected(): void {
+    if (!this.watcher.connected) throw new StoreUnavailable();
+  }
+
   private async write(key: string, record: unknown, condition: WriteCondition): Promise<number> {
+    this.checkConnected();
     const data = JSON.stringify(record);
     let revision: number;
     try {
@@ -119,6 +132,7 @@ export class ConfigStore {
   }
 
   private async delete(key: string, ifRevision?: number): Promise<void> {
+    this.checkConnected();
     try {
       await this.kv.delete(key, ifRevision === undefined ? undefined : { previousSeq: ifRevision });
     } catch (err) {

@@ -23,6 +23,7 @@ export interface ConfigWatcherOptions {
 export class ConfigWatcher {
   private current: { stop(): void } | undefined;
   private stopped = false;
+  private disconnected = false;
   private readonly done: Promise<void>;
 
   private constructor(
@@ -50,6 +51,11 @@ export class ConfigWatcher {
       'config loaded',
     );
     return watcher;
+  }
+
+  /** False between a NATS disconnect and the reconnect: writes would only time out. */
+  get connected(): boolean {
+    return !this.disconnected && !this.options.nc.isClosed();
   }
 
   async stop(): Promise<void> {
@@ -99,11 +105,18 @@ export class ConfigWatcher {
     }
   }
 
-  /** The ordered consumer behind a watch only notices a lost server after missed heartbeats; a reconnect is a faster cue. */
+  /**
+   * Tracks the connection. The ordered consumer behind a watch only notices a lost server after
+   * missed heartbeats; a reconnect is a faster cue to watch again.
+   */
   private async followReconnects(): Promise<void> {
     for await (const status of this.options.nc.status()) {
       if (this.stopped) break;
-      if (status.type === 'reconnect') this.current?.stop();
+      if (status.type === 'disconnect') this.disconnected = true;
+      if (status.type === 'reconnect') {
+        this.disconnected = false;
+        this.current?.stop();
+      }
     }
   }
 }

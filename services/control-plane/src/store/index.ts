@@ -1,4 +1,4 @@
-export { ConfigStore, RevisionConflict, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
+export { ConfigStore, RevisionConflict, StoreUnavailable, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
 export {
   ConfigView,
   type ConfigChange,
@@ -23,3 +23,4 @@ export {
   type TenantGrant,
   type ServiceDomains,
 } from './policy.js';
+export { registryCounter } from './metrics.js';

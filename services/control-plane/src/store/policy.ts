@@ -161,7 +161,9 @@ export class EndpointAllowlist {
     const bad = entries.filter((entry) => parseCidr(entry) === undefined);
     if (bad.length > 0) {
       throw new ConfigError(
-        bad.map((entry) => `SWITCHYARD_ENDPOINT_CIDRS: "${entry}" is not a CIDR such as 10.0.0.0/8 or fd00::/8 (got ${JSON.stringify(text)})`),
+        bad.map(
+          (entry) => `SWITCHYARD_ENDPOINT_CIDRS: "${entry}" is not a CIDR such as 10.0.0.0/8 or fd00::/8 (got ${JSON.stringify(text)})`,
+        ),
       );
     }
     return new EndpointAllowlist(entries);

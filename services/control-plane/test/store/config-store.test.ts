@@ -68,7 +68,13 @@ describe('ConfigStore against a real nats-server', () => {
     await writer.putTenant(tenant('acme', ['acme.test']), { ifAbsent: true });
     const rev = await writer.putService(service('acme', 'echo', 'echo.acme.test'), { ifAbsent: true });
     await writer.deleteService('acme', 'echo', rev);
-    await eventually(() => expect(changes.map((c) => `${c.kind}:${c.current === undefined ? 'deleted' : 'put'}`)).toEqual(['tenant:put', 'service:put', 'service:deleted']));
+    await eventually(() =>
+      expect(changes.map((c) => `${c.kind}:${c.current === undefined ? 'deleted' : 'put'}`)).toEqual([
+        'tenant:put',
+        'service:put',
+        'service:deleted',
+      ]),
+    );
     expect(changes.every((c) => !c.initialLoad)).toBe(true);
     expect(contents(reader.view)).toEqual(contents(writer.view));
   });

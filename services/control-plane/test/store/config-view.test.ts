@@ -3,7 +3,10 @@ import { serviceSpec } from '@switchyard/shared';
 import { ConfigView, type ConfigChange, type ConfigEntry } from '../../src/store/config-view.js';
 
 const encoder = new TextEncoder();
-const spec = serviceSpec.parse({ domains: ['echo.acme.test'], revisions: [{ name: 'blue', endpoints: [{ address: '10.0.0.1', port: 80 }] }] });
+const spec = serviceSpec.parse({
+  domains: ['echo.acme.test'],
+  revisions: [{ name: 'blue', endpoints: [{ address: '10.0.0.1', port: 80 }] }],
+});
 
 function put(key: string, revision: number, value: unknown): ConfigEntry {
   return { key, operation: 'PUT', revision, value: encoder.encode(typeof value === 'string' ? value : JSON.stringify(value)) };

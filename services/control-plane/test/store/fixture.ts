@@ -1,11 +1,11 @@
-import { connectNats, createLogger, createObservability, type NatsConnection } from '@switchyard/shared';
+import { connectNats, createLogger, createObservability, type Logger, type NatsConnection } from '@switchyard/shared';
 import { NatsServer } from '@switchyard/shared/testing';
 import { Registry } from 'prom-client';
 import { ConfigStore } from '../../src/store/index.js';
 
 /** A real nats-server plus helpers to open connections and stores on it; `close()` disposes everything. */
 export class StoreFixture {
-  readonly logger = createLogger('control-plane-test', process.env.TEST_LOG_LEVEL ?? 'silent');
+  readonly logger: Logger = createLogger('control-plane-test', process.env.TEST_LOG_LEVEL ?? 'silent');
   private readonly connections: NatsConnection[] = [];
   private readonly stores: ConfigStore[] = [];
 
@@ -16,7 +16,12 @@ export class StoreFixture {
   }
 
   async connect(): Promise<NatsConnection> {
-    const nc = await connectNats({ servers: this.server.url, name: 'test', logger: this.logger, observability: createObservability('test') });
+    const nc = await connectNats({
+      servers: this.server.url,
+      name: 'test',
+      logger: this.logger,
+      observability: createObservability('test'),
+    });
     this.connections.push(nc);
     return nc;
   }

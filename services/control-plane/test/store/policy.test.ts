@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, serviceSpec, type ServiceSpecInput } from '@switchyard/shared';
-import {
-  EndpointAllowlist,
-  checkService,
-  checkTenantGrant,
-  grantCovers,
-  grantsOverlap,
-  hostsOverlap,
-} from '../../src/store/policy.js';
+import { EndpointAllowlist, checkService, checkTenantGrant, grantCovers, grantsOverlap, hostsOverlap } from '../../src/store/policy.js';
 
 describe('grantCovers', () => {
   const cases: { grant: string; host: string; want: boolean }[] = [
@@ -127,10 +120,13 @@ describe('EndpointAllowlist', () => {
     else expect(refusal).toMatch(reason ?? /./);
   });
 
-  it.each(['10.0.0.0/33', 'fd00::/129', '10.0.0/8', 'example.com', '10.0.0.0/8/1', '10.0.0.0/x'])('rejects the bad CIDR %s as a ConfigError', (bad) => {
-    expect(() => EndpointAllowlist.parse(`127.0.0.0/8,${bad}`)).toThrow(ConfigError);
-    expect(() => EndpointAllowlist.parse(`127.0.0.0/8,${bad}`)).toThrow(bad);
-  });
+  it.each(['10.0.0.0/33', 'fd00::/129', '10.0.0/8', 'example.com', '10.0.0.0/8/1', '10.0.0.0/x'])(
+    'rejects the bad CIDR %s as a ConfigError',
+    (bad) => {
+      expect(() => EndpointAllowlist.parse(`127.0.0.0/8,${bad}`)).toThrow(ConfigError);
+      expect(() => EndpointAllowlist.parse(`127.0.0.0/8,${bad}`)).toThrow(bad);
+    },
+  );
 });
 
 describe('checkService', () => {
@@ -149,14 +145,30 @@ describe('checkService', () => {
       allowlist,
     });
 
-  const cases: { label: string; input: Partial<ServiceSpecInput>; siblings?: { name: string; domains: string[] }[]; status?: number; field?: string }[] = [
+  const cases: {
+    label: string;
+    input: Partial<ServiceSpecInput>;
+    siblings?: { name: string; domains: string[] }[];
+    status?: number;
+    field?: string;
+  }[] = [
     { label: 'a granted exact domain', input: {} },
     { label: 'a granted wildcard', input: { domains: ['*.acme.test'] } },
     { label: 'an ungranted domain', input: { domains: ['echo.acme.test', 'echo.globex.test'] }, status: 403, field: 'domains[1]' },
     { label: 'a wildcard wider than the grant', input: { domains: ['*.test'] }, status: 403, field: 'domains[0]' },
     {
       label: 'a refused endpoint address',
-      input: { revisions: [{ name: 'blue', endpoints: [{ address: '10.0.0.1', port: 1 }, { address: '169.254.169.254', port: 80 }] }] },
+      input: {
+        revisions: [
+          {
+            name: 'blue',
+            endpoints: [
+              { address: '10.0.0.1', port: 1 },
+              { address: '169.254.169.254', port: 80 },
+            ],
+          },
+        ],
+      },
       status: 403,
       field: 'revisions[0].endpoints[1].address',
     },
@@ -172,9 +184,24 @@ describe('checkService', () => {
       status: 400,
       field: 'routes[0].timeout',
     },
-    { label: 'no retries makes the per-try timeout moot', input: { timeouts: { request: '1s' }, retries: { attempts: 0, perTryTimeout: '10s' } } },
-    { label: 'the same host as a sibling', input: {}, siblings: [{ name: 'other', domains: ['echo.acme.test'] }], status: 409, field: 'domains[0]' },
-    { label: 'a host under a sibling wildcard', input: {}, siblings: [{ name: 'other', domains: ['*.acme.test'] }], status: 409, field: 'domains[0]' },
+    {
+      label: 'no retries makes the per-try timeout moot',
+      input: { timeouts: { request: '1s' }, retries: { attempts: 0, perTryTimeout: '10s' } },
+    },
+    {
+      label: 'the same host as a sibling',
+      input: {},
+      siblings: [{ name: 'other', domains: ['echo.acme.test'] }],
+      status: 409,
+      field: 'domains[0]',
+    },
+    {
+      label: 'a host under a sibling wildcard',
+      input: {},
+      siblings: [{ name: 'other', domains: ['*.acme.test'] }],
+      status: 409,
+      field: 'domains[0]',
+    },
     {
       label: 'a wildcard over a sibling host',
       input: { domains: ['api.acme.test', '*.acme.test'] },
