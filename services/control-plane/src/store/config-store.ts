@@ -5,6 +5,7 @@ import {
   openBucket,
   type KV,
   type Logger,
+  type DeploymentRecord,
   type NatsConnection,
   type ServiceRecord,
   type TenantRecord,
@@ -94,6 +95,15 @@ export class ConfigStore {
   /** Stores a token under the SHA-256 of its secret; the hash never exists twice. */
   putToken(sha256Hex: string, record: TokenRecord): Promise<number> {
     return this.write(configKeys.token(sha256Hex), record, { ifAbsent: true });
+  }
+
+  /** The service's current (or last) deployment; the deployment controller advances it with `ifRevision`. */
+  putDeployment(record: DeploymentRecord, condition: WriteCondition): Promise<number> {
+    return this.write(configKeys.deployment(record.tenant, record.service), record, condition);
+  }
+
+  deleteDeployment(tenant: string, service: string, ifRevision?: number): Promise<void> {
+    return this.delete(configKeys.deployment(tenant, service), ifRevision);
   }
 
   deleteService(tenant: string, service: string, ifRevision?: number): Promise<void> {

@@ -1,9 +1,11 @@
 import {
+  deploymentRecord,
   describeIssues,
   parseConfigKey,
   serviceRecord,
   tenantRecord,
   tokenRecord,
+  type DeploymentRecord,
   type ServiceRecord,
   type TenantRecord,
   type TokenRecord,
@@ -18,6 +20,7 @@ export interface Versioned<T> {
 export type StoredTenant = Versioned<TenantRecord>;
 export type StoredService = Versioned<ServiceRecord>;
 export type StoredToken = Versioned<TokenRecord> & { hash: string };
+export type StoredDeployment = Versioned<DeploymentRecord>;
 
 /** The parts of a KV entry the view reads (a `KvEntry` fits). */
 export interface ConfigEntry {
@@ -38,6 +41,7 @@ interface ChangeBase<T> {
 export type ConfigChange =
   | ({ kind: 'tenant'; tenant: string } & ChangeBase<TenantRecord>)
   | ({ kind: 'service'; tenant: string; service: string } & ChangeBase<ServiceRecord>)
+  | ({ kind: 'deployment'; tenant: string; service: string } & ChangeBase<DeploymentRecord>)
   | ({ kind: 'token'; hash: string } & ChangeBase<TokenRecord>);
 
 export type ApplyOutcome =
@@ -75,7 +79,8 @@ function decode<S extends z.ZodType>(schema: S, value: Uint8Array): { ok: true; 
 export class ConfigView {
   private readonly tenantsByName = new Map<string, StoredTenant>();
   private readonly servicesByTenant = new Map<string, Map<string, StoredService>>();
-  private readonly tokensByHash = new Map<string, StoredToken>();
+  private readonly deploymentsByTenant = new Map<string, Map<string, StoredDeployment>>();
+  private readonly tokensByHash = new Map<string, Versioned<TokenRecord>>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly waiters: { revision: number; resolve: () => void }[] = [];
   private appliedRevision = 0;
@@ -112,18 +117,30 @@ export class ConfigView {
 
   /** A tenant's services by name, or every service (by tenant, then name). */
   services(tenant?: string): StoredService[] {
-    const groups = tenant === undefined ? [...this.servicesByTenant.values()] : [this.servicesByTenant.get(tenant) ?? new Map()];
-    return groups
-      .flatMap((group) => [...group.values()])
-      .sort((a, b) => a.record.tenant.localeCompare(b.record.tenant) || a.record.name.localeCompare(b.record.name));
+    return byTenant(this.servicesByTenant, tenant).sort(
+      (a, b) => a.record.tenant.localeCompare(b.record.tenant) || a.record.name.localeCompare(b.record.name),
+    );
+  }
+
+  /** A service's current (or last) deployment. */
+  deployment(tenant: string, service: string): StoredDeployment | undefined {
+    return this.deploymentsByTenant.get(tenant)?.get(service);
+  }
+
+  /** A tenant's deployments, or every deployment (by tenant, then service). */
+  deployments(tenant?: string): StoredDeployment[] {
+    return byTenant(this.deploymentsByTenant, tenant).sort(
+      (a, b) => a.record.tenant.localeCompare(b.record.tenant) || a.record.service.localeCompare(b.record.service),
+    );
   }
 
   token(hash: string): StoredToken | undefined {
-    return this.tokensByHash.get(hash);
+    const stored = this.tokensByHash.get(hash);
+    return stored === undefined ? undefined : { ...stored, hash };
   }
 
   tokens(): StoredToken[] {
-    return [...this.tokensByHash.values()];
+    return [...this.tokensByHash.entries()].map(([hash, stored]) => ({ ...stored, hash }));
   }
 
   onChange(listener: ChangeListener): () => void {
@@ -176,54 +193,89 @@ export class ConfigView {
   private applyEntry(entry: ConfigEntry): ApplyOutcome {
     const parsed = parseConfigKey(entry.key);
     if (parsed === undefined) return { outcome: 'ignored', reason: `key "${entry.key}" is not part of the config layout` };
-    const deleted = entry.operation !== 'PUT';
     const base = { revision: entry.revision, initialLoad: this.loading };
+    const owner = (tenant: string, service: string) => (t: string, s: string) =>
+      t === tenant && s === service ? undefined : `record names service "${t}/${s}"`;
 
-    if (parsed.kind === 'tenant') {
-      const previous = this.tenantsByName.get(parsed.tenant)?.record;
-      if (deleted) {
-        if (previous === undefined) return { outcome: 'unchanged' };
-        this.tenantsByName.delete(parsed.tenant);
-        return { outcome: 'applied', change: { kind: 'tenant', tenant: parsed.tenant, current: undefined, previous, ...base } };
+    switch (parsed.kind) {
+      case 'tenant': {
+        const { tenant } = parsed;
+        const result = applyToSlot(flatSlot(this.tenantsByName, tenant), entry, tenantRecord, (r) =>
+          r.name === tenant ? undefined : `record names tenant "${r.name}"`,
+        );
+        return 'outcome' in result ? result : { outcome: 'applied', change: { kind: 'tenant', tenant, ...result, ...base } };
       }
-      const decoded = decode(tenantRecord, entry.value);
-      if (!decoded.ok) return { outcome: 'invalid', reason: decoded.reason };
-      if (decoded.record.name !== parsed.tenant) return { outcome: 'invalid', reason: `record names tenant "${decoded.record.name}"` };
-      this.tenantsByName.set(parsed.tenant, { record: decoded.record, revision: entry.revision });
-      return { outcome: 'applied', change: { kind: 'tenant', tenant: parsed.tenant, current: decoded.record, previous, ...base } };
-    }
-
-    if (parsed.kind === 'service') {
-      const { tenant, service } = parsed;
-      const group = this.servicesByTenant.get(tenant);
-      const previous = group?.get(service)?.record;
-      if (deleted) {
-        if (previous === undefined || group === undefined) return { outcome: 'unchanged' };
-        group.delete(service);
-        if (group.size === 0) this.servicesByTenant.delete(tenant);
-        return { outcome: 'applied', change: { kind: 'service', tenant, service, current: undefined, previous, ...base } };
+      case 'service': {
+        const { tenant, service } = parsed;
+        const result = applyToSlot(groupedSlot(this.servicesByTenant, tenant, service), entry, serviceRecord, (r) =>
+          owner(tenant, service)(r.tenant, r.name),
+        );
+        return 'outcome' in result ? result : { outcome: 'applied', change: { kind: 'service', tenant, service, ...result, ...base } };
       }
-      const decoded = decode(serviceRecord, entry.value);
-      if (!decoded.ok) return { outcome: 'invalid', reason: decoded.reason };
-      if (decoded.record.tenant !== tenant || decoded.record.name !== service) {
-        return { outcome: 'invalid', reason: `record names service "${decoded.record.tenant}/${decoded.record.name}"` };
+      case 'deployment': {
+        const { tenant, service } = parsed;
+        const result = applyToSlot(groupedSlot(this.deploymentsByTenant, tenant, service), entry, deploymentRecord, (r) =>
+          owner(tenant, service)(r.tenant, r.service),
+        );
+        return 'outcome' in result ? result : { outcome: 'applied', change: { kind: 'deployment', tenant, service, ...result, ...base } };
       }
-      const target = group ?? new Map<string, StoredService>();
-      target.set(service, { record: decoded.record, revision: entry.revision });
-      this.servicesByTenant.set(tenant, target);
-      return { outcome: 'applied', change: { kind: 'service', tenant, service, current: decoded.record, previous, ...base } };
+      case 'token': {
+        const hash = entry.key.slice('tokens.'.length);
+        const result = applyToSlot(flatSlot(this.tokensByHash, hash), entry, tokenRecord, () => undefined);
+        return 'outcome' in result ? result : { outcome: 'applied', change: { kind: 'token', hash, ...result, ...base } };
+      }
     }
-
-    const hash = entry.key.slice('tokens.'.length);
-    const previous = this.tokensByHash.get(hash)?.record;
-    if (deleted) {
-      if (previous === undefined) return { outcome: 'unchanged' };
-      this.tokensByHash.delete(hash);
-      return { outcome: 'applied', change: { kind: 'token', hash, current: undefined, previous, ...base } };
-    }
-    const decoded = decode(tokenRecord, entry.value);
-    if (!decoded.ok) return { outcome: 'invalid', reason: decoded.reason };
-    this.tokensByHash.set(hash, { record: decoded.record, revision: entry.revision, hash });
-    return { outcome: 'applied', change: { kind: 'token', hash, current: decoded.record, previous, ...base } };
   }
+}
+
+/** Where one key's record lives in the view. */
+interface Slot<T> {
+  get(): Versioned<T> | undefined;
+  set(value: Versioned<T>): void;
+  delete(): void;
+}
+
+function flatSlot<T>(map: Map<string, Versioned<T>>, key: string): Slot<T> {
+  return { get: () => map.get(key), set: (value) => map.set(key, value), delete: () => map.delete(key) };
+}
+
+/** A record per service, grouped by tenant so a tenant's records are found without a scan. */
+function groupedSlot<T>(groups: Map<string, Map<string, Versioned<T>>>, tenant: string, service: string): Slot<T> {
+  return {
+    get: () => groups.get(tenant)?.get(service),
+    set: (value) => groups.set(tenant, (groups.get(tenant) ?? new Map<string, Versioned<T>>()).set(service, value)),
+    delete: () => {
+      const group = groups.get(tenant);
+      group?.delete(service);
+      if (group?.size === 0) groups.delete(tenant);
+    },
+  };
+}
+
+type SlotResult<T> = { current: T | undefined; previous: T | undefined } | Exclude<ApplyOutcome, { outcome: 'applied' }>;
+
+/** Applies a put or delete to one slot; `mismatch` says why a record does not belong under its key. */
+function applyToSlot<S extends z.ZodType>(
+  slot: Slot<z.output<S>>,
+  entry: ConfigEntry,
+  schema: S,
+  mismatch: (record: z.output<S>) => string | undefined,
+): SlotResult<z.output<S>> {
+  const previous = slot.get()?.record;
+  if (entry.operation !== 'PUT') {
+    if (previous === undefined) return { outcome: 'unchanged' };
+    slot.delete();
+    return { current: undefined, previous };
+  }
+  const decoded = decode(schema, entry.value);
+  if (!decoded.ok) return { outcome: 'invalid', reason: decoded.reason };
+  const wrong = mismatch(decoded.record);
+  if (wrong !== undefined) return { outcome: 'invalid', reason: wrong };
+  slot.set({ record: decoded.record, revision: entry.revision });
+  return { current: decoded.record, previous };
+}
+
+function byTenant<T>(groups: Map<string, Map<string, T>>, tenant: string | undefined): T[] {
+  const selected = tenant === undefined ? [...groups.values()] : [groups.get(tenant) ?? new Map<string, T>()];
+  return selected.flatMap((group) => [...group.values()]);
 }

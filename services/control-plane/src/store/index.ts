@@ -9,6 +9,7 @@ export {
   type StoredTenant,
   type StoredService,
   type StoredToken,
+  type StoredDeployment,
 } from './config-view.js';
 export { ConfigWatcher, type ConfigWatcherOptions } from './config-watcher.js';
 export {

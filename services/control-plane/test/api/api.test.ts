@@ -513,6 +513,33 @@ describe('services', () => {
     expect((await h.call('PUT', '/v1/tenants/svc/services/cas2', { token, body: spec(['cas.svc.test']) })).status).toBe(201);
   });
 
+  it('deletes the deployment record with its service', async () => {
+    expect((await h.call('PUT', '/v1/tenants/svc/services/deployed', { token, body: spec(['deployed.svc.test']) })).status).toBe(201);
+    await h.store.putDeployment(
+      {
+        schemaVersion: 1,
+        id: 'd1',
+        tenant: 'svc',
+        service: 'deployed',
+        revision: 'v1',
+        previousRevision: null,
+        previousTraffic: [],
+        strategy: 'blue-green',
+        steps: [100],
+        bakeMs: 0,
+        maxErrorRatio: 0.05,
+        phase: 'completed',
+        stepIndex: 0,
+        startedAt: 1,
+        phaseSince: 1,
+        message: '',
+      },
+      { ifAbsent: true },
+    );
+    expect((await h.call('DELETE', '/v1/tenants/svc/services/deployed', { token })).status).toBe(204);
+    expect(h.store.view.deployment('svc', 'deployed')).toBeUndefined();
+  });
+
   it("rejects one tenant's bad input without touching another tenant's service", async () => {
     const other = await tenantWithToken('bystander', ['bystander.test']);
     const before = await h.call('PUT', '/v1/tenants/bystander/services/web', { token: other, body: spec(['www.bystander.test']) });

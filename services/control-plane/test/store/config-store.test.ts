@@ -1,5 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buckets, openBucket, serviceSpec, untilConnected, type ServiceRecord, type TenantRecord } from '@switchyard/shared';
+import {
+  buckets,
+  openBucket,
+  serviceSpec,
+  untilConnected,
+  type DeploymentRecord,
+  type ServiceRecord,
+  type TenantRecord,
+} from '@switchyard/shared';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Registry } from 'prom-client';
 import { RevisionConflict, type ConfigChange, type ConfigStore, type ConfigView } from '../../src/store/index.js';
@@ -21,6 +29,7 @@ function contents(view: ConfigView) {
     tenants: view.tenants(),
     services: view.services(),
     tokens: view.tokens().sort((a, b) => a.hash.localeCompare(b.hash)),
+    deployments: view.deployments(),
   };
 }
 
@@ -58,6 +67,34 @@ describe('ConfigStore against a real nats-server', () => {
     await store.putService(service('acme', 'echo', 'echo.acme.test'), { ifAbsent: true });
     await store.deleteService('acme', 'echo');
     expect(store.view.services('acme')).toEqual([]);
+  });
+
+  it('keeps deployments per service with compare-and-set', async () => {
+    const store = await fixture.openStore();
+    const record: DeploymentRecord = {
+      schemaVersion: 1,
+      id: 'd1',
+      tenant: 'acme',
+      service: 'echo',
+      revision: 'green',
+      previousRevision: 'blue',
+      previousTraffic: [{ revision: 'blue', percent: 100 }],
+      strategy: 'blue-green',
+      steps: [100],
+      bakeMs: 0,
+      maxErrorRatio: 0.05,
+      phase: 'scaling',
+      stepIndex: -1,
+      startedAt: 1,
+      phaseSince: 1,
+      message: '',
+    };
+    const first = await store.putDeployment(record, { ifAbsent: true });
+    await expect(store.putDeployment({ ...record, phase: 'baking' }, { ifRevision: first + 1 })).rejects.toBeInstanceOf(RevisionConflict);
+    await store.putDeployment({ ...record, phase: 'baking' }, { ifRevision: first });
+    expect(store.view.deployment('acme', 'echo')?.record.phase).toBe('baking');
+    await store.deleteDeployment('acme', 'echo');
+    expect(store.view.deployments()).toEqual([]);
   });
 
   it('shows one replica the writes of another, with change notifications', async () => {
@@ -102,7 +139,7 @@ describe('ConfigStore against a real nats-server', () => {
   it('is ready at once on an empty bucket', async () => {
     const store = await fixture.openStore();
     expect(store.view.initialLoad).toBe(false);
-    expect(contents(store.view)).toEqual({ revision: 0, tenants: [], services: [], tokens: [] });
+    expect(contents(store.view)).toEqual({ revision: 0, tenants: [], services: [], tokens: [], deployments: [] });
   });
 
   it.each(['restart', 'kill'] as const)('keeps following changes across a nats-server %s', async (how) => {

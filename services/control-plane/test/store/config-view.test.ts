@@ -16,6 +16,24 @@ function del(key: string, revision: number): ConfigEntry {
 }
 const tenant = (name: string, domains: string[]) => ({ schemaVersion: 1, name, spec: { domains }, updatedAt: 1 });
 const service = (tenantName: string, name: string) => ({ schemaVersion: 1, tenant: tenantName, name, spec, updatedAt: 1 });
+const deployment = (tenantName: string, serviceName: string) => ({
+  schemaVersion: 1,
+  id: 'd1',
+  tenant: tenantName,
+  service: serviceName,
+  revision: 'green',
+  previousRevision: 'blue',
+  previousTraffic: [{ revision: 'blue', percent: 100 }],
+  strategy: 'canary',
+  steps: [10, 100],
+  bakeMs: 1000,
+  maxErrorRatio: 0.05,
+  phase: 'scaling',
+  stepIndex: -1,
+  startedAt: 1,
+  phaseSince: 1,
+  message: 'scaling green',
+});
 
 describe('ConfigView.apply', () => {
   const cases: { label: string; entries: ConfigEntry[]; outcome: string; check?: (view: ConfigView) => void }[] = [
@@ -42,6 +60,26 @@ describe('ConfigView.apply', () => {
       entries: [put('services.acme.echo', 1, service('acme', 'echo')), del('services.acme.echo', 2)],
       outcome: 'applied',
       check: (view) => expect(view.services()).toEqual([]),
+    },
+    {
+      label: 'a deployment',
+      entries: [put('deployments.acme.echo', 1, deployment('acme', 'echo'))],
+      outcome: 'applied',
+      check: (view) => {
+        expect(view.deployment('acme', 'echo')).toMatchObject({ revision: 1, record: { revision: 'green', phase: 'scaling' } });
+        expect(view.deployments('acme')).toHaveLength(1);
+      },
+    },
+    {
+      label: 'a delete of a deployment',
+      entries: [put('deployments.acme.echo', 1, deployment('acme', 'echo')), del('deployments.acme.echo', 2)],
+      outcome: 'applied',
+      check: (view) => expect(view.deployments()).toEqual([]),
+    },
+    {
+      label: 'a deployment stored under another service',
+      entries: [put('deployments.acme.web', 1, deployment('acme', 'echo'))],
+      outcome: 'invalid',
     },
     { label: 'a delete of something never seen', entries: [del('services.acme.echo', 3)], outcome: 'unchanged' },
     {

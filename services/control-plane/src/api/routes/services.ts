@@ -159,6 +159,9 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
         const expected = ifMatchRevision(request.headers['if-match']);
         if (expected !== undefined) checkRevision(expected, stored.revision, `service "${service}"`);
         await ctx.store.deleteService(tenant, service, expected ?? stored.revision);
+        // A deployment record outlives nothing it deploys.
+        const deployment = view.deployment(tenant, service);
+        if (deployment !== undefined) await ctx.store.deleteDeployment(tenant, service, deployment.revision);
         await ctx.publishStatus(statusEvent(stored.record, 'deleted', stored.revision));
       });
       return reply.code(204).send(null);
