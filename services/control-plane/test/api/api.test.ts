@@ -285,6 +285,29 @@ describe('tenants and grants', () => {
     );
   });
 
+  it('413 for a body over 1 MiB, 400 for an empty JSON body', async () => {
+    const huge = JSON.stringify({ domains: Array.from({ length: 60_000 }, (_, i) => `d${i}.big.test`) });
+    expectError(await h.call('PUT', '/v1/tenants/big', admin({ body: huge, headers: { 'content-type': 'application/json' } })), 413, [
+      '(body)',
+    ]);
+    expectError(await h.call('PUT', '/v1/tenants/big', admin({ body: '', headers: { 'content-type': 'application/json' } })), 400, [
+      '(body)',
+    ]);
+  });
+
+  it('409 for deleting a tenant at a stale If-Match', async () => {
+    const created = await h.call('PUT', '/v1/tenants/stale-del', admin({ body: { domains: ['stale-del.test'] } }));
+    await h.call(
+      'PUT',
+      '/v1/tenants/stale-del',
+      admin({ body: { domains: ['stale-del.example'] }, headers: { 'if-match': created.headers.etag as string } }),
+    );
+    expectError(await h.call('DELETE', '/v1/tenants/stale-del', admin({ headers: { 'if-match': created.headers.etag as string } })), 409, [
+      'header.if-match',
+    ]);
+    expect((await h.call('GET', '/v1/tenants/stale-del', admin())).status).toBe(200);
+  });
+
   it('409 for shrinking a grant under a service, and for deleting a tenant with services', async () => {
     const token = await tenantWithToken('shrink', ['shrink.test']);
     await h.call('PUT', '/v1/tenants/shrink/services/api', {
@@ -509,6 +532,11 @@ describe('services', () => {
     ).toBe(204);
     expectError(await h.call('GET', '/v1/tenants/svc/services/cas', { token }), 404, ['path.service']);
     expectError(await h.call('DELETE', '/v1/tenants/svc/services/cas', { token }), 404, ['path.service']);
+    expectError(
+      await h.call('PUT', '/v1/tenants/svc/services/cas', { token, body: spec(['cas.svc.test']), headers: { 'if-match': '"1"' } }),
+      409,
+      ['header.if-match'],
+    );
     // Once deleted, its hosts are free again, and the name can be created anew.
     expect((await h.call('PUT', '/v1/tenants/svc/services/cas2', { token, body: spec(['cas.svc.test']) })).status).toBe(201);
   });
@@ -605,6 +633,13 @@ describe('traffic', () => {
       status: 409,
       fields: ['header.if-match'],
       headers: { 'if-match': '"1"' },
+    },
+    {
+      label: 'a malformed If-Match',
+      body: { traffic: [{ revision: 'blue', percent: 100 }] },
+      status: 400,
+      fields: ['header.if-match'],
+      headers: { 'if-match': 'latest' },
     },
   ])('$status: $label', async ({ body, status, fields, headers }) => {
     expectError(await h.call('PUT', '/v1/tenants/shift/services/echo/traffic', { token, body, headers }), status, fields);
