@@ -59,7 +59,9 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
     const owner = `${tenant}/${name}`;
     const conflicts = spec.domains.flatMap((domain, i) => {
       const holder = claims.conflict(domain);
-      return holder === undefined ? [] : [{ field: `spec.domains[${i}]`, message: `"${domain}" overlaps a domain of service ${holder}, applied earlier` }];
+      return holder === undefined
+        ? []
+        : [{ field: `spec.domains[${i}]`, message: `"${domain}" overlaps a domain of service ${holder}, applied earlier` }];
     });
     if (conflicts.length > 0) {
       report(conflicts);
@@ -177,7 +179,10 @@ function serviceIR(
   };
   if (spec.retries.attempts > 0) service.retry = spec.retries;
   if (spec.rateLimit) {
-    service.rateLimit = { requestsPerSecond: spec.rateLimit.requestsPerSecond, burst: spec.rateLimit.burst ?? spec.rateLimit.requestsPerSecond };
+    service.rateLimit = {
+      requestsPerSecond: spec.rateLimit.requestsPerSecond,
+      burst: spec.rateLimit.burst ?? spec.rateLimit.requestsPerSecond,
+    };
   }
   if (spec.outlierDetection) service.outlierDetection = spec.outlierDetection;
   if (spec.tls) {

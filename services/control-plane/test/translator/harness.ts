@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { clusterName, type EndpointSet, type ServiceRecord, type TenantRecord } from '@switchyard/shared';
 import { parse } from 'yaml';
-import { defaultTranslateOptions, endpointKey, type DesiredState, type EndpointHealth, type TranslateOptions } from '../../src/translator/index.js';
+import {
+  defaultTranslateOptions,
+  endpointKey,
+  type DesiredState,
+  type EndpointHealth,
+  type TranslateOptions,
+} from '../../src/translator/index.js';
 
 /**
  * Golden-case input, written for people: tenants by grant, services by spec (as a tenant writes
@@ -13,7 +19,15 @@ interface CaseInput {
   tenants?: { name: string; domains: string[] }[];
   services?: { tenant: string; name: string; updatedAt?: number; spec: unknown }[];
   endpointSets?: { tenant: string; service: string; revision: string; generation?: number; endpoints: EndpointSet['endpoints'] }[];
-  health?: { tenant: string; service: string; revision: string; address: string; port: number; state: EndpointHealth['state']; since?: number }[];
+  health?: {
+    tenant: string;
+    service: string;
+    revision: string;
+    address: string;
+    port: number;
+    state: EndpointHealth['state'];
+    since?: number;
+  }[];
 }
 
 export function tenantRecord(name: string, domains: string[]): TenantRecord {
@@ -30,7 +44,15 @@ export function loadCase(file: string): { state: DesiredState; options: Translat
   const endpointSets = new Map<string, EndpointSet>();
   for (const set of input.endpointSets ?? []) {
     const { tenant, service, revision } = set;
-    endpointSets.set(clusterName(set), { schemaVersion: 1, tenant, service, revision, generation: set.generation ?? 1, endpoints: set.endpoints, ts: 0 });
+    endpointSets.set(clusterName(set), {
+      schemaVersion: 1,
+      tenant,
+      service,
+      revision,
+      generation: set.generation ?? 1,
+      endpoints: set.endpoints,
+      ts: 0,
+    });
   }
   const health = new Map<string, Map<string, EndpointHealth>>();
   for (const entry of input.health ?? []) {

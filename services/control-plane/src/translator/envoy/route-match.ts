@@ -1,7 +1,11 @@
 import type { NodeGroup, ProtoObject } from '../../resources.js';
 import type { HeaderMatchIR, QueryMatchIR, RouteIR } from '../ir.js';
 
-function stringMatch(matcher: { exact?: string | undefined; prefix?: string | undefined; regex?: string | undefined }): ProtoObject | undefined {
+function stringMatch(matcher: {
+  exact?: string | undefined;
+  prefix?: string | undefined;
+  regex?: string | undefined;
+}): ProtoObject | undefined {
   if (matcher.exact !== undefined) return { exact: matcher.exact };
   if (matcher.prefix !== undefined) return { prefix: matcher.prefix };
   if (matcher.regex !== undefined) return { safe_regex: { regex: matcher.regex } };

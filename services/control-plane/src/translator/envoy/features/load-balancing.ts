@@ -32,7 +32,14 @@ export const loadBalancing: Feature = {
             name: 'envoy.load_balancing_policies.wrr_locality',
             typed_config: typed(EnvoyType.WrrLocality, {
               endpoint_picking_policy: {
-                policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: typed(EnvoyType.RoundRobin) } }],
+                policies: [
+                  {
+                    typed_extension_config: {
+                      name: 'envoy.load_balancing_policies.round_robin',
+                      typed_config: typed(EnvoyType.RoundRobin),
+                    },
+                  },
+                ],
               },
             }),
           },

@@ -14,7 +14,9 @@ export const upstreamProtocol: Feature = {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(EnvoyType.HttpProtocolOptions, {
         explicit_http_config:
           service.protocol === 'grpc'
-            ? { http2_protocol_options: { initial_stream_window_size: wrapped(65_536), initial_connection_window_size: wrapped(1_048_576) } }
+            ? {
+                http2_protocol_options: { initial_stream_window_size: wrapped(65_536), initial_connection_window_size: wrapped(1_048_576) },
+              }
             : { http_protocol_options: {} },
       }),
     };
