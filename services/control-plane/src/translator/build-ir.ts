@@ -40,18 +40,18 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   for (const record of [...state.services].sort(applyOrder)) {
     const report = (problems: Problem[]) =>
       problems.forEach((p) => errors.push({ tenant: String(record.tenant), service: String(record.name), ...p }));
-    const parsed = serviceRecord.safeParse(record);
-    if (!parsed.success) {
-      report(describeIssues(parsed.error));
+    const checked = checkRecord(record);
+    if (checked.record === undefined) {
+      report(checked.problems);
       continue;
     }
-    const { tenant, name, spec } = parsed.data;
+    const { tenant, name, spec } = checked.record;
     const granted = grants.get(tenant);
     if (granted === undefined) {
       report([{ field: 'tenant', message: `tenant "${tenant}" does not exist or its record is invalid` }]);
       continue;
     }
-    const problems = specProblems(spec, tenant, granted);
+    const problems = [...grantProblems(spec, tenant, granted), ...checked.problems];
     if (problems.length > 0) {
       report(problems);
       continue;
@@ -100,17 +100,42 @@ function tenantGrants(tenants: readonly TenantRecord[]): Map<string, string[]> {
   return grants;
 }
 
-/** Everything about one spec that Envoy or gRPC would reject, or that the tenant may not do. */
-function specProblems(spec: ServiceSpec, tenant: string, granted: string[]): Problem[] {
+/** The parsed record (absent when the schema refuses it) and every problem found without the tenant's grant. */
+type CheckedRecord = { record?: ServiceRecord; problems: Problem[] };
+
+/**
+ * Checks of a record alone, remembered per record object: translation runs on every endpoint
+ * change, while a stored record changes only when its tenant applies a new spec.
+ */
+const checkedRecords = new WeakMap<ServiceRecord, CheckedRecord>();
+
+function checkRecord(record: ServiceRecord): CheckedRecord {
+  const known = checkedRecords.get(record);
+  if (known !== undefined) return known;
+  const parsed = serviceRecord.safeParse(record);
+  const checked: CheckedRecord = parsed.success
+    ? { record: parsed.data, problems: specProblems(parsed.data.spec) }
+    : { problems: describeIssues(parsed.error) };
+  checkedRecords.set(record, checked);
+  return checked;
+}
+
+function grantProblems(spec: ServiceSpec, tenant: string, granted: string[]): Problem[] {
+  return spec.domains.flatMap((domain, i) =>
+    grantCovers(granted, domain)
+      ? []
+      : [
+          {
+            field: `spec.domains[${i}]`,
+            message: `"${domain}" is not within tenant ${tenant}'s granted domains (${granted.join(', ') || 'none'})`,
+          },
+        ],
+  );
+}
+
+/** Everything about one spec that Envoy or gRPC would reject beyond the schema. */
+function specProblems(spec: ServiceSpec): Problem[] {
   const problems: Problem[] = [];
-  spec.domains.forEach((domain, i) => {
-    if (!grantCovers(granted, domain)) {
-      problems.push({
-        field: `spec.domains[${i}]`,
-        message: `"${domain}" is not within tenant ${tenant}'s granted domains (${granted.join(', ') || 'none'})`,
-      });
-    }
-  });
   const regex = (pattern: string | undefined, field: string) => {
     const problem = pattern === undefined ? undefined : re2Problem(pattern);
     if (problem !== undefined) problems.push({ field, message: problem });

@@ -1,4 +1,15 @@
-import { RE2 } from 're2-wasm';
+import { createRequire } from 'node:module';
+
+// RE2 itself, without re2-wasm's JavaScript-syntax translation (Envoy gets the pattern as is).
+// Its objects live in WebAssembly memory and must be deleted: never freed, they exhaust it.
+interface CompiledRE2 {
+  ok(): boolean;
+  error(): string;
+  delete(): void;
+}
+const { WrappedRE2 } = createRequire(import.meta.url)('re2-wasm/build/wasm/re2.js') as {
+  WrappedRE2: new (pattern: string, ignoreCase: boolean, multiline: boolean, dotAll: boolean) => CompiledRE2;
+};
 
 /**
  * Tenant regexes are checked with RE2 (the engine of Envoy and of grpc-js-xds), not with
@@ -16,17 +27,32 @@ export const maxProgramSize = 100;
 /** Cost of a character class or "." in a UTF-8 RE2 program: several byte ranges each. */
 const classCost = 10;
 
+/** Verdicts by pattern: every translation checks every route, and most patterns repeat. */
+const verdicts = new Map<string, string | undefined>();
+const maxVerdicts = 10_000;
+
 /** Returns why RE2 (as Envoy and gRPC run it) would not accept the pattern, or undefined. */
 export function re2Problem(pattern: string): string | undefined {
+  if (verdicts.has(pattern)) return verdicts.get(pattern);
+  const verdict = compileProblem(pattern) ?? sizeProblem(pattern);
+  if (verdicts.size >= maxVerdicts) verdicts.clear();
+  verdicts.set(pattern, verdict);
+  return verdict;
+}
+
+function compileProblem(pattern: string): string | undefined {
+  // Envoy compiles the pattern as is; grpc-js-xds anchors it (`^${pattern}$`), which a valid pattern survives.
+  const compiled = new WrappedRE2(pattern, false, false, false);
   try {
-    // grpc-js-xds compiles safe_regex matchers exactly this way.
-    new RE2(`^${pattern}$`, 'u');
-  } catch (error) {
-    return `is not a valid RE2 regular expression (no lookaround or backreferences): ${(error as Error).message.replace(/^Invalid regular expression: \/.*\/u: /s, '')}`;
+    return compiled.ok() ? undefined : `is not a valid RE2 regular expression (no lookaround or backreferences): ${compiled.error()}`;
+  } finally {
+    compiled.delete();
   }
+}
+
+function sizeProblem(pattern: string): string | undefined {
   const size = estimateProgramSize(pattern);
-  if (size > maxProgramSize) return `is too complex for Envoy (estimated RE2 program size ${size}, at most ${maxProgramSize})`;
-  return undefined;
+  return size > maxProgramSize ? `is too complex for Envoy (estimated RE2 program size ${size}, at most ${maxProgramSize})` : undefined;
 }
 
 /**

@@ -55,3 +55,13 @@ describe('estimateProgramSize', () => {
     }
   });
 });
+
+describe('re2Problem on many patterns', () => {
+  it('frees what it compiles (WebAssembly memory is not garbage-collected)', () => {
+    for (let i = 0; i < 25_000; i++) expect(re2Problem(`/r${i}/[0-9]+`)).toBeUndefined();
+  });
+
+  it('does not let a pattern close a group it did not open', () => {
+    expect(re2Problem('a)|(b')).toContain('unexpected )');
+  });
+});

@@ -73,6 +73,14 @@ describe('tenant isolation', () => {
     expect(result.errors[0]?.field).toBe('spec.domains[0]');
   });
 
+  it('checks the grant on every translation, also of a record it has seen before', () => {
+    const record = web('tenant-a', 'www.a.test', 8080);
+    expect(virtualHostNames(translate(state([record])))).toEqual(['tenant-a_web']);
+    const revoked = translate({ ...state([record]), tenants: [tenantRecord('tenant-a', ['elsewhere.test'])] });
+    expect(virtualHostNames(revoked)).toEqual([]);
+    expect(virtualHostNames(translate(state([record])))).toEqual(['tenant-a_web']);
+  });
+
   it('never lets a tenant change the shared HTTP listener', () => {
     const empty = translate(state([]));
     const busy = translate(
