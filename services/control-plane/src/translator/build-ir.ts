@@ -4,7 +4,6 @@ import {
   serviceRecord,
   tenantRecord,
   trafficSplit,
-  type RevisionSpec,
   type ServiceRecord,
   type ServiceSpec,
   type TenantRecord,
@@ -18,6 +17,8 @@ import { re2Problem } from './regex.js';
 
 export interface IRResult {
   services: ServiceIR[];
+  /** Endpoints by cluster name, for every revision of every service. */
+  endpoints: Map<string, EndpointIR[]>;
   errors: TranslationError[];
   nextChangeAt?: number;
 }
@@ -34,6 +35,7 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   const grants = tenantGrants(state.tenants);
   const errors: TranslationError[] = [];
   const services: ServiceIR[] = [];
+  const endpoints = new Map<string, EndpointIR[]>();
   const claims = new DomainClaims<string>();
   let nextChangeAt: number | undefined;
 
@@ -69,17 +71,20 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
     }
     spec.domains.forEach((domain) => claims.claim(domain, owner));
 
-    const service = serviceIR(tenant, name, spec, (revision, cluster) => {
+    checked.service ??= serviceIR(tenant, name, spec);
+    const service = checked.service;
+    spec.revisions.forEach((revision, i) => {
+      const { cluster } = service.revisions[i] as ServiceIR['revisions'][number];
       const resolved = resolveEndpoints(revision, cluster, state, options.reapUnhealthyAfterMs);
       report(resolved.dropped);
       if (resolved.nextReapAt !== undefined) nextChangeAt = Math.min(nextChangeAt ?? Infinity, resolved.nextReapAt);
-      return resolved.endpoints;
+      endpoints.set(cluster, resolved.endpoints);
     });
     services.push(service);
   }
   errors.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.service.localeCompare(b.service) || a.field.localeCompare(b.field));
   services.sort((a, b) => a.id.localeCompare(b.id));
-  return nextChangeAt === undefined ? { services, errors } : { services, errors, nextChangeAt };
+  return nextChangeAt === undefined ? { services, endpoints, errors } : { services, endpoints, errors, nextChangeAt };
 }
 
 /** Oldest first, then by name, so conflicts resolve the same way on every replica. */
@@ -100,8 +105,11 @@ function tenantGrants(tenants: readonly TenantRecord[]): Map<string, string[]> {
   return grants;
 }
 
-/** The parsed record (absent when the schema refuses it) and every problem found without the tenant's grant. */
-type CheckedRecord = { record?: ServiceRecord; problems: Problem[] };
+/**
+ * The parsed record (absent when the schema refuses it), every problem found without the
+ * tenant's grant, and the service's IR once it has been accepted.
+ */
+type CheckedRecord = { record?: ServiceRecord; problems: Problem[]; service?: ServiceIR };
 
 /**
  * Checks of a record alone, remembered per record object: translation runs on every endpoint
@@ -168,12 +176,7 @@ function pathMatch(match: ServiceSpec['routes'][number]['match']): PathMatchIR {
   return { kind: 'prefix', value: match.prefix ?? '/' };
 }
 
-function serviceIR(
-  tenant: string,
-  name: string,
-  spec: ServiceSpec,
-  endpointsOf: (revision: RevisionSpec, cluster: string) => EndpointIR[],
-): ServiceIR {
+function serviceIR(tenant: string, name: string, spec: ServiceSpec): ServiceIR {
   const id = `${tenant}_${name}`;
   const clusterOf = (revision: string) => clusterName({ tenant, service: name, revision });
   const routes: RouteIR[] = spec.routes.map((route, i) => ({
@@ -194,10 +197,7 @@ function serviceIR(
     headers: spec.headers,
     circuitBreakers: spec.circuitBreakers,
     healthCheck: spec.healthCheck,
-    revisions: spec.revisions.map((revision) => {
-      const cluster = clusterOf(revision.name);
-      return { name: revision.name, cluster, endpoints: endpointsOf(revision, cluster) };
-    }),
+    revisions: spec.revisions.map((revision) => ({ name: revision.name, cluster: clusterOf(revision.name) })),
     traffic: trafficSplit(spec)
       .filter((entry) => entry.percent > 0)
       .map((entry) => ({ cluster: clusterOf(entry.revision), weight: entry.percent })),

@@ -2,8 +2,10 @@ import type { RouteSpec, ServiceSpec } from '@switchyard/shared';
 
 /**
  * The intermediate representation between tenants' specs and Envoy resources: only services
- * that passed every check reach it, with names, defaults and endpoint health resolved. The
- * Envoy builders read nothing else, so what they emit depends on validated input only.
+ * that passed every check reach it, with names and defaults resolved. The Envoy builders read
+ * nothing else, so what they emit depends on validated input only. A ServiceIR depends on its
+ * stored record alone and is the same object for as long as the record is; endpoints, which
+ * change all the time, are kept apart.
  */
 
 export type HeaderMatchIR = RouteSpec['match']['headers'][number];
@@ -33,7 +35,6 @@ export interface RevisionIR {
   name: string;
   /** `clusterName()` of this revision: the cluster and its load assignment. */
   cluster: string;
-  endpoints: EndpointIR[];
 }
 
 export interface TlsIR {

@@ -207,6 +207,23 @@ describe('translate', () => {
     expect(fromParsed.snapshot).toEqual(fromInput.snapshot);
   });
 
+  it('returns the very same objects for resources that did not change', () => {
+    const records = state(services);
+    const first = translate(records);
+    const moved = translate({
+      ...records,
+      health: new Map([['sy_tenant-b_rpc_blue', new Map([['10.0.0.2:50051', { state: 'unhealthy' as const, since: 0 }]])]]),
+    });
+    for (const group of ['envoy', 'grpc'] as const) {
+      const clusters = (result: typeof first) => result.snapshot[group].get(TypeUrl.Cluster);
+      for (const [name, cluster] of clusters(first) ?? []) expect(clusters(moved)?.get(name)).toBe(cluster);
+      const assignment = (result: typeof first) => result.snapshot[group].get(TypeUrl.ClusterLoadAssignment)?.get('sy_tenant-b_rpc_blue');
+      expect(JSON.stringify(assignment(moved))).toContain('UNHEALTHY');
+      expect(JSON.stringify(assignment(first))).not.toContain('UNHEALTHY');
+    }
+    expect(envoy(moved, TypeUrl.Listener, 'http')).toBe(envoy(first, TypeUrl.Listener, 'http'));
+  });
+
   it('uses the default options when none are given', () => {
     expect(translate(state([]))).toEqual(translate(state([]), defaultTranslateOptions));
   });

@@ -1,5 +1,5 @@
 import type { ProtoObject } from '../../resources.js';
-import type { RevisionIR, ServiceIR } from '../ir.js';
+import type { EndpointIR, RevisionIR, ServiceIR } from '../ir.js';
 import type { BuildContext } from './feature.js';
 import { features } from './features/index.js';
 import { adsSource, duration, wrapped } from './proto.js';
@@ -21,15 +21,15 @@ export function buildCluster(revision: RevisionIR, service: ServiceIR, context: 
  * Unhealthy and draining endpoints stay listed with their status so Envoy's admin view and
  * stats show them; neither Envoy nor gRPC clients send them new requests.
  */
-export function buildLoadAssignment(revision: RevisionIR): ProtoObject {
-  if (revision.endpoints.length === 0) return { cluster_name: revision.cluster, endpoints: [] };
+export function buildLoadAssignment(cluster: string, endpoints: readonly EndpointIR[]): ProtoObject {
+  if (endpoints.length === 0) return { cluster_name: cluster, endpoints: [] };
   return {
-    cluster_name: revision.cluster,
+    cluster_name: cluster,
     endpoints: [
       {
         locality: {},
         load_balancing_weight: wrapped(1),
-        lb_endpoints: revision.endpoints.map((endpoint) => ({
+        lb_endpoints: endpoints.map((endpoint) => ({
           endpoint: { address: { socket_address: { address: endpoint.address, port_value: endpoint.port } } },
           health_status: endpoint.status,
         })),

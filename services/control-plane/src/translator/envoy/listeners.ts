@@ -75,6 +75,7 @@ export function httpListener(options: TranslateOptions): ProtoObject {
  * filter chains is invalid; adding or removing a chain drains only that chain's connections.
  */
 export function httpsListener(services: readonly ServiceIR[], options: TranslateOptions): ProtoObject | undefined {
+  const filter = connectionManager(EnvoyListener.https, options);
   const filterChains = services.flatMap((service) => {
     if (service.tls === undefined) return [];
     return [
@@ -91,7 +92,7 @@ export function httpsListener(services: readonly ServiceIR[], options: Translate
             },
           }),
         },
-        filters: [connectionManager(EnvoyListener.https, options)],
+        filters: [filter],
       },
     ];
   });

@@ -43,7 +43,7 @@ export function buildRedirectVirtualHost(service: ServiceIR, https: ListenerOpti
  * rule can override these (the spec refuses x-forwarded-* names anyway). With trusted proxies
  * in front (`trustedHops`), Envoy derives the client address from their X-Forwarded-For.
  */
-export function forwardedHeaders(scheme: 'http' | 'https', listener: ListenerOptions): ProtoObject[] {
+function forwardedHeaders(scheme: 'http' | 'https', listener: ListenerOptions): ProtoObject[] {
   const set = (key: string, value: string) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
   return [
     set('x-forwarded-for', '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%'),
@@ -51,4 +51,9 @@ export function forwardedHeaders(scheme: 'http' | 'https', listener: ListenerOpt
     set('x-forwarded-host', '%REQ(:AUTHORITY)%'),
     set('x-forwarded-port', String(listener.publicPort)),
   ];
+}
+
+/** The route configuration of one of Envoy's shared listeners (named like the listener and its scheme). */
+export function sharedRouteConfig(name: 'http' | 'https', virtualHosts: ProtoObject[], listener: ListenerOptions): ProtoObject {
+  return { name, virtual_hosts: virtualHosts, request_headers_to_add: forwardedHeaders(name, listener) };
 }
