@@ -166,6 +166,14 @@ function specProblems(spec: ServiceSpec): Problem[] {
       }
     });
   });
+  // Envoy requires these durations to be positive and would reject the cluster.
+  const positive = (ms: number | undefined, field: string) => {
+    if (ms !== undefined && ms <= 0) problems.push({ field, message: 'must be longer than 0' });
+  };
+  positive(spec.healthCheck.interval, 'spec.healthCheck.interval');
+  positive(spec.healthCheck.timeout, 'spec.healthCheck.timeout');
+  positive(spec.outlierDetection?.interval, 'spec.outlierDetection.interval');
+  positive(spec.outlierDetection?.baseEjectionTime, 'spec.outlierDetection.baseEjectionTime');
   if (spec.tls) problems.push(...certificateProblems(spec.tls.certificateChain, spec.tls.privateKey));
   return problems;
 }
