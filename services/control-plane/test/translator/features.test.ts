@@ -5,7 +5,7 @@ import { defaultTranslateOptions } from '../../src/translator/desired-state.js';
 import { localRateLimit } from '../../src/translator/envoy/features/local-rate-limit.js';
 import { grpcRetryConditions, retries } from '../../src/translator/envoy/features/retries.js';
 import { timeouts } from '../../src/translator/envoy/features/timeouts.js';
-import { headerMatcher, queryMatcher, routeAppliesTo } from '../../src/translator/envoy/route-match.js';
+import { headerMatcher, queryMatcher, routeAppliesTo, routeMatch } from '../../src/translator/envoy/route-match.js';
 import type { RouteIR, ServiceIR } from '../../src/translator/ir.js';
 
 /** A retry spec with the defaults filled, as a stored service has it. */
@@ -114,7 +114,17 @@ describe('route matchers', () => {
       { name: 'x-a', range_match: { start: 1, end: 9 } },
     ],
   ])('header %j', (header, expected) => {
-    expect(headerMatcher(header)).toEqual(expected);
+    expect(headerMatcher(header, 'envoy')).toEqual(expected);
+  });
+
+  it('groups regexes for gRPC clients, which anchor them without a group', () => {
+    expect(headerMatcher({ name: 'x-a', regex: 'a|b', invert: false }, 'grpc')).toEqual({
+      name: 'x-a',
+      string_match: { safe_regex: { regex: '(?:a|b)' } },
+    });
+    const regexRoute: RouteIR = { ...route, path: { kind: 'regex', value: '/a|/b' } };
+    expect(routeMatch(regexRoute, 'grpc')).toEqual({ safe_regex: { regex: '(?:/a|/b)' } });
+    expect(routeMatch(regexRoute, 'envoy')).toEqual({ safe_regex: { regex: '/a|/b' } });
   });
 
   it('matches query parameters by value or presence', () => {

@@ -14,7 +14,7 @@ export function buildVirtualHost(service: ServiceIR, context: BuildContext): Pro
         weighted_clusters: { clusters: service.traffic.map((entry) => ({ name: entry.cluster, weight: { value: entry.weight } })) },
       };
       for (const feature of features) feature.routeAction?.(action, route, service, context);
-      return { name: route.name, match: routeMatch(route), route: action };
+      return { name: route.name, match: routeMatch(route, context.group), route: action };
     });
   const virtualHost: ProtoObject = { name: service.id, domains: service.domains, routes };
   for (const feature of features) feature.virtualHost?.(virtualHost, service, context);
