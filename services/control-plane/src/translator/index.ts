@@ -12,3 +12,4 @@ export {
   type TranslationResult,
 } from './desired-state.js';
 export { EnvoyListener } from './envoy/listeners.js';
+export { recordEndpointSet, recordHealth } from './inputs.js';
