@@ -29,7 +29,7 @@ type Problem = { field: string; message: string };
  * Validates every service on its own and resolves it into the IR. A service with any problem
  * is left out whole, with errors naming tenant, service and field, so one tenant's input can
  * never reach (or break) the configuration shared with others. Domain conflicts go to the
- * service applied first (oldest `updatedAt`): a newcomer cannot take a live service's hosts.
+ * service created first: a newcomer cannot take a live service's hosts.
  */
 export function buildIR(state: DesiredState, options: TranslateOptions): IRResult {
   const grants = tenantGrants(state.tenants);
@@ -87,13 +87,14 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   return nextChangeAt === undefined ? { services, endpoints, errors } : { services, endpoints, errors, nextChangeAt };
 }
 
-/** Oldest first, then by name, so conflicts resolve the same way on every replica. */
+/**
+ * Oldest first (by `createdAt`, which updates keep, else `updatedAt`), then by name, so
+ * conflicts resolve the same way on every replica and a live service keeps its domains when
+ * its tenant updates it.
+ */
 function applyOrder(a: ServiceRecord, b: ServiceRecord): number {
-  return (
-    (Number(a.updatedAt) || 0) - (Number(b.updatedAt) || 0) ||
-    String(a.tenant).localeCompare(String(b.tenant)) ||
-    String(a.name).localeCompare(String(b.name))
-  );
+  const age = (record: ServiceRecord) => Number(record.createdAt ?? record.updatedAt) || 0;
+  return age(a) - age(b) || String(a.tenant).localeCompare(String(b.tenant)) || String(a.name).localeCompare(String(b.name));
 }
 
 function tenantGrants(tenants: readonly TenantRecord[]): Map<string, string[]> {

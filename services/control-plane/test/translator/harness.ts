@@ -17,7 +17,7 @@ interface CaseInput {
   options?: Partial<TranslateOptions>;
   now?: number;
   tenants?: { name: string; domains: string[] }[];
-  services?: { tenant: string; name: string; updatedAt?: number; spec: unknown }[];
+  services?: { tenant: string; name: string; createdAt?: number; updatedAt?: number; spec: unknown }[];
   endpointSets?: { tenant: string; service: string; revision: string; generation?: number; endpoints: EndpointSet['endpoints'] }[];
   health?: {
     tenant: string;
@@ -35,8 +35,10 @@ export function tenantRecord(name: string, domains: string[]): TenantRecord {
 }
 
 /** A service record as it comes out of the KV; the spec is passed through unparsed so invalid input reaches the translator. */
-export function serviceRecord(tenant: string, name: string, spec: unknown, updatedAt = 0): ServiceRecord {
-  return { schemaVersion: 1, tenant, name, spec: spec as ServiceRecord['spec'], updatedAt };
+export function serviceRecord(tenant: string, name: string, spec: unknown, updatedAt = 0, createdAt?: number): ServiceRecord {
+  const record: ServiceRecord = { schemaVersion: 1, tenant, name, spec: spec as ServiceRecord['spec'], updatedAt };
+  if (createdAt !== undefined) record.createdAt = createdAt;
+  return record;
 }
 
 export function loadCase(file: string): { state: DesiredState; options: TranslateOptions } {
@@ -64,7 +66,7 @@ export function loadCase(file: string): { state: DesiredState; options: Translat
   return {
     state: {
       tenants: (input.tenants ?? []).map((t) => tenantRecord(t.name, t.domains)),
-      services: (input.services ?? []).map((s) => serviceRecord(s.tenant, s.name, s.spec, s.updatedAt)),
+      services: (input.services ?? []).map((s) => serviceRecord(s.tenant, s.name, s.spec, s.updatedAt, s.createdAt)),
       endpointSets,
       health,
       now: input.now ?? 0,

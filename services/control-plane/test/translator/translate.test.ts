@@ -67,6 +67,16 @@ describe('tenant isolation', () => {
     }
   });
 
+  it('keeps a live service its domains when its tenant updates it', () => {
+    const live = { ...web('tenant-a', 'www.a.test', 8080), createdAt: 10, updatedAt: 30 };
+    const newcomer = {
+      ...serviceRecord('tenant-a', 'copy', { domains: ['www.a.test'], revisions: [{ name: 'v1', command: 'x' }] }),
+      createdAt: 20,
+      updatedAt: 20,
+    };
+    expect(virtualHostNames(translate(state([live, newcomer])))).toEqual(['tenant-a_web']);
+  });
+
   it('rejects a service whose tenant grant no longer covers its domain', () => {
     const result = translate({ ...state([web('tenant-a', 'www.a.test', 8080)]), tenants: [tenantRecord('tenant-a', ['other.test'])] });
     expect(virtualHostNames(result)).toEqual([]);
