@@ -89,3 +89,4 @@ export {
   type ServiceRecord,
   type TokenRecord,
 } from './store.js';
+export { asyncApiDocument, asyncApiYaml } from './asyncapi.js';
