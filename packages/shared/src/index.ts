@@ -85,8 +85,12 @@ export {
   serviceRecord,
   tokenRecord,
   parseConfigKey,
+  deploymentRecord,
+  deploymentActive,
   type TenantRecord,
   type ServiceRecord,
   type TokenRecord,
+  type DeploymentRecord,
+  type DeploymentPhase,
 } from './store.js';
 export { asyncApiDocument, asyncApiYaml } from './asyncapi.js';
