@@ -84,7 +84,10 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
         const existing = view.service(tenant, service);
         const condition = putCondition(request.headers['if-match'], existing, `service "${service}"`);
         enforcePolicy(ctx, tenant, service, spec);
-        const record: ServiceRecord = { schemaVersion: 1, tenant, name: service, spec, updatedAt: Date.now() };
+        const now = Date.now();
+        // createdAt survives updates: the translator resolves host conflicts in favour of the older service.
+        const createdAt = existing?.record.createdAt ?? existing?.record.updatedAt ?? now;
+        const record: ServiceRecord = { schemaVersion: 1, tenant, name: service, spec, createdAt, updatedAt: now };
         const revision = await ctx.store.putService(record, condition);
         await ctx.publishStatus(statusEvent(record, 'applied', revision));
         reply.code(existing === undefined ? 201 : 200);
