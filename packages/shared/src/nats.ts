@@ -232,10 +232,12 @@ export async function consumeStream<K extends SubjectKindName>(
   options: { stream: string; pattern: string; replay: ReplayFrom },
   deps: { logger: Logger; registry: Registry },
   handler: (message: TypedMessage<K>, sequence: number, pending: number) => void | Promise<void>,
-): Promise<{ stop: () => Promise<void> }> {
+): Promise<{ stop: () => Promise<void>; caughtUp: Promise<void> }> {
   const { dropped } = messageCounters(deps.registry);
   const js = jetstream(nc);
   const replay = options.replay;
+  let markCaughtUp = () => {};
+  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
   const deliver =
     replay.from === 'all'
       ? { deliver_policy: 'all' as const }
@@ -246,19 +248,24 @@ export async function consumeStream<K extends SubjectKindName>(
           : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
   const consumer = await js.consumers.get(options.stream, { filter_subjects: options.pattern, ...deliver });
   const messages = await consumer.consume();
+  // Nothing to replay: caught up at once. Otherwise the message that leaves nothing pending marks it.
+  if ((await consumer.info()).num_pending === 0) markCaughtUp();
   const done = (async () => {
     for await (const msg of messages) {
       const decoded = decodeMessage(name, msg, deps.logger, dropped);
-      if (decoded === undefined) continue;
-      try {
-        await otelContext.with(decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
-      } catch (err) {
-        dropped.inc({ kind: name, reason: 'handler_error' });
-        deps.logger.error({ err, subject: msg.subject }, 'stream handler failed');
+      if (decoded !== undefined) {
+        try {
+          await otelContext.with(decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
+        } catch (err) {
+          dropped.inc({ kind: name, reason: 'handler_error' });
+          deps.logger.error({ err, subject: msg.subject }, 'stream handler failed');
+        }
       }
+      if (msg.info.pending === 0) markCaughtUp();
     }
   })();
   return {
+    caughtUp,
     stop: async () => {
       await messages.close();
       await done;
