@@ -10,6 +10,7 @@ import type { ApiContext } from './context.js';
 import { notFound, sendError, toApiError, validatorCompiler } from './errors.js';
 import { natsStatusPublisher, type StatusPublisher } from './events.js';
 import { registerNodeRoutes } from './routes/nodes.js';
+import { registerDeploymentRoutes, type DeploymentHooks } from './routes/deployments.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerTenantRoutes } from './routes/tenants.js';
 import type { NodesProvider, ServiceStatusProvider } from './status.js';
@@ -34,6 +35,8 @@ export interface ApiServerOptions {
   status?: ServiceStatusProvider;
   /** Where service change events go; defaults to JetStream on the store's connection. */
   publishStatus?: StatusPublisher;
+  /** The deployment controller; without it the deployment routes are not served. */
+  deployments?: DeploymentHooks;
 }
 
 export interface ApiServer {
@@ -122,6 +125,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   registerTenantRoutes(app, ctx);
   registerServiceRoutes(app, ctx);
   registerNodeRoutes(app, ctx);
+  if (options.deployments) registerDeploymentRoutes(app, ctx, options.deployments);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
 
