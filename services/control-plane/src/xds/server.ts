@@ -42,6 +42,8 @@ export interface XdsServer {
   readonly streamCount: number;
   /** True when no stream has a request held, a push queued or a response unanswered. */
   settled(): boolean;
+  /** Streams whose every requested type is sent, answered and current (at least `minTypes` requested). */
+  streamsInSync(minTypes?: number): number;
   /** Ends every stream with UNAVAILABLE; clients reconnect. */
   dropAllStreams(): void;
   /** Ends every stream and detaches from the cache. */
@@ -268,6 +270,7 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
     settled: () =>
       scheduler.queued === 0 &&
       [...entries].every(({ stream }) => stream.heldRequests === 0 && [...stream.views.values()].every((v) => v.inflight === undefined)),
+    streamsInSync: (minTypes = 1) => [...entries].filter(({ stream }) => stream.inSync(minTypes)).length,
     dropAllStreams: endAll,
     close: () => {
       unsubscribe();

@@ -159,6 +159,15 @@ export class XdsStream {
     }
   }
 
+  /** Every requested type is current for this client, nothing held, queued or unanswered. */
+  inSync(minTypes = 1): boolean {
+    if (this.held.length > 0 || this.views.size < minTypes) return false;
+    for (const view of this.views.values()) {
+      if (view.inflight !== undefined || view.mustRespond || view.synced !== view.state.revision || view.overrides.size > 0) return false;
+    }
+    return true;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
