@@ -90,6 +90,9 @@ const channelOptions: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 256 * 1024 * 1024,
   'grpc.initial_reconnect_backoff_ms': 250,
   'grpc.max_reconnect_backoff_ms': 2000,
+  // Envoy's HTTP/2 windows are large (256 MiB by default); grpc-js's 64 KiB default would make
+  // a full-config transfer wait for a window update every 64 KiB.
+  'grpc-node.flow_control_window': 16 * 1024 * 1024,
 };
 type Duplex = grpc.ClientDuplexStream<Buffer, Buffer>;
 const openStream = (client: grpc.Client): Duplex => (client as unknown as { Stream(): Duplex }).Stream();

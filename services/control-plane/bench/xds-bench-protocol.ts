@@ -11,6 +11,15 @@ export type FromClients =
   | { kind: 'stormDone'; at: number }
   | { kind: 'stats'; rssMb: number };
 
+export type ToFloor = { kind: 'count' } | { kind: 'push'; round: number; bytes: string } | { kind: 'stop' };
+
+export type FromFloor =
+  | { kind: 'listening'; port: number }
+  | { kind: 'counted'; streams: number; received: number }
+  | { kind: 'pushed'; round: number; t0: number }
+  | { kind: 'acked'; round: number }
+  | { kind: 'stats'; rssMb: number };
+
 export interface ClientProcessOptions {
   xdsPort: number;
   rawPort: number;

@@ -9,11 +9,19 @@ import { TypeUrl } from '@switchyard/shared';
 import type { ProtoObject, ResourceSet, Snapshot } from '../src/resources.js';
 import { XdsCache, registerXdsServices, type XdsServer } from '../src/xds/index.js';
 import { encodeDiscoveryResponse } from '../src/xds/encoding.js';
-import { clusterNameOf, rawPath, wallMs, type ClientProcessOptions, type FromClients, type ToClients } from './xds-bench-protocol.js';
+import {
+  clusterNameOf,
+  wallMs,
+  type ClientProcessOptions,
+  type FromClients,
+  type FromFloor,
+  type ToClients,
+  type ToFloor,
+} from './xds-bench-protocol.js';
 
 /**
- * xDS propagation benchmark. This process runs the control plane's xDS engine and, beside it,
- * a bare grpc-js server (the transport's floor); a second process runs the clients. Each round
+ * xDS propagation benchmark. This process runs the control plane's xDS engine; a second process
+ * runs the clients, a third a bare grpc-js server (the transport's floor). Each round
  * changes one cluster's endpoints and measures the time from the cache update to the moment
  * the last client received it; the same bytes are then written to as many bare streams. Then
  * the control plane is restarted under every client at once (a reconnect storm), first with
@@ -42,6 +50,11 @@ const edsSubscription = (values['eds-subscription'] ?? process.env.XDS_BENCH_EDS
 const skipStorm = values['skip-storm'] ?? process.env.XDS_BENCH_SKIP_STORM === '1';
 
 const log = (message: string) => process.stderr.write(`[xds-bench] ${message}\n`);
+const memory = () => {
+  const m = process.memoryUsage();
+  const mb = (n: number) => Math.round(n / 1024 / 1024);
+  return `rss ${mb(m.rss)} MB (heap ${mb(m.heapUsed)}, buffers ${mb(m.arrayBuffers)}), peak ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`;
+};
 const silent = pino({ level: 'silent' });
 
 function clusterResource(i: number): ProtoObject {
@@ -95,67 +108,36 @@ async function startEngine(port: number, snapshot: Snapshot): Promise<Engine> {
   return { cache, xds, server, port: await bind(server, port) };
 }
 
-/** The floor: a bidi method that only writes the bytes it is given and counts what comes back. */
-async function startRawServer() {
-  const identity = (b: Buffer) => b;
-  const calls = new Set<grpc.ServerDuplexStream<Buffer, Buffer>>();
-  let received = 0;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-  server.addService(
-    {
-      Stream: {
-        path: rawPath,
-        requestStream: true,
-        responseStream: true,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-      },
-    },
-    {
-      Stream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        calls.add(call);
-        call.on('data', () => received++);
-        call.on('error', () => calls.delete(call));
-        call.on('cancelled', () => calls.delete(call));
-      },
-    },
-  );
-  const port = await bind(server, 0);
-  return { port, calls, received: () => received, stop: () => server.forceShutdown() };
-}
-
-class ClientProcess {
+/** A child process of the benchmark, spoken to over Node IPC. */
+class Child<In extends { kind: string }, Out> {
   private readonly child: ChildProcess;
-  private readonly waiting: { match: (m: FromClients) => boolean; resolve: (m: FromClients) => void }[] = [];
+  private readonly waiting: { match: (m: In) => boolean; resolve: (m: In) => void }[] = [];
 
-  constructor(options: ClientProcessOptions) {
-    const script = join(dirname(fileURLToPath(import.meta.url)), 'xds-bench-clients.js');
-    this.child = fork(script, [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (message: FromClients) => {
+  constructor(script: string, args: string[]) {
+    this.child = fork(join(dirname(fileURLToPath(import.meta.url)), script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (message: In) => {
       const i = this.waiting.findIndex((w) => w.match(message));
       if (i >= 0) this.waiting.splice(i, 1)[0]!.resolve(message);
     });
     this.child.on('exit', (code) => {
       if (code !== 0) {
-        log(`client process exited with ${code}`);
+        log(`${script} exited with ${code}`);
         process.exit(1);
       }
     });
   }
 
-  next<K extends FromClients['kind']>(kind: K, match: (m: Extract<FromClients, { kind: K }>) => boolean = () => true) {
-    return new Promise<Extract<FromClients, { kind: K }>>((resolve) =>
+  next<K extends In['kind']>(kind: K, match: (m: Extract<In, { kind: K }>) => boolean = () => true) {
+    return new Promise<Extract<In, { kind: K }>>((resolve) =>
       this.waiting.push({
-        match: (m) => m.kind === kind && match(m as Extract<FromClients, { kind: K }>),
-        resolve: resolve as (m: FromClients) => void,
+        match: (m) => m.kind === kind && match(m as Extract<In, { kind: K }>),
+        resolve: resolve as (m: In) => void,
       }),
     );
   }
 
-  send(message: ToClients): void {
-    this.child.send(message);
+  send(message: Out): void {
+    this.child.send(message as object);
   }
 }
 
@@ -179,13 +161,21 @@ async function main(): Promise<void> {
     `${clients} clients, ${clusters} clusters with EDS, ${rounds} rounds (+${warmupRounds} warm-up), EDS subscription: ${edsSubscription}`,
   );
   let engine = await startEngine(0, snapshotForRound(0));
-  const raw = await startRawServer();
+  log(`cache loaded: ${memory()}`);
+  const floor = new Child<FromFloor, ToFloor>('xds-bench-floor.js', []);
+  const rawPort = (await floor.next('listening')).port;
   const started = wallMs();
-  const children = new ClientProcess({ xdsPort: engine.port, rawPort: raw.port, clients, clusters, edsSubscription });
+  const options: ClientProcessOptions = { xdsPort: engine.port, rawPort, clients, clusters, edsSubscription };
+  const children = new Child<FromClients, ToClients>('xds-bench-clients.js', [JSON.stringify(options)]);
   const synced = await children.next('synced');
   const initialSyncS = (synced.at - started) / 1000;
-  log(`initial sync of all clients: ${initialSyncS.toFixed(2)} s`);
-  await until('raw streams', () => raw.calls.size === clients && raw.received() >= clients);
+  log(`initial sync of all clients: ${initialSyncS.toFixed(2)} s; ${memory()}`);
+  for (;;) {
+    floor.send({ kind: 'count' });
+    const counted = await floor.next('counted');
+    if (counted.streams === clients && counted.received >= clients) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await until('xDS settled', () => engine.xds.settled());
 
   const xdsLatencies: number[] = [];
@@ -196,7 +186,11 @@ async function main(): Promise<void> {
     const received = children.next('received', (m) => m.target === 'xds' && m.round === round);
     const t0 = wallMs();
     engine.cache.setSnapshot(snapshotForRound(round));
+    const updated = wallMs() - t0;
+    // Runs after the engine's flush (scheduled first): when every write was handed to gRPC.
+    const flushed = new Promise<number>((resolve) => setImmediate(() => resolve(wallMs() - t0)));
     const xdsLatency = (await received).last - t0;
+    const writtenMs = await flushed;
     await until('ACKs', () => engine.xds.settled());
 
     // The same response bytes (same resource, version and nonce lengths) to bare streams.
@@ -207,23 +201,26 @@ async function main(): Promise<void> {
       nonce: (round * 7919).toString(36),
       resources: [resource],
     });
-    const acksBefore = raw.received();
     children.send({ kind: 'arm', target: 'raw', round });
     await children.next('armed', (m) => m.target === 'raw' && m.round === round);
     const rawReceived = children.next('received', (m) => m.target === 'raw' && m.round === round);
-    const r0 = wallMs();
-    for (const call of raw.calls) call.write(bytes);
-    const rawLatency = (await rawReceived).last - r0;
-    await until('raw ACKs', () => raw.received() >= acksBefore + clients);
+    const pushed = floor.next('pushed', (m) => m.round === round);
+    const acked = floor.next('acked', (m) => m.round === round);
+    floor.send({ kind: 'push', round, bytes: bytes.toString('base64') });
+    const rawLatency = (await rawReceived).last - (await pushed).t0;
+    await acked;
 
     const label = round <= warmupRounds ? 'warm-up' : 'round';
-    log(`${label} ${round}: xDS ${xdsLatency.toFixed(1)} ms, bare ${rawLatency.toFixed(1)} ms (${bytes.length} bytes)`);
+    log(
+      `${label} ${round}: xDS ${xdsLatency.toFixed(1)} ms (cache updated after ${updated.toFixed(1)} ms, all written after ${writtenMs.toFixed(1)} ms), bare ${rawLatency.toFixed(1)} ms (${bytes.length} bytes)`,
+    );
     if (round > warmupRounds) {
       xdsLatencies.push(xdsLatency);
       rawLatencies.push(rawLatency);
     }
   }
 
+  log(`after the rounds: ${memory()}`);
   let warmStormS: number | null = null;
   let coldStormS: number | null = null;
   if (!skipStorm) {
@@ -239,7 +236,7 @@ async function main(): Promise<void> {
     await restart();
     await until('warm storm', () => engine.xds.streamsInSync(2) === clients);
     warmStormS = (wallMs() - w0) / 1000;
-    log(`reconnect storm, clients keep their config: all ${clients} streams back in sync after ${warmStormS.toFixed(2)} s`);
+    log(`reconnect storm, clients keep their config: all ${clients} streams back in sync after ${warmStormS.toFixed(2)} s; ${memory()}`);
 
     // Clients that lost everything: every client needs the full config again.
     children.send({ kind: 'storm', cold: true });
@@ -248,12 +245,15 @@ async function main(): Promise<void> {
     const c0 = wallMs();
     await restart();
     coldStormS = ((await done).at - c0) / 1000;
-    log(`reconnect storm, clients start empty: all ${clients} hold the full config after ${coldStormS.toFixed(2)} s`);
+    log(`reconnect storm, clients start empty: all ${clients} hold the full config after ${coldStormS.toFixed(2)} s; ${memory()}`);
   }
 
   const stats = children.next('stats');
   children.send({ kind: 'stop' });
   const clientRssMb = (await stats).rssMb;
+  const floorStats = floor.next('stats');
+  floor.send({ kind: 'stop' });
+  const floorRssMb = (await floorStats).rssMb;
   const rssMb = process.resourceUsage().maxRSS / 1024;
   const p99 = percentile(xdsLatencies, 99);
   const rawP99 = percentile(rawLatencies, 99);
@@ -269,6 +269,7 @@ async function main(): Promise<void> {
     ratio: round2(p99 / rawP99),
     rss_mb: Math.round(rssMb),
     client_rss_mb: Math.round(clientRssMb),
+    floor_rss_mb: Math.round(floorRssMb),
     initial_sync_s: round2(initialSyncS),
     storm_s: coldStormS === null ? null : round2(coldStormS),
     warm_storm_s: warmStormS === null ? null : round2(warmStormS),
@@ -276,7 +277,6 @@ async function main(): Promise<void> {
   };
   engine.xds.close();
   engine.server.forceShutdown();
-  raw.stop();
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 }

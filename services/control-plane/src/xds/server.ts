@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
-import { grpcService, loadGrpcPackage, protoFiles, TypeUrl, type Logger, type XdsEvent, type XdsTypeUrl } from '@switchyard/shared';
+import { envoyRoot, TypeUrl, type Logger, type XdsEvent, type XdsTypeUrl } from '@switchyard/shared';
 import { nodeGroupOf, type XdsCache } from './cache.js';
 import {
   decodeDeltaRequest,
@@ -58,13 +58,6 @@ const services: { name: string; api: string; type: XdsTypeUrl | undefined }[] = 
   { name: 'envoy.service.route.v3.RouteDiscoveryService', api: 'rds', type: TypeUrl.RouteConfiguration },
   { name: 'envoy.service.secret.v3.SecretDiscoveryService', api: 'sds', type: TypeUrl.Secret },
 ];
-
-let loadedPackage: grpc.GrpcObject | undefined;
-
-function servicePackage(): grpc.GrpcObject {
-  loadedPackage ??= loadGrpcPackage([protoFiles.ads, protoFiles.cds, protoFiles.eds, protoFiles.lds, protoFiles.rds, protoFiles.sds]);
-  return loadedPackage;
-}
 
 interface StreamEntry {
   stream: XdsStream;
@@ -241,19 +234,24 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
       void cache.whenReady().then(() => callback(null, fetchResponse(cache, request, typeUrl)));
     };
 
-  const pkg = servicePackage();
+  // Method names and paths come from Envoy's service protos, already loaded for encoding.
   for (const { name, api, type } of services) {
     const definition: Record<string, grpc.MethodDefinition<Request, Buffer>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const [method, attrs] of Object.entries(grpcService(pkg, name).service)) {
-      const kind = method.startsWith('Delta') ? 'delta' : method.startsWith('Fetch') ? 'fetch' : 'sotw';
-      definition[method] = {
-        ...attrs,
+    for (const method of envoyRoot().lookupService(name).methodsArray) {
+      const kind = method.name.startsWith('Delta') ? 'delta' : method.name.startsWith('Fetch') ? 'fetch' : 'sotw';
+      definition[method.name] = {
+        path: `/${name}/${method.name}`,
+        requestStream: method.requestStream === true,
+        responseStream: method.responseStream === true,
         requestDeserialize: kind === 'delta' ? decodeDeltaRequest : decodeDiscoveryRequest,
-        requestSerialize: attrs.requestSerialize,
+        requestSerialize: () => {
+          throw new Error('the xDS server does not send requests');
+        },
         responseSerialize: (bytes: Buffer) => bytes,
+        responseDeserialize: (bytes: Buffer) => bytes,
       };
-      implementation[method] = (kind === 'fetch' ? handleFetch(type) : handleStream(kind, type, api)) as grpc.UntypedHandleCall;
+      implementation[method.name] = (kind === 'fetch' ? handleFetch(type) : handleStream(kind, type, api)) as grpc.UntypedHandleCall;
     }
     server.addService(definition as grpc.ServiceDefinition, implementation);
   }

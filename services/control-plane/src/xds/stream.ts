@@ -51,7 +51,11 @@ export interface TypeView extends SyncedView {
   ackedVersion: string;
   ackedAt: number | undefined;
   nack: NackRecord | undefined;
-  /** State of the World, CDS/LDS: the subscription changed, so the full set must go out. */
+  /**
+   * A response must go out even if nothing changed: SotW CDS/LDS after a subscription change
+   * (the full set tells the client what exists), and a delta wildcard's first request (an
+   * empty answer ends the client's initial fetch instead of its timeout).
+   */
   mustRespond: boolean;
   /** Legacy wildcard: an empty first CDS/LDS request means "everything" only until names were given. */
   everNamed: boolean;
@@ -246,10 +250,22 @@ export class XdsStream {
     if (current?.raw !== undefined && current.raw.equals(req.names)) return;
     const state = view.state;
     const full = isFullSetType(view.typeUrl);
-    const names = req.nameCount === 0 ? [] : decodeNames(req.names);
-    const wildcard = names.includes('*') || (names.length === 0 && full && !view.everNamed);
-    if (names.length > 0 && !wildcard) view.everNamed = true;
-    const next = wildcard ? state.wildcard : state.intern(rawNamesKey(req.names), () => names, { raw: req.names });
+    let next: Subscription;
+    if (req.nameCount === 0) {
+      // Legacy wildcard: an empty first CDS/LDS request means everything, until names were given.
+      next = full && !view.everNamed ? state.wildcard : state.intern('raw:none', () => ({ names: [], wildcard: false }));
+    } else {
+      next = state.intern(
+        rawNamesKey(req.names),
+        () => {
+          const names = decodeNames(req.names);
+          const wildcard = names.includes('*');
+          return { names: names.filter((n) => n !== '*'), wildcard };
+        },
+        req.names,
+      );
+      if (!next.wildcard) view.everNamed = true;
+    }
     if (next === current) return;
     this.setSubscription(view, next);
     if (current === undefined) {
@@ -283,11 +299,11 @@ export class XdsStream {
       if (name !== '*' && !first) view.overrides.delete(name);
     }
     const state = view.state;
-    const next =
-      wildcard && names.size === 0 ? state.wildcard : state.intern(`${wildcard ? '*' : ''}${nameSetKey(names)}`, () => names, { wildcard });
+    const next = state.intern(`${wildcard ? '*' : ''}${nameSetKey(names)}`, () => ({ names, wildcard }));
     if (next === current) return;
     this.setSubscription(view, next);
     if (current !== undefined) this.trackNewNames(view, current, next);
+    else view.mustRespond = next.wildcard;
   }
 
   private setSubscription(view: TypeView, next: Subscription): void {
@@ -322,8 +338,7 @@ export class XdsStream {
       if (view?.subscription === undefined) continue;
       plans.push({ view, pending: this.pendingOf(view), done: false });
     }
-    const needsUpsert = (p: (typeof plans)[number]) =>
-      p.pending.upserts.length > 0 || (this.mode === 'sotw' && p.view.mustRespond && isFullSetType(p.view.typeUrl));
+    const needsUpsert = (p: (typeof plans)[number]) => p.pending.upserts.length > 0 || p.view.mustRespond;
     const withUpserts = new Set(plans.filter(needsUpsert).map((p) => p.view.typeUrl));
     for (const plan of plans) {
       const { view, pending } = plan;

@@ -113,12 +113,20 @@ export class TypeState {
     this.floor = revision;
   }
 
-  /** One shared Subscription per distinct name set, so a thousand identical Envoys cost one. */
-  intern(key: string, names: () => Iterable<string>, options: { raw?: Buffer; wildcard?: boolean } = {}): Subscription {
+  /**
+   * One shared Subscription per distinct name set, so a thousand identical Envoys cost one.
+   * `describe` runs only for a key not seen yet (decoding ten thousand names is the expensive
+   * part of a new stream); a key that describes a wildcard maps to the wildcard subscription.
+   */
+  intern(key: string, describe: () => { names: Iterable<string>; wildcard: boolean }, raw?: Buffer): Subscription {
     let sub = this.interned.get(key);
     if (sub === undefined) {
-      const raw = options.raw === undefined ? undefined : Buffer.from(options.raw);
-      sub = new Subscription(this, key, options.wildcard ?? false, new Set(names()), raw);
+      const { names, wildcard } = describe();
+      const set = new Set(names);
+      sub =
+        wildcard && set.size === 0
+          ? this.wildcard
+          : new Subscription(this, key, wildcard, set, raw === undefined ? undefined : Buffer.from(raw));
       this.interned.set(key, sub);
     }
     return sub;
