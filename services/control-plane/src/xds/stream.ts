@@ -59,6 +59,8 @@ export interface TypeView extends SyncedView {
   mustRespond: boolean;
   /** Legacy wildcard: an empty first CDS/LDS request means "everything" only until names were given. */
   everNamed: boolean;
+  /** SotW first request that arrived before the cache was ready: its version_info, checked once ready. */
+  versionToCheck: string | undefined;
 }
 
 /** A response ready to write: the bytes may be shared with every other stream that gets the same. */
@@ -104,7 +106,12 @@ export class XdsStream {
   node: NodeInfo | undefined;
   group: NodeGroup | undefined;
   readonly views = new Map<XdsTypeUrl, TypeView>();
-  private readonly held: (SotwRequest | DeltaRequest)[] = [];
+  /**
+   * Delta requests received before the cache was ready, replayed in order once it is. SotW
+   * requests are applied at once (their subscription is interned, so a thousand held
+   * ten-thousand-name requests cost one set); only the version check waits (`versionToCheck`).
+   */
+  private readonly held: DeltaRequest[] = [];
   private closed = false;
 
   constructor(
@@ -119,15 +126,13 @@ export class XdsStream {
   ) {}
 
   get heldRequests(): number {
-    return this.held.length;
+    let held = this.held.length;
+    for (const view of this.views.values()) if (view.versionToCheck !== undefined) held++;
+    return held;
   }
 
   handleSotw(req: SotwRequest): void {
     this.identify(req.node);
-    if (!this.cache.ready) {
-      this.held.push(req);
-      return;
-    }
     const view = this.viewFor(req.typeUrl);
     if (view === undefined) return;
     if (req.nonce !== '' && req.nonce !== view.latestNonce) {
@@ -155,17 +160,26 @@ export class XdsStream {
     this.hooks.dirty();
   }
 
-  /** Replays requests held while the cache was not ready. */
+  /** Finishes what waited for the cache to be ready. */
   resume(): void {
-    for (const req of this.held.splice(0)) {
-      if (this.mode === 'sotw') this.handleSotw(req as SotwRequest);
-      else this.handleDelta(req as DeltaRequest);
+    for (const view of this.views.values()) {
+      if (view.versionToCheck === undefined) continue;
+      this.checkHeldVersion(view, view.versionToCheck);
+      view.versionToCheck = undefined;
     }
+    for (const req of this.held.splice(0)) this.handleDelta(req);
+  }
+
+  /** A client reconnecting with the version it holds gets nothing it already has. */
+  private checkHeldVersion(view: TypeView, versionInfo: string): void {
+    const holdsCurrent = versionInfo !== '' && versionInfo === view.subscription!.contentVersion();
+    view.synced = holdsCurrent ? view.state.revision : emptyView;
+    view.mustRespond = isFullSetType(view.typeUrl) && !holdsCurrent;
   }
 
   /** Every requested type is current for this client, nothing held, queued or unanswered. */
   inSync(minTypes = 1): boolean {
-    if (this.held.length > 0 || this.views.size < minTypes) return false;
+    if (this.heldRequests > 0 || this.views.size < minTypes) return false;
     for (const view of this.views.values()) {
       if (view.inflight !== undefined || view.mustRespond || view.synced !== view.state.revision || view.overrides.size > 0) return false;
     }
@@ -216,6 +230,7 @@ export class XdsStream {
         nack: undefined,
         mustRespond: false,
         everNamed: false,
+        versionToCheck: undefined,
       };
       state.views.add(view);
       this.views.set(typeUrl, view);
@@ -269,10 +284,8 @@ export class XdsStream {
     if (next === current) return;
     this.setSubscription(view, next);
     if (current === undefined) {
-      // A client reconnecting with the version it holds gets nothing it already has.
-      const holdsCurrent = req.versionInfo !== '' && req.versionInfo === next.contentVersion();
-      view.synced = holdsCurrent ? state.revision : emptyView;
-      view.mustRespond = full && !holdsCurrent;
+      if (this.cache.ready) this.checkHeldVersion(view, req.versionInfo);
+      else view.versionToCheck = req.versionInfo;
     } else if (full) {
       view.mustRespond = true;
     } else {
@@ -283,6 +296,8 @@ export class XdsStream {
   private updateDeltaSubscription(view: TypeView, req: DeltaRequest): void {
     const current = view.subscription;
     const first = current === undefined;
+    // A plain ACK changes nothing; skip copying and re-keying a large name set.
+    if (!first && req.subscribe.length === 0 && req.unsubscribe.length === 0) return;
     let wildcard = current?.wildcard ?? (req.subscribe.length === 0 && isFullSetType(view.typeUrl));
     const names = new Set(current?.names ?? []);
     if (first) {
