@@ -68,18 +68,21 @@ export class XdsCache {
    */
   setSnapshot(snapshot: Snapshot): SnapshotChanges[] {
     const now = performance.now();
+    // Groups often share objects (the same cluster for Envoy and gRPC): encode those once.
+    const encodedThisTime = new Map<ProtoObject, EncodedResource>();
     const planned: { state: TypeState; changes: Map<string, EncodedResource | undefined>; counts: SnapshotChanges }[] = [];
     for (const group of nodeGroups) {
       const set = snapshot[group];
       for (const typeUrl of pushOrder) {
         const state = this.typeState(group, typeUrl);
         const counts: SnapshotChanges = { group, typeUrl, added: 0, updated: 0, removed: 0, revision: state.revision };
-        const changes = diffResources(state, set.get(typeUrl) ?? new Map(), counts);
+        const changes = diffResources(state, set.get(typeUrl) ?? new Map(), counts, encodedThisTime);
         if (changes.size > 0) planned.push({ state, changes, counts });
       }
     }
     for (const { state, changes, counts } of planned) {
       state.apply(changes, now);
+      state.compact(Math.max(4096, 2 * state.resources.size));
       counts.revision = state.revision;
     }
     const changed = planned.map((p) => p.counts);
@@ -109,14 +112,22 @@ export function diffResources(
   state: TypeState,
   desired: ResourcesByName,
   counts: Pick<SnapshotChanges, 'added' | 'updated' | 'removed'>,
+  encodedThisTime = new Map<ProtoObject, EncodedResource>(),
 ): Map<string, EncodedResource | undefined> {
   const changes = new Map<string, EncodedResource | undefined>();
   for (const [name, source] of desired) {
     const current = state.resources.get(name);
     if (current?.source === source) continue;
-    const json = JSON.stringify(source);
-    if (current?.json === json) continue;
-    const next = encode(state.typeUrl, name, source, json);
+    const shared = encodedThisTime.get(source);
+    let next: EncodedResource;
+    if (shared !== undefined && shared.name === name && shared.typeUrl === state.typeUrl) {
+      next = shared;
+    } else {
+      const json = JSON.stringify(source);
+      if (current?.json === json) continue;
+      next = encode(state.typeUrl, name, source, json);
+      encodedThisTime.set(source, next);
+    }
     if (current?.version === next.version) continue;
     changes.set(name, next);
     if (current === undefined) counts.added++;

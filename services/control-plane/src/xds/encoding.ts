@@ -79,7 +79,7 @@ export class EncodedResource implements HeldResource {
     /** google.protobuf.Any bytes. */
     readonly any: Uint8Array,
     /** Four 32-bit lanes of the content hash, summed into set versions. */
-    readonly lanes: Uint32Array,
+    readonly lanes: readonly [number, number, number, number],
     /** What the translator gave, for the identity fast path of the next diff. */
     readonly source: ProtoObject,
     readonly json: string,
@@ -98,7 +98,7 @@ export function encodeResource(typeUrl: XdsTypeUrl, name: string, source: ProtoO
   const packed = packAny(typeUrl, source);
   const any = wire().any.encode(packed).finish();
   const digest = createHash('sha256').update(name).update('\0').update(any).digest();
-  const lanes = new Uint32Array([digest.readUInt32LE(0), digest.readUInt32LE(4), digest.readUInt32LE(8), digest.readUInt32LE(12)]);
+  const lanes = [digest.readUInt32LE(0), digest.readUInt32LE(4), digest.readUInt32LE(8), digest.readUInt32LE(12)] as const;
   return new EncodedResource(typeUrl, name, digest.toString('base64url', 0, 12), any, lanes, source, json);
 }
 
@@ -106,17 +106,17 @@ export function encodeResource(typeUrl: XdsTypeUrl, name: string, source: ProtoO
  * A version for a set of resources: the lane-wise sum of their hashes (order does not matter,
  * so it is computed without sorting) and the count.
  */
-export function setVersion(resources: Iterable<{ lanes: Uint32Array }>): string {
+export function setVersion(resources: Iterable<{ lanes: readonly [number, number, number, number] }>): string {
   let a = 0;
   let b = 0;
   let c = 0;
   let d = 0;
   let count = 0;
   for (const r of resources) {
-    a = (a + r.lanes[0]!) >>> 0;
-    b = (b + r.lanes[1]!) >>> 0;
-    c = (c + r.lanes[2]!) >>> 0;
-    d = (d + r.lanes[3]!) >>> 0;
+    a = (a + r.lanes[0]) >>> 0;
+    b = (b + r.lanes[1]) >>> 0;
+    c = (c + r.lanes[2]) >>> 0;
+    d = (d + r.lanes[3]) >>> 0;
     count++;
   }
   return `${count}-${[a, b, c, d].map((n) => n.toString(16).padStart(8, '0')).join('')}`;

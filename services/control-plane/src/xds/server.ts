@@ -89,10 +89,6 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
 
   const unsubscribe = cache.onChange((changes) => {
     const groups = new Set(changes.map((c) => c.group));
-    for (const change of changes) {
-      const state = cache.typeState(change.group, change.typeUrl);
-      state.compact(Math.max(4096, 2 * state.resources.size));
-    }
     for (const { stream } of entries) {
       if (stream.heldRequests > 0) stream.resume();
       if (changes.length === 0 || (stream.group !== undefined && groups.has(stream.group))) scheduler.markDirty(stream);
