@@ -47,9 +47,9 @@ interface Sent {
   nonce: string;
 }
 
-function harness(spec: ConfigSpec) {
+function harness(spec: ConfigSpec | undefined) {
   const cache = new XdsCache();
-  cache.setSnapshot(snapshotOf(spec));
+  if (spec !== undefined) cache.setSnapshot(snapshotOf(spec));
   const sent: (Sent & { raw: OutgoingResponse })[] = [];
   const nacks: NackRecord[] = [];
   const stream = new XdsStream(
@@ -218,6 +218,24 @@ describe('State-of-the-World stream', () => {
     stale.send({ type: EDS, names: ['a', 'b'], version: eds.version });
     stale.tick();
     expect(stale.sent.map((s) => [s.type, s.names])).toEqual([['eds', ['a', 'b']]]);
+  });
+
+  it('holds requests made before the cache is ready and checks their versions once it is', () => {
+    const h = harness(twoClusters);
+    h.send({ type: CDS });
+    h.tick();
+    const held = harness(undefined);
+    held.send({ type: CDS, version: h.last('cds').version });
+    held.send({ type: EDS, names: ['a'] });
+    held.tick();
+    expect(held.sent).toEqual([]);
+    expect(held.stream.heldRequests).toBe(2);
+    held.cache.setSnapshot(snapshotOf(twoClusters));
+    held.stream.resume();
+    held.tick();
+    // CDS: the client already holds this version; EDS: it held nothing.
+    expect(held.sent.map((s) => [s.type, s.names])).toEqual([['eds', ['a']]]);
+    expect(held.stream.heldRequests).toBe(0);
   });
 
   it('sends CDS again when the subscription changes, with exactly the subscribed clusters', () => {
