@@ -20,7 +20,9 @@ export function apiNodes(nodes: NodeStatus[]): XdsNodeStatus[] {
     resources: Object.entries(node.types).map(([name, delivery]) => ({
       typeUrl: typeUrlOf[name as keyof typeof typeUrlOf],
       ackedVersion: delivery.ackedVersion || null,
-      lastNack: delivery.lastNack ? { version: delivery.lastNack.version || null, error: delivery.lastNack.errorDetail, at: Date.parse(delivery.lastNack.at) } : null,
+      lastNack: delivery.lastNack
+        ? { version: delivery.lastNack.version || null, error: delivery.lastNack.errorDetail, at: Date.parse(delivery.lastNack.at) }
+        : null,
     })),
   }));
 }
@@ -44,7 +46,13 @@ export function serviceStatus(
     const set = deps.inputs.endpointSets.get(cluster);
     return {
       ...revision,
-      endpoints: (set?.endpoints ?? []).map((e) => ({ address: e.address, port: e.port, id: e.id, state: e.state, health: healthOf(e.address, e.port) })),
+      endpoints: (set?.endpoints ?? []).map((e) => ({
+        address: e.address,
+        port: e.port,
+        id: e.id,
+        state: e.state,
+        health: healthOf(e.address, e.port),
+      })),
     };
   });
   const group = ref.spec.protocol === 'grpc' ? null : 'envoy';

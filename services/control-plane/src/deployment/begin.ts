@@ -43,7 +43,11 @@ export function beginDeployment(
   now: number,
 ): Begun | Rejection {
   if (deploymentActive(current)) {
-    return { status: 409, field: 'path.service', message: `deployment ${current?.id} of revision ${current?.revision} is still ${current?.phase}; wait or roll it back` };
+    return {
+      status: 409,
+      field: 'path.service',
+      message: `deployment ${current?.id} of revision ${current?.revision} is still ${current?.phase}; wait or roll it back`,
+    };
   }
   const split = trafficSplit(spec);
   const serving = split.filter((t) => t.percent > 0);
@@ -51,12 +55,19 @@ export function beginDeployment(
   const fresh = request.command !== undefined || request.image !== undefined;
   const name = request.revision ?? `r${now.toString(36)}`;
   const existing = spec.revisions.find((r) => r.name === name);
-  if (fresh && existing !== undefined) return { status: 409, field: 'revision', message: `revision "${name}" already exists; pick another name` };
+  if (fresh && existing !== undefined)
+    return { status: 409, field: 'revision', message: `revision "${name}" already exists; pick another name` };
   if (!fresh && existing === undefined) {
-    return { status: 400, field: 'command', message: `give a command or an image for the new revision, or name an existing revision to deploy it again` };
+    return {
+      status: 400,
+      field: 'command',
+      message: `give a command or an image for the new revision, or name an existing revision to deploy it again`,
+    };
   }
-  if (!fresh && existing?.endpoints !== undefined) return { status: 400, field: 'revision', message: `revision "${name}" has static endpoints; shift its traffic instead` };
-  if (!fresh && serving.length === 1 && serving[0]?.revision === name) return { status: 409, field: 'revision', message: `revision "${name}" already serves all traffic` };
+  if (!fresh && existing?.endpoints !== undefined)
+    return { status: 400, field: 'revision', message: `revision "${name}" has static endpoints; shift its traffic instead` };
+  if (!fresh && serving.length === 1 && serving[0]?.revision === name)
+    return { status: 409, field: 'revision', message: `revision "${name}" already serves all traffic` };
 
   const kept = spec.revisions.filter((r) => r.name === name || serving.some((t) => t.revision === r.name));
   const revisions = fresh

@@ -57,7 +57,14 @@ export class DeploymentController {
     }
     if (step.changed) {
       await store.putDeployment(step.deployment, { ifRevision: stored.revision });
-      await this.deps.publishDeployment(eventOf(step.deployment, step.traffic ?? trafficSplit(service.record.spec), this.deps.inputs, service.record.spec.scaling.minInstances));
+      await this.deps.publishDeployment(
+        eventOf(
+          step.deployment,
+          step.traffic ?? trafficSplit(service.record.spec),
+          this.deps.inputs,
+          service.record.spec.scaling.minInstances,
+        ),
+      );
     }
   }
 
@@ -70,11 +77,19 @@ export class DeploymentController {
         if (deployment.phase !== 'scaling' && deployment.phase !== 'baking') continue;
         const service = this.deps.store.view.service(deployment.tenant, deployment.service);
         if (service === undefined) continue;
-        const step = planDeployment(deployment, observeRevision(deployment, service.record.spec.scaling.minInstances, this.deps.inputs, now), now, this.deps.settings);
+        const step = planDeployment(
+          deployment,
+          observeRevision(deployment, service.record.spec.scaling.minInstances, this.deps.inputs, now),
+          now,
+          this.deps.settings,
+        );
         if (!step.changed) continue;
         try {
           await this.apply(stored, step);
-          this.deps.logger.info({ tenant: deployment.tenant, service: deployment.service, phase: step.deployment.phase }, step.deployment.message);
+          this.deps.logger.info(
+            { tenant: deployment.tenant, service: deployment.service, phase: step.deployment.phase },
+            step.deployment.message,
+          );
         } catch (err) {
           if (!(err instanceof RevisionConflict)) throw err;
           // Another writer (a replica, the API) changed it first; the next tick re-reads.
@@ -96,7 +111,8 @@ export function eventOf(
   minInstances: number,
 ): Omit<DeploymentEvent, 'schemaVersion' | 'ts'> {
   const observed = observeRevision(deployment, minInstances, inputs, Date.now());
-  const phase: DeploymentEvent['phase'] = deployment.phase === 'scaling' ? 'started' : deployment.phase === 'baking' ? 'shifting' : deployment.phase;
+  const phase: DeploymentEvent['phase'] =
+    deployment.phase === 'scaling' ? 'started' : deployment.phase === 'baking' ? 'shifting' : deployment.phase;
   return {
     tenant: deployment.tenant,
     service: deployment.service,

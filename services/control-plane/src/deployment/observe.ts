@@ -14,7 +14,11 @@ export function observeRevision(
   deployment: DeploymentRecord,
   /** The service's minInstances: the shift waits for that many healthy instances (at least 1). */
   minInstances: number,
-  inputs: { endpointSets: ReadonlyMap<string, EndpointSet>; health: ReadonlyMap<string, ReadonlyMap<string, EndpointHealth>>; load: ReadonlyMap<string, LoadSample> },
+  inputs: {
+    endpointSets: ReadonlyMap<string, EndpointSet>;
+    health: ReadonlyMap<string, ReadonlyMap<string, EndpointHealth>>;
+    load: ReadonlyMap<string, LoadSample>;
+  },
   now: number,
 ): RevisionObservation {
   const cluster = clusterName(deployment);

@@ -11,7 +11,10 @@ import { errorBody, serviceParams } from '../schemas.js';
 
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 409: errorBody };
 const deploymentView = deploymentRecord.omit({ schemaVersion: true }).meta({ id: 'Deployment' });
-const rollbackBody = z.object({ reason: z.string().max(500).optional() }).strict().default({});
+const rollbackBody = z
+  .object({ reason: z.string().max(500).optional() })
+  .strict()
+  .default({});
 
 /** How the API hands a deployment to the controller: publish that it started, apply a manual rollback. */
 export interface DeploymentHooks {
@@ -110,9 +113,20 @@ export function registerDeploymentRoutes(app: FastifyInstance, ctx: ApiContext, 
         }
         const target = current.record.phase === 'completed' ? current.record.previousRevision : null;
         if (target === null || !stored.record.spec.revisions.some((r) => r.name === target)) {
-          throw new ApiError(409, [{ field: 'path.service', message: `the last deployment is ${current.record.phase}; there is no previous revision to return to` }]);
+          throw new ApiError(409, [
+            {
+              field: 'path.service',
+              message: `the last deployment is ${current.record.phase}; there is no previous revision to return to`,
+            },
+          ]);
         }
-        const begun = beginDeployment({ tenant, service }, stored.record.spec, current.record, { revision: target, strategy: 'blue-green' }, Date.now());
+        const begun = beginDeployment(
+          { tenant, service },
+          stored.record.spec,
+          current.record,
+          { revision: target, strategy: 'blue-green' },
+          Date.now(),
+        );
         if ('status' in begun) throw new ApiError(begun.status, [{ field: begun.field, message: begun.message }]);
         const spec = serviceSpec.parse(begun.spec);
         if (trafficSplit(spec).length !== trafficSplit(stored.record.spec).length) {
