@@ -47,6 +47,8 @@ export interface ConfigStoreOptions {
   registry: Registry;
   /** How long a write waits for the watcher to bring it into the view. */
   viewTimeoutMs?: number;
+  /** JetStream replicas of the bucket (NATS_STREAM_REPLICAS). */
+  replicas?: number;
 }
 
 /**
@@ -67,7 +69,7 @@ export class ConfigStore {
   /** Opens (or creates) the bucket and resolves once the whole bucket is loaded into the view. */
   static async open(options: ConfigStoreOptions): Promise<ConfigStore> {
     const { nc, logger } = options;
-    const kv = await openBucket(nc, buckets.config);
+    const kv = await openBucket(nc, buckets.config, { replicas: options.replicas ?? 1 });
     const view = new ConfigView((err) => logger.error({ err }, 'config change listener failed'));
     const watcher = await ConfigWatcher.start({
       kv,
