@@ -21,7 +21,7 @@ export const minimalGrpcService = {
 };
 
 /** Tests check bodies with expect(), field by field; a type per response would only restate the schemas. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 export type ResponseBody = any;
 
 export interface Harness {
