@@ -53,7 +53,7 @@ export function createProgram(io: CliIO): Command {
     .exitOverride();
   program.addHelpText(
     'after',
-    '\nExit codes: 0 ok, 1 the API answered with an error, 2 usage or input file error, 3 the API cannot be reached.',
+    '\nExit codes: 0 ok, 1 the API answered with an error, 2 usage or input file error, 3 the API cannot be reached,\n4 a followed deployment was rolled back or failed.',
   );
   ioByProgram.set(program, io);
   return program;

@@ -7,6 +7,8 @@ export const ExitCode = {
   usage: 2,
   /** The API could not be reached. */
   unreachable: 3,
+  /** A deployment that was followed ended rolled back or failed. */
+  deploymentFailed: 4,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

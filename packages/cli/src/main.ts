@@ -8,6 +8,8 @@ import { registerService } from './commands/service.js';
 import { registerTenant } from './commands/tenant.js';
 import { registerToken } from './commands/token.js';
 import { registerTraffic } from './commands/traffic.js';
+import { registerDeploy } from './commands/deploy.js';
+import { registerLoad } from './commands/load.js';
 
 /** `syctl` with every command. A new command is a file in commands/ exporting `register<Thing>(program)`, added here. */
 export function buildProgram(io: CliIO): Command {
@@ -17,6 +19,8 @@ export function buildProgram(io: CliIO): Command {
   registerService(program);
   registerTraffic(program);
   registerNodes(program);
+  registerDeploy(program);
+  registerLoad(program);
   return program;
 }
 
