@@ -123,9 +123,7 @@ export class Aggregator {
       if (now - entry.lastHeardAt > staleAfterMs) {
         next = 'unknown';
         reason =
-          entry.checkers.size === 0
-            ? 'no Envoy able to run its check is connected'
-            : `no assigned checker reported for ${staleAfterMs} ms`;
+          entry.checkers.size === 0 ? 'no Envoy able to run its check is connected' : `no assigned checker reported for ${staleAfterMs} ms`;
       }
     } else if (healthy * 2 > total) {
       next = 'healthy';

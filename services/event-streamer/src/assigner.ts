@@ -33,7 +33,8 @@ export class Assigner {
   private changedEndpoints = new Set<string>();
 
   constructor(readonly checkersPerEndpoint: number) {
-    if (!Number.isInteger(checkersPerEndpoint) || checkersPerEndpoint < 1) throw new Error('checkersPerEndpoint must be a positive integer');
+    if (!Number.isInteger(checkersPerEndpoint) || checkersPerEndpoint < 1)
+      throw new Error('checkersPerEndpoint must be a positive integer');
   }
 
   get checkerCount(): number {
@@ -42,6 +43,13 @@ export class Assigner {
 
   get endpointCount(): number {
     return this.endpoints.size;
+  }
+
+  /** Endpoints no connected checker can take (none connected, or none with the protocol). */
+  unassignedCount(): number {
+    let count = 0;
+    for (const assignment of this.endpoints.values()) if (assignment.checkers.length === 0) count++;
+    return count;
   }
 
   hasChecker(id: string): boolean {

@@ -119,8 +119,7 @@ export class Catalog {
     if (ref === undefined || record === undefined || revision === undefined) return wanted;
     const check = settingsOf(record);
     const set = this.sets.get(cluster);
-    const endpoints: { address: string; port: number; id?: string; startedAt?: number }[] =
-      set?.endpoints ?? revision.endpoints ?? [];
+    const endpoints: { address: string; port: number; id?: string; startedAt?: number }[] = set?.endpoints ?? revision.endpoints ?? [];
     for (const endpoint of endpoints) {
       const key = targetKey(cluster, endpoint.address, endpoint.port);
       if (wanted.has(key)) continue;

@@ -7,7 +7,12 @@ function snapshot(assigner: Assigner, endpoints: string[]): Map<string, string[]
   return new Map(endpoints.map((e) => [e, [...assigner.checkersOf(e)]]));
 }
 
-function build(checkers: string[], endpoints: string[], k: number, order: 'checkers-first' | 'endpoints-first' = 'checkers-first'): Assigner {
+function build(
+  checkers: string[],
+  endpoints: string[],
+  k: number,
+  order: 'checkers-first' | 'endpoints-first' = 'checkers-first',
+): Assigner {
   const assigner = new Assigner(k);
   if (order === 'checkers-first') {
     checkers.forEach((c) => assigner.addChecker(c, []));
@@ -108,8 +113,24 @@ describe('Assigner (rendezvous hashing)', () => {
   });
 
   it.each<{ label: string; protocol: CheckProtocol; checkers: [string, CheckProtocol[]][]; want: string[] }>([
-    { label: 'http endpoint skips a tcp-only checker', protocol: 'http', checkers: [['tcp-only', ['tcp']], ['both', ['http', 'tcp']]], want: ['both'] },
-    { label: 'tcp endpoint skips an http-only checker', protocol: 'tcp', checkers: [['http-only', ['http']], ['both', []]], want: ['both'] },
+    {
+      label: 'http endpoint skips a tcp-only checker',
+      protocol: 'http',
+      checkers: [
+        ['tcp-only', ['tcp']],
+        ['both', ['http', 'tcp']],
+      ],
+      want: ['both'],
+    },
+    {
+      label: 'tcp endpoint skips an http-only checker',
+      protocol: 'tcp',
+      checkers: [
+        ['http-only', ['http']],
+        ['both', []],
+      ],
+      want: ['both'],
+    },
     { label: 'no capable checker: unassigned', protocol: 'http', checkers: [['tcp-only', ['tcp']]], want: [] },
   ])('respects capabilities: $label', ({ protocol, checkers, want }) => {
     const assigner = new Assigner(3);

@@ -1,0 +1,39 @@
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { ReplayFrom } from '@switchyard/shared';
+
+/**
+ * An ordered JetStream consumer that knows how many messages it will replay before it is live:
+ * `backlog` is the consumer's pending count at creation. That is what lets a loader say "the
+ * initial state is complete" even for an empty stream, and a watcher send `caught_up`.
+ * (nats-server 2.9 allows one filter subject per consumer, a subset of the stream's subjects.)
+ */
+export interface StreamReader {
+  backlog: number;
+  messages: AsyncIterable<JsMsg>;
+  stop(): Promise<void>;
+}
+
+export async function openStreamReader(
+  js: JetStreamClient,
+  options: { stream: string; filter: string; replay: ReplayFrom; maxMessages?: number },
+): Promise<StreamReader> {
+  const { replay } = options;
+  const deliver =
+    replay.from === 'all'
+      ? { deliver_policy: 'all' as const }
+      : replay.from === 'new'
+        ? { deliver_policy: 'new' as const }
+        : replay.from === 'last_per_subject'
+          ? { deliver_policy: 'last_per_subject' as const }
+          : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
+  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.filter, ...deliver });
+  const info = await consumer.info(true);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.maxMessages ?? 256 });
+  return {
+    backlog: info.num_pending,
+    messages,
+    stop: async () => {
+      await messages.close();
+    },
+  };
+}
