@@ -33,7 +33,10 @@ export async function openStreamReader(
     backlog: info.num_pending,
     messages,
     stop: async () => {
-      await messages.close();
+      // Not close(): that waits until a reader has iterated past every buffered message.
+      messages.stop();
+      // Ordered consumers are ephemeral; deleting frees the server at once instead of after its inactivity timeout.
+      await consumer.delete().catch(() => undefined);
     },
   };
 }
