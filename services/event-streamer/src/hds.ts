@@ -71,6 +71,11 @@ export class HdsServer {
     return this.streams.size;
   }
 
+  /** Node ids of the connected Envoys. */
+  nodes(): string[] {
+    return [...this.streams.keys()].sort();
+  }
+
   /** Handlers for `envoy.service.health.v3.HealthDiscoveryService`. */
   implementation(): grpc.UntypedServiceImplementation {
     return {

@@ -6,79 +6,12 @@ import type { WatchedEvent } from '../src/event-format.js';
 import { eventStreamerMetrics } from '../src/metrics.js';
 import { watchEvents } from '../src/watch-client.js';
 import { WatchServer } from '../src/watch.js';
+import { sampleEvents as events } from './fixtures.js';
 import { eventually, logger, metricValue, startBus, startGrpc, type Bus } from './harness.js';
 
 const WatchService = grpcService(loadGrpcPackage([protoFiles.watch]), 'switchyard.watch.v1.WatchService');
 const adminToken = 'admin-secret';
 const acmeToken = 'acme-secret';
-
-let ts = 1_700_000_000_000;
-const next = () => ++ts;
-
-const events = {
-  status: (tenant: string, service: string) =>
-    ({
-      schemaVersion: 1,
-      tenant,
-      service,
-      event: 'applied',
-      specRevision: 3,
-      revisions: ['blue'],
-      traffic: [{ revision: 'blue', percent: 100 }],
-      ts: next(),
-    }) as const,
-  deploy: (tenant: string, service: string) =>
-    ({
-      schemaVersion: 1,
-      tenant,
-      service,
-      deploymentId: 'd-1',
-      phase: 'shifting',
-      revision: 'green',
-      previousRevision: 'blue',
-      traffic: [
-        { revision: 'blue', percent: 50 },
-        { revision: 'green', percent: 50 },
-      ],
-      healthyInstances: 2,
-      desiredInstances: 2,
-      errorRatio: 0,
-      message: 'step 2 of 3',
-      ts: next(),
-    }) as const,
-  scale: (tenant: string, service: string, revision: string) =>
-    ({
-      schemaVersion: 1,
-      tenant,
-      service,
-      revision,
-      ts: next(),
-      current: 1,
-      desired: 3,
-      stableConcurrency: 150,
-      panicConcurrency: 150,
-      panic: false,
-      targetPerInstance: 70,
-      limitedBy: null,
-      reason: 'stable window',
-    }) as const,
-  instance: (tenant: string, service: string, revision: string) =>
-    ({ schemaVersion: 1, tenant, service, revision, instance: 'i-1', event: 'ready', detail: '', ts: next() }) as const,
-  health: (tenant: string, service: string, revision: string) =>
-    ({
-      schemaVersion: 1,
-      tenant,
-      service,
-      revision,
-      endpoint: { address: '10.0.0.1', port: 80 },
-      state: 'healthy',
-      previous: 'unknown',
-      reason: '2 of 3 checkers report healthy',
-      votes: [],
-      ts: next(),
-    }) as const,
-  xds: () => ({ schemaVersion: 1, event: 'connect', nodeId: 'envoy-1', cluster: 'edge', ts: next() }) as const,
-};
 
 async function publishHistory(js: JetStreamClient) {
   await publishDurable(js, 'status', events.status('acme', 'api'));
