@@ -80,8 +80,13 @@ export class Aggregator {
   setCheckers(key: string, checkers: readonly string[], now: number): void {
     const entry = this.entries.get(key);
     if (entry === undefined) return;
-    entry.checkers = new Map(checkers.map((checker) => [checker, entry.checkers.get(checker) ?? now]));
-    for (const checker of entry.votes.keys()) if (!entry.checkers.has(checker)) entry.votes.delete(checker);
+    // In place: this runs for every endpoint a joining or leaving Envoy touches.
+    for (const checker of entry.checkers.keys()) {
+      if (checkers.includes(checker)) continue;
+      entry.checkers.delete(checker);
+      entry.votes.delete(checker);
+    }
+    for (const checker of checkers) if (!entry.checkers.has(checker)) entry.checkers.set(checker, now);
   }
 
   /** Records one checker's result; `abstain` withdraws its vote (a status that says nothing about health). */

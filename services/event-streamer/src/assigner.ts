@@ -18,6 +18,9 @@ interface Checker {
 }
 
 interface Assignment {
+  key: string;
+  /** Position in the dense list that joins iterate (faster than iterating the map). */
+  index: number;
   hash: number;
   protocol: CheckProtocol;
   /** Assigned checkers, best rank first, and their scores at the same index. */
@@ -28,6 +31,7 @@ interface Assignment {
 export class Assigner {
   private readonly checkers = new Map<string, Checker>();
   private readonly endpoints = new Map<string, Assignment>();
+  private readonly list: Assignment[] = [];
   private readonly byChecker = new Map<string, Set<string>>();
   private dirtyCheckers = new Set<string>();
   private changedEndpoints = new Set<string>();
@@ -99,13 +103,14 @@ export class Assigner {
     this.byChecker.set(id, new Set());
     this.dirtyCheckers.add(id);
     const k = this.checkersPerEndpoint;
-    for (const [key, assignment] of this.endpoints) {
-      if (!checker.protocols.has(assignment.protocol)) continue;
+    const both = checker.protocols.size === 2;
+    for (const assignment of this.list) {
+      if (!both && !checker.protocols.has(assignment.protocol)) continue;
       const score = pairScore(checker.hash, assignment.hash);
       const full = assignment.checkers.length >= k;
       if (full && !outranks(score, id, assignment.scores[k - 1] as number, assignment.checkers[k - 1] as string)) continue;
-      if (full) this.unassign(key, assignment, k - 1);
-      this.insertRanked(key, assignment, id, score);
+      if (full) this.unassign(assignment.key, assignment, k - 1);
+      this.insertRanked(assignment.key, assignment, id, score);
     }
   }
 
@@ -136,8 +141,9 @@ export class Assigner {
     const existing = this.endpoints.get(key);
     if (existing !== undefined && existing.protocol === protocol) return;
     if (existing !== undefined) this.removeEndpoint(key);
-    const assignment: Assignment = { hash: hashString(key), protocol, checkers: [], scores: [] };
+    const assignment: Assignment = { key, index: this.list.length, hash: hashString(key), protocol, checkers: [], scores: [] };
     this.endpoints.set(key, assignment);
+    this.list.push(assignment);
     this.changedEndpoints.add(key);
     this.fill(key, assignment);
   }
@@ -150,6 +156,11 @@ export class Assigner {
       this.dirtyCheckers.add(checker);
     }
     this.endpoints.delete(key);
+    const last = this.list.pop() as Assignment;
+    if (last !== assignment) {
+      this.list[assignment.index] = last;
+      last.index = assignment.index;
+    }
     this.changedEndpoints.add(key);
   }
 

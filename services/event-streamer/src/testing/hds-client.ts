@@ -30,6 +30,8 @@ export interface HdsClientOptions {
   /** Capability.health_check_protocols; Envoy announces HTTP, TCP and REDIS. */
   protocols?: string[];
   cluster?: string;
+  /** Called after each specifier is applied. */
+  onSpecifier?: (client: HdsClient) => void;
 }
 
 interface SpecifierMessage {
@@ -49,8 +51,9 @@ function hdsClientConstructor(): grpc.ServiceClientConstructor {
 }
 
 export class HdsClient {
-  /** Every specifier received, in order. */
-  readonly specifiers: SpecifierMessage[] = [];
+  /** How many specifiers arrived; the client keeps only the latest, as Envoy does. */
+  received = 0;
+  private latest: SpecifierMessage | undefined;
   private readonly client: grpc.Client;
   private readonly call: grpc.ClientDuplexStream<Record<string, unknown>, SpecifierMessage>;
   private listeners: (() => void)[] = [];
@@ -65,7 +68,9 @@ export class HdsClient {
     this.client = new Client(address, grpc.credentials.createInsecure(), channelOptions);
     this.call = (this.client as unknown as { StreamHealthCheck: () => HdsClient['call'] }).StreamHealthCheck();
     this.call.on('data', (specifier: SpecifierMessage) => {
-      this.specifiers.push(specifier);
+      this.latest = specifier;
+      this.received++;
+      this.options.onSpecifier?.(this);
       this.notify();
     });
     this.call.on('status', (status: grpc.StatusObject) => {
@@ -88,8 +93,7 @@ export class HdsClient {
 
   /** The clusters and endpoints of the latest specifier. */
   get checks(): ClusterCheck[] {
-    const latest = this.specifiers.at(-1);
-    return (latest?.cluster_health_checks ?? []).map((c) => ({
+    return (this.latest?.cluster_health_checks ?? []).map((c) => ({
       cluster: c.cluster_name ?? '',
       healthCheck: c.health_checks?.[0] ?? {},
       endpoints: (c.locality_endpoints ?? []).flatMap((l) =>
@@ -108,7 +112,7 @@ export class HdsClient {
 
   /** The report interval the server asked for, in ms (Envoy defaults to 1000). */
   get reportIntervalMs(): number {
-    const interval = this.specifiers.at(-1)?.interval;
+    const interval = this.latest?.interval;
     return interval === undefined ? 1000 : Number(interval.seconds ?? 0) * 1000 + Math.round((interval.nanos ?? 0) / 1e6);
   }
 
