@@ -1,4 +1,4 @@
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { unpackAny, type AnyMessage, type Logger } from '@switchyard/shared';
 import { toEnvoyEvent, type EnvoyEventType } from './envoy-events.js';
 import type { EnvoyEventSink } from './event-sink.js';

@@ -126,7 +126,7 @@ export class WatchServer {
       for await (const msg of reader.messages) {
         const tokenHash = msg.subject.slice(kvSubject(buckets.config, 'tokens.').length);
         for (const watcher of this.watchers) {
-          if (watcher.tokenHash === tokenHash) watcher.end(grpc.status.UNAUTHENTICATED, 'token revoked or changed', 'revoked');
+          if (watcher.tokenHash === tokenHash) void watcher.end(grpc.status.UNAUTHENTICATED, 'token revoked or changed', 'revoked');
         }
       }
     })();
