@@ -180,7 +180,8 @@ function follow(reader: StreamReader, logger: Logger, handle: (msg: JsMsg) => vo
       } catch (err) {
         logger.error({ err, subject: msg.subject }, 'failed to apply a message; skipped');
       }
-      if (++seen === reader.backlog) caughtUp();
+      // Pending 0: nothing more was stored when this one was delivered (a safeguard should the count be off).
+      if (++seen >= reader.backlog || msg.info.pending === 0) caughtUp();
     }
     caughtUp();
   })();
