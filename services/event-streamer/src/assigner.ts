@@ -15,7 +15,11 @@ export type CheckProtocol = 'http' | 'tcp';
 interface Checker {
   hash: number;
   protocols: ReadonlySet<CheckProtocol>;
+  /** The protocols as bits (http 1, tcp 2), for the join loop. */
+  mask: number;
 }
+
+const protocolBit = (protocol: CheckProtocol) => (protocol === 'http' ? 1 : 2);
 
 interface Assignment {
   key: string;
@@ -32,6 +36,11 @@ export class Assigner {
   private readonly checkers = new Map<string, Checker>();
   private readonly endpoints = new Map<string, Assignment>();
   private readonly list: Assignment[] = [];
+  // Per list index, what a join must test for every endpoint, in flat arrays: the endpoint's
+  // hash, its protocol bit, and the score of its k-th checker (-1 while it has fewer).
+  private hashes = new Uint32Array(256);
+  private protocolBits = new Uint8Array(256);
+  private floors = new Float64Array(256);
   private readonly byChecker = new Map<string, Set<string>>();
   private dirtyCheckers = new Set<string>();
   private changedEndpoints = new Set<string>();
@@ -88,29 +97,47 @@ export class Assigner {
 
   /** Adds a checker (an Envoy's HDS stream). An empty protocol list means it can run every check. */
   addChecker(id: string, protocols: readonly CheckProtocol[]): void {
-    const wanted = new Set<CheckProtocol>(protocols.length === 0 ? ['http', 'tcp'] : protocols);
-    const existing = this.checkers.get(id);
-    if (existing !== undefined) {
-      // A reconnect with the same capabilities keeps its endpoints; it only needs them resent.
-      if (sameSet(existing.protocols, wanted)) {
-        this.dirtyCheckers.add(id);
-        return;
+    this.addCheckers([{ id, protocols }]);
+  }
+
+  /**
+   * Adds checkers in one pass over the endpoints (a fleet reconnecting arrives in bursts): each
+   * endpoint weighs every newcomer against its current k-th checker.
+   */
+  addCheckers(entries: readonly { id: string; protocols: readonly CheckProtocol[] }[]): void {
+    const fresh: [string, Checker][] = [];
+    for (const { id, protocols } of entries) {
+      const wanted = new Set<CheckProtocol>(protocols.length === 0 ? ['http', 'tcp'] : protocols);
+      const existing = this.checkers.get(id);
+      if (existing !== undefined) {
+        // A reconnect with the same capabilities keeps its endpoints; it only needs them resent.
+        if (sameSet(existing.protocols, wanted)) {
+          this.dirtyCheckers.add(id);
+          continue;
+        }
+        this.removeCheckers([id]);
       }
-      this.removeCheckers([id]);
+      const checker: Checker = { hash: hashString(id), protocols: wanted, mask: [...wanted].reduce((m, p) => m | protocolBit(p), 0) };
+      this.checkers.set(id, checker);
+      this.byChecker.set(id, new Set());
+      this.dirtyCheckers.add(id);
+      fresh.push([id, checker]);
     }
-    const checker: Checker = { hash: hashString(id), protocols: wanted };
-    this.checkers.set(id, checker);
-    this.byChecker.set(id, new Set());
-    this.dirtyCheckers.add(id);
+    if (fresh.length === 0) return;
     const k = this.checkersPerEndpoint;
-    const both = checker.protocols.size === 2;
-    for (const assignment of this.list) {
-      if (!both && !checker.protocols.has(assignment.protocol)) continue;
-      const score = pairScore(checker.hash, assignment.hash);
-      const full = assignment.checkers.length >= k;
-      if (full && !outranks(score, id, assignment.scores[k - 1] as number, assignment.checkers[k - 1] as string)) continue;
-      if (full) this.unassign(assignment.key, assignment, k - 1);
-      this.insertRanked(assignment.key, assignment, id, score);
+    const { list, hashes, protocolBits, floors } = this;
+    for (let i = 0; i < list.length; i++) {
+      for (const [id, { hash, mask }] of fresh) {
+        if ((protocolBits[i] & mask) === 0) continue;
+        const score = pairScore(hash, hashes[i] as number);
+        // Most pairs stop here: the newcomer ranks below the endpoint's k-th checker (ties go on, to the id order).
+        if (score < (floors[i] as number)) continue;
+        const assignment = list[i] as Assignment;
+        const full = assignment.checkers.length >= k;
+        if (full && !outranks(score, id, assignment.scores[k - 1] as number, assignment.checkers[k - 1] as string)) continue;
+        if (full) this.unassign(assignment.key, assignment, k - 1);
+        this.insertRanked(assignment.key, assignment, id, score);
+      }
     }
   }
 
@@ -132,6 +159,7 @@ export class Assigner {
         }
       }
       this.changedEndpoints.add(key);
+      this.updateFloor(assignment);
       this.fill(key, assignment);
     }
   }
@@ -144,6 +172,10 @@ export class Assigner {
     const assignment: Assignment = { key, index: this.list.length, hash: hashString(key), protocol, checkers: [], scores: [] };
     this.endpoints.set(key, assignment);
     this.list.push(assignment);
+    if (assignment.index >= this.hashes.length) this.grow();
+    this.hashes[assignment.index] = assignment.hash;
+    this.protocolBits[assignment.index] = protocolBit(protocol);
+    this.floors[assignment.index] = -1;
     this.changedEndpoints.add(key);
     this.fill(key, assignment);
   }
@@ -159,6 +191,9 @@ export class Assigner {
     const last = this.list.pop() as Assignment;
     if (last !== assignment) {
       this.list[assignment.index] = last;
+      this.hashes[assignment.index] = this.hashes[last.index] as number;
+      this.protocolBits[assignment.index] = this.protocolBits[last.index] as number;
+      this.floors[assignment.index] = this.floors[last.index] as number;
       last.index = assignment.index;
     }
     this.changedEndpoints.add(key);
@@ -196,6 +231,7 @@ export class Assigner {
     this.byChecker.get(id)?.add(key);
     this.dirtyCheckers.add(id);
     this.changedEndpoints.add(key);
+    this.updateFloor(assignment);
   }
 
   private unassign(key: string, assignment: Assignment, index: number): void {
@@ -204,6 +240,25 @@ export class Assigner {
     this.byChecker.get(id)?.delete(key);
     this.dirtyCheckers.add(id);
     this.changedEndpoints.add(key);
+    this.updateFloor(assignment);
+  }
+
+  private updateFloor(assignment: Assignment): void {
+    const k = this.checkersPerEndpoint;
+    this.floors[assignment.index] = assignment.checkers.length >= k ? (assignment.scores[k - 1] as number) : -1;
+  }
+
+  private grow(): void {
+    const size = this.hashes.length * 2;
+    const hashes = new Uint32Array(size);
+    const protocolBits = new Uint8Array(size);
+    const floors = new Float64Array(size);
+    hashes.set(this.hashes);
+    protocolBits.set(this.protocolBits);
+    floors.set(this.floors);
+    this.hashes = hashes;
+    this.protocolBits = protocolBits;
+    this.floors = floors;
   }
 }
 

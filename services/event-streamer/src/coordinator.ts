@@ -70,7 +70,12 @@ export class HealthCoordinator {
   }
 
   connect(checker: string, protocols: readonly CheckProtocol[], now: number): void {
-    this.assigner.addChecker(checker, protocols);
+    this.connectMany([{ id: checker, protocols }], now);
+  }
+
+  /** Adds several checkers at once: one pass over the endpoints instead of one per checker. */
+  connectMany(checkers: readonly { id: string; protocols: readonly CheckProtocol[] }[], now: number): void {
+    this.assigner.addCheckers(checkers);
     this.syncAssignments(now);
   }
 

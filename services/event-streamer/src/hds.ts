@@ -64,6 +64,10 @@ export class HdsServer {
   private readonly streams = new Map<string, HdsStream>();
   private ready = false;
   private flushScheduled = false;
+  // Joins and leaves since the last flush, applied together: a fleet reconnecting after a
+  // restart arrives in bursts, and one pass over the endpoints serves the whole burst.
+  private readonly pendingJoins = new Map<string, CheckProtocol[]>();
+  private readonly pendingLeaves = new Set<string>();
 
   constructor(private readonly deps: HdsServerDeps) {}
 
@@ -88,6 +92,7 @@ export class HdsServer {
   /** Starts sending specifiers: called once the desired state is loaded, so no Envoy gets a partial list. */
   markReady(): void {
     this.ready = true;
+    this.applyPending();
     this.deps.coordinator.takeDirtyCheckers();
     for (const stream of this.streams.values()) this.send(stream);
   }
@@ -113,11 +118,24 @@ export class HdsServer {
   }
 
   private flush(): void {
+    this.applyPending();
     if (!this.ready) return;
     for (const checker of this.deps.coordinator.takeDirtyCheckers()) {
       const stream = this.streams.get(checker);
       if (stream !== undefined) this.send(stream);
     }
+  }
+
+  private applyPending(): void {
+    const { coordinator, now } = this.deps;
+    if (this.pendingLeaves.size > 0) coordinator.disconnect([...this.pendingLeaves], now());
+    if (this.pendingJoins.size > 0)
+      coordinator.connectMany(
+        [...this.pendingJoins].map(([id, protocols]) => ({ id, protocols })),
+        now(),
+      );
+    this.pendingLeaves.clear();
+    this.pendingJoins.clear();
   }
 
   private onStream(call: HdsCall): void {
@@ -177,7 +195,8 @@ export class HdsServer {
       return;
     }
     this.deps.logger.info({ node: id, cluster: request.node?.cluster, protocols }, 'Envoy connected for health checks');
-    this.deps.coordinator.connect(id, protocols, this.deps.now());
+    this.pendingLeaves.delete(id);
+    this.pendingJoins.set(id, protocols);
     this.scheduleFlush();
   }
 
@@ -255,7 +274,8 @@ export class HdsServer {
     this.streams.delete(checker);
     this.deps.metrics.hdsStreams.set(this.streams.size);
     this.deps.logger.info({ node: checker }, 'Envoy health-check stream closed; its endpoints move to other Envoys');
-    this.deps.coordinator.disconnect([checker], this.deps.now());
+    this.pendingJoins.delete(checker);
+    this.pendingLeaves.add(checker);
     this.scheduleFlush();
   }
 

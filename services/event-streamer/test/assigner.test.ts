@@ -50,6 +50,22 @@ describe('Assigner (rendezvous hashing)', () => {
     expect(snapshot(b, endpoints)).toEqual(snapshot(a, endpoints));
   });
 
+  it('gives a burst of joins applied in one pass the same assignment as one by one', () => {
+    const checkers = ids('envoy-', 12);
+    const [first, burstJoins] = [checkers.slice(0, 4), checkers.slice(4)];
+    const sequential = build(first, endpoints, 3);
+    burstJoins.forEach((c) => sequential.addChecker(c, []));
+    const burst = build(first, endpoints, 3);
+    const held = (c: string) => [...burst.endpointsOf(c)].sort().join();
+    const before = new Map(first.map((c) => [c, held(c)]));
+    burst.takeChanges();
+    burst.addCheckers(burstJoins.map((id) => ({ id, protocols: [] })));
+    expect(snapshot(burst, endpoints)).toEqual(snapshot(sequential, endpoints));
+    // Exactly the newcomers and the checkers that lost endpoints need a new specifier.
+    const changed = first.filter((c) => before.get(c) !== held(c));
+    expect([...burst.takeChanges().checkers].sort()).toEqual([...burstJoins, ...changed].sort());
+  });
+
   it('spreads the load evenly', () => {
     const assigner = build(ids('envoy-', 10), ids('ep-', 3000), 3);
     const loads = ids('envoy-', 10).map((c) => assigner.endpointsOf(c).size);
