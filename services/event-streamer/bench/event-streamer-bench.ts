@@ -94,12 +94,14 @@ const round = (value: number, digits = 1) => Number(value.toFixed(digits));
 // The simulated fleet (child process).
 
 type FleetCommand =
+  | { cmd: 'core'; options: Options }
   | { cmd: 'connect'; address: string; envoys: number; endpoints: number; k: number }
   | { cmd: 'leave'; fraction: number }
   | { cmd: 'report'; failing: string[] }
   | { cmd: 'exit' };
 
 type FleetReply =
+  | { done: 'core'; assignMs: number; rebalanceMs: number }
   | { done: 'connect'; ms: number; minProbes: number; maxProbes: number; pairs: number }
   | { done: 'leave'; ms: number; minProbes: number; maxProbes: number; movedPairs: number; pairs: number; leftPairs: number }
   | { done: 'report'; results: number; sendMs: number };
@@ -155,7 +157,9 @@ async function runFleet(): Promise<void> {
 
   process.on('message', (message: FleetCommand) => {
     void (async () => {
-      if (message.cmd === 'connect') {
+      if (message.cmd === 'core') {
+        reply({ done: 'core', ...measureCore(services(message.options.endpoints), message.options) });
+      } else if (message.cmd === 'connect') {
         expected = { endpoints: message.endpoints, k: Math.min(message.k, message.envoys) };
         const start = performance.now();
         for (let i = 0; i < message.envoys; i++) {
@@ -216,7 +220,7 @@ function ask<T extends FleetReply['done']>(child: ChildProcess, command: FleetCo
   });
 }
 
-/** The pure core alone: assignment of every endpoint from scratch, then 10 % of checkers leaving. */
+/** The pure core alone: every checker joining one by one (the slowest order), then 10 % of them leaving at once. */
 function measureCore(records: ServiceRecord[], options: Options): { assignMs: number; rebalanceMs: number } {
   const coordinator = new HealthCoordinator({ checkersPerEndpoint: options.k, staleAfterMs: 60_000 });
   for (const record of records) coordinator.applyService(record, 0);
@@ -233,8 +237,6 @@ async function runBench(options: Options): Promise<void> {
   let peakRss = process.memoryUsage().rss;
   const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
   const records = services(options.endpoints);
-  const core = measureCore(records, options);
-  log(`pure core: assign ${core.assignMs.toFixed(0)} ms, rebalance ${core.rebalanceMs.toFixed(0)} ms`);
 
   const nats = await NatsServer.start();
   const logger = createLogger('event-streamer-bench', 'warn');
@@ -264,7 +266,10 @@ async function runBench(options: Options): Promise<void> {
   await health.loaded;
   log(`server ready: ${health.coordinator.catalog.size} endpoints on :${port}`);
 
+  // The fleet, and the core measured alone, run in a child process: this one's CPU and RSS are the server's.
   const child = fork(fileURLToPath(import.meta.url), ['fleet'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const core = await ask(child, { cmd: 'core', options }, 'core');
+  log(`pure core: assign ${core.assignMs.toFixed(0)} ms, rebalance ${core.rebalanceMs.toFixed(0)} ms`);
   const connected = await ask(
     child,
     { cmd: 'connect', address: `127.0.0.1:${port}`, envoys: options.envoys, endpoints: options.endpoints, k: options.k },

@@ -19,7 +19,7 @@ import { HealthCoordinator } from './coordinator.js';
 import { HdsServer } from './hds.js';
 import type { EventStreamerMetrics } from './metrics.js';
 import { TransitionPublisher } from './publisher.js';
-import { openStreamReader, type StreamReader } from './stream-reader.js';
+import { kvStream, kvSubject, openStreamReader, type StreamReader } from './stream-reader.js';
 
 /**
  * Health checking through the Envoy fleet: loads what to check from NATS (service records
@@ -48,9 +48,6 @@ export interface HealthChecking {
   loaded: Promise<void>;
   stop(): Promise<void>;
 }
-
-export const kvStream = (bucket: string) => `KV_${bucket}`;
-export const kvSubject = (bucket: string, key: string) => `$KV.${bucket}.${key}`;
 
 export async function startHealthChecking(options: HealthCheckingOptions): Promise<HealthChecking> {
   const { js, logger, metrics } = options;

@@ -1,6 +1,10 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { ReplayFrom } from '@switchyard/shared';
 
+/** The stream behind a KV bucket and the subject of one of its keys: KV changes are read as a stream. */
+export const kvStream = (bucket: string) => `KV_${bucket}`;
+export const kvSubject = (bucket: string, key: string) => `$KV.${bucket}.${key}`;
+
 /**
  * An ordered JetStream consumer that knows how many messages it will replay before it is live:
  * `backlog` is the consumer's pending count at creation. That is what lets a loader say "the

@@ -14,9 +14,8 @@ import {
   type ReplayFrom,
 } from '@switchyard/shared';
 import { authenticate, type Principal } from './auth.js';
-import { kvStream, kvSubject } from './health.js';
 import type { EventStreamerMetrics } from './metrics.js';
-import { openStreamReader, type StreamReader } from './stream-reader.js';
+import { kvStream, kvSubject, openStreamReader, type StreamReader } from './stream-reader.js';
 
 /**
  * The Watch API (`switchyard.watch.v1.WatchService/Watch`): replays the retained service
