@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import type { ReplayFrom } from '@switchyard/shared';
+import { deliverOptions, type ReplayFrom } from '@switchyard/shared';
 
 /** The stream behind a KV bucket and the subject of one of its keys: KV changes are read as a stream. */
 export const kvStream = (bucket: string) => `KV_${bucket}`;
@@ -21,16 +21,7 @@ export async function openStreamReader(
   js: JetStreamClient,
   options: { stream: string; filter: string; replay: ReplayFrom; maxMessages?: number },
 ): Promise<StreamReader> {
-  const { replay } = options;
-  const deliver =
-    replay.from === 'all'
-      ? { deliver_policy: 'all' as const }
-      : replay.from === 'new'
-        ? { deliver_policy: 'new' as const }
-        : replay.from === 'last_per_subject'
-          ? { deliver_policy: 'last_per_subject' as const }
-          : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
-  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.filter, ...deliver });
+  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.filter, ...deliverOptions(options.replay) });
   const info = await consumer.info(true);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: options.maxMessages ?? 256 });
   return {

@@ -14,6 +14,7 @@ import {
   type ReplayFrom,
 } from '@switchyard/shared';
 import { authenticate, type Principal } from './auth.js';
+import type { WatchedEvent } from './event-format.js';
 import type { EventStreamerMetrics } from './metrics.js';
 import { kvStream, kvSubject, openStreamReader, type StreamReader } from './stream-reader.js';
 
@@ -37,17 +38,8 @@ export interface WatchRequest {
   after?: Record<string, string | number>;
 }
 
-interface WatchEventMessage {
-  kind: string;
-  stream: string;
-  sequence: number;
-  subject: string;
-  tenant: string;
-  service: string;
-  revision: string;
-  ts: number;
-  payload_json: string;
-}
+/** An event as sent: the payload travels as JSON text. */
+type WatchEventMessage = Omit<WatchedEvent, 'payload'> & { payload_json: string };
 
 type WatchCall = grpc.ServerWritableStream<WatchRequest, { event?: WatchEventMessage; caught_up?: Record<string, never> }>;
 

@@ -18,6 +18,8 @@ import {
   type SubjectKindName,
 } from '@switchyard/shared';
 import { NatsServer } from '@switchyard/shared/testing';
+import { startHealthChecking, type HealthChecking } from '../src/health.js';
+import { eventStreamerMetrics } from '../src/metrics.js';
 
 export const logger: Logger = createLogger('event-streamer-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -118,4 +120,21 @@ export async function metricValue(
   const { values } = await metric.get();
   const match = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
   return match?.value ?? 0;
+}
+
+/** Health checking (HDS on `grpcServer`) against the test bus, k = 3. */
+export function startHealth(
+  bus: Bus,
+  grpcServer: grpc.Server,
+  options: { reportIntervalMs: number; now?: () => number },
+): Promise<HealthChecking> {
+  return startHealthChecking({
+    js: bus.js,
+    grpcServer,
+    logger,
+    registry: bus.observability.registry,
+    metrics: eventStreamerMetrics(bus.observability.registry),
+    checkersPerEndpoint: 3,
+    ...options,
+  });
 }

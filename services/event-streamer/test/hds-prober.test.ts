@@ -2,11 +2,10 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHealthChecking, type HealthChecking } from '../src/health.js';
-import { eventStreamerMetrics } from '../src/metrics.js';
+import type { HealthChecking } from '../src/health.js';
 import { HdsProber } from '../src/testing/hds-prober.js';
 import { record } from './fixtures.js';
-import { collect, eventually, logger, putService, startBus, startGrpc, type Bus } from './harness.js';
+import { collect, eventually, putService, startBus, startGrpc, startHealth, type Bus } from './harness.js';
 
 /**
  * The prober is the stand-in for Envoy in end-to-end tests: it must run the assigned checks
@@ -53,15 +52,7 @@ describe('HdsProber against real targets', () => {
       }),
     );
     grpc = await startGrpc(() => undefined);
-    health = await startHealthChecking({
-      js: bus.js,
-      grpcServer: grpc.server,
-      logger,
-      registry: bus.observability.registry,
-      metrics: eventStreamerMetrics(bus.observability.registry),
-      checkersPerEndpoint: 3,
-      reportIntervalMs: 200,
-    });
+    health = await startHealth(bus, grpc.server, { reportIntervalMs: 200 });
     await health.loaded;
   });
   afterAll(async () => {

@@ -1,10 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { publishDurable, type HealthTransition } from '@switchyard/shared';
-import { startHealthChecking, type HealthChecking } from '../src/health.js';
-import { eventStreamerMetrics } from '../src/metrics.js';
+import type { HealthChecking } from '../src/health.js';
 import { HdsClient, type AssignedEndpoint } from '../src/testing/hds-client.js';
 import { endpointSet, record } from './fixtures.js';
-import { collect, eventually, logger, metricValue, putService, startBus, startGrpc, type Bus } from './harness.js';
+import { collect, eventually, metricValue, putService, startBus, startGrpc, startHealth, type Bus } from './harness.js';
 
 /**
  * HDS end to end over real gRPC and a real nats-server: our HDS client plays the Envoys and
@@ -51,16 +50,7 @@ describe('HDS health checking through the fleet', () => {
       }),
     );
     grpc = await startGrpc(() => undefined);
-    health = await startHealthChecking({
-      js: bus.js,
-      grpcServer: grpc.server,
-      logger,
-      registry: bus.observability.registry,
-      metrics: eventStreamerMetrics(bus.observability.registry),
-      checkersPerEndpoint: 3,
-      reportIntervalMs,
-      now: () => clock,
-    });
+    health = await startHealth(bus, grpc.server, { reportIntervalMs, now: () => clock });
     await health.loaded;
   });
   afterEach(() => {

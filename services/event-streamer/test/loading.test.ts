@@ -1,10 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishDurable } from '@switchyard/shared';
-import { startHealthChecking, type HealthChecking } from '../src/health.js';
-import { eventStreamerMetrics } from '../src/metrics.js';
+import type { HealthChecking } from '../src/health.js';
 import { endpointSet, record } from './fixtures.js';
-import { logger, putService, startBus, type Bus } from './harness.js';
+import { putService, startBus, startHealth, type Bus } from './harness.js';
 
 /** Start-up against a bus that already holds history: several generations and KV revisions per key. */
 describe('loading the desired state at start', () => {
@@ -57,15 +56,7 @@ describe('loading the desired state at start', () => {
   });
 
   it('becomes ready with the latest of everything', async () => {
-    health = await startHealthChecking({
-      js: bus.js,
-      grpcServer: server,
-      logger,
-      registry: bus.observability.registry,
-      metrics: eventStreamerMetrics(bus.observability.registry),
-      checkersPerEndpoint: 3,
-      reportIntervalMs: 1000,
-    });
+    health = await startHealth(bus, server, { reportIntervalMs: 1000 });
     await health.loaded;
     const { catalog } = health.coordinator;
     expect(catalog.size).toBe(4);

@@ -121,7 +121,7 @@ export class HdsProber {
   }
 }
 
-function check(endpoint: AssignedEndpoint, healthCheck: ClusterCheck['healthCheck']): Promise<'ok' | 'failed' | 'timeout'> {
+function check(endpoint: AssignedEndpoint, healthCheck: ClusterCheck['healthCheck']): Promise<Outcome> {
   const timeoutMs = ms(healthCheck.timeout as Duration, 1000);
   const http = healthCheck.http_health_check as HttpCheck | undefined;
   if (http === undefined) return tcpCheck(endpoint, timeoutMs);
@@ -132,17 +132,31 @@ function check(endpoint: AssignedEndpoint, healthCheck: ClusterCheck['healthChec
     : http1Check(endpoint, http, timeoutMs, accepted);
 }
 
-function tcpCheck(endpoint: AssignedEndpoint, timeoutMs: number): Promise<'ok' | 'failed' | 'timeout'> {
+type Outcome = 'ok' | 'failed' | 'timeout';
+
+/** Runs one check attempt: `start` begins it and returns its cleanup; the first outcome (or the timeout) wins. */
+function attempt(timeoutMs: number, start: (done: (outcome: Outcome) => void) => () => void): Promise<Outcome> {
   return new Promise((resolve) => {
-    const socket = tcpConnect({ host: endpoint.address, port: endpoint.port });
-    const timer = setTimeout(() => done('timeout'), timeoutMs);
-    const done = (outcome: 'ok' | 'failed' | 'timeout') => {
+    let settled = false;
+    let cleanup = () => {};
+    const done = (outcome: Outcome) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.destroy();
+      cleanup();
       resolve(outcome);
     };
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    cleanup = start(done);
+  });
+}
+
+function tcpCheck(endpoint: AssignedEndpoint, timeoutMs: number): Promise<Outcome> {
+  return attempt(timeoutMs, (done) => {
+    const socket = tcpConnect({ host: endpoint.address, port: endpoint.port });
     socket.once('connect', () => done('ok'));
     socket.once('error', () => done('failed'));
+    return () => socket.destroy();
   });
 }
 
@@ -151,33 +165,19 @@ function http1Check(
   http: HttpCheck,
   timeoutMs: number,
   accepted: (status: number) => boolean,
-): Promise<'ok' | 'failed' | 'timeout'> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const done = (outcome: 'ok' | 'failed' | 'timeout') => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      resolve(outcome);
-    };
+): Promise<Outcome> {
+  return attempt(timeoutMs, (done) => {
+    const headers = { host: http.host ?? endpoint.cluster };
     const req = httpRequest(
-      {
-        host: endpoint.address,
-        port: endpoint.port,
-        path: http.path ?? '/',
-        method: 'GET',
-        headers: { host: http.host ?? endpoint.cluster },
-        agent: false,
-      },
+      { host: endpoint.address, port: endpoint.port, path: http.path ?? '/', method: 'GET', headers, agent: false },
       (res) => {
         res.resume();
         done(accepted(res.statusCode ?? 0) ? 'ok' : 'failed');
       },
     );
-    const timer = setTimeout(() => done('timeout'), timeoutMs);
     req.once('error', () => done('failed'));
     req.end();
+    return () => req.destroy();
   });
 }
 
@@ -186,23 +186,15 @@ function http2Check(
   http: HttpCheck,
   timeoutMs: number,
   accepted: (status: number) => boolean,
-): Promise<'ok' | 'failed' | 'timeout'> {
-  return new Promise((resolve) => {
+): Promise<Outcome> {
+  return attempt(timeoutMs, (done) => {
     const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
     const session = http2Connect(`http://${host}:${endpoint.port}`);
-    let settled = false;
-    const done = (outcome: 'ok' | 'failed' | 'timeout') => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      session.destroy();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => done('timeout'), timeoutMs);
     session.once('error', () => done('failed'));
     const stream = session.request({ ':method': 'GET', ':path': http.path ?? '/', ':authority': http.host ?? endpoint.cluster });
     stream.once('response', (headers) => done(accepted(Number(headers[':status'])) ? 'ok' : 'failed'));
     stream.once('error', () => done('failed'));
     stream.end();
+    return () => session.destroy();
   });
 }
