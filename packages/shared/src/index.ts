@@ -90,3 +90,5 @@ export {
   type ServiceRecord,
   type TokenRecord,
 } from './store.js';
+export { asyncApiDocument, asyncApiYaml } from './asyncapi.js';
+export { deploymentRecord, deploymentPhase, deploymentActive, type DeploymentRecord, type DeploymentPhase } from './store.js';

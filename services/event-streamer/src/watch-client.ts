@@ -43,12 +43,15 @@ export async function watchEvents(options: WatchOptions): Promise<void> {
   clientConstructor ??= grpcService(loadGrpcPackage([protoFiles.watch]), 'switchyard.watch.v1.WatchService');
   const client = new clientConstructor(options.address, grpc.credentials.createInsecure(), options.channelOptions ?? {});
   const after: Record<string, number> = {};
+  const session = { answered: false };
   let backoffMs = 250;
   try {
     for (;;) {
-      const outcome = await watchOnce(client, options, after);
+      const outcome = await watchOnce(client, options, after, session);
       if (outcome === 'done' || options.signal?.aborted) return;
-      if (!options.follow || !retryable.has(outcome.code)) throw Object.assign(new Error(outcome.details), { code: outcome.code });
+      // Resume only a stream that was up: a server that never answered is reported at once.
+      const resumable = options.follow && session.answered && retryable.has(outcome.code);
+      if (!resumable) throw Object.assign(new Error(outcome.details), { code: outcome.code });
       options.onReconnect?.(outcome);
       await new Promise((resolve) => setTimeout(resolve, backoffMs));
       backoffMs = Math.min(backoffMs * 2, 10_000);
@@ -58,7 +61,12 @@ export async function watchEvents(options: WatchOptions): Promise<void> {
   }
 }
 
-function watchOnce(client: grpc.Client, options: WatchOptions, after: Record<string, number>): Promise<'done' | grpc.StatusObject> {
+function watchOnce(
+  client: grpc.Client,
+  options: WatchOptions,
+  after: Record<string, number>,
+  session: { answered: boolean },
+): Promise<'done' | grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${options.token}`);
   const resuming = Object.keys(after).length > 0;
@@ -87,6 +95,7 @@ function watchOnce(client: grpc.Client, options: WatchOptions, after: Record<str
     };
     options.signal?.addEventListener('abort', onAbort);
     call.on('data', (response: WatchResponseMessage) => {
+      session.answered = true;
       if (response.event !== undefined) {
         const e = response.event;
         const sequence = Number(e.sequence ?? 0);
