@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import {
+  buckets,
   clusterName,
   configKeys,
   connectNats,
@@ -243,7 +244,7 @@ async function runBench(options: Options): Promise<void> {
   const observability = createObservability('event-streamer-bench');
   const nc = await connectNats({ servers: nats.url, name: 'bench', logger, observability });
   const { js } = await ensureStreams(nc);
-  const kv = await openBucket(nc, 'switchyard-config');
+  const kv = await openBucket(nc, buckets.config);
   for (const record of records) await kv.put(configKeys.service(record.tenant, record.name), JSON.stringify(record));
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import {
+  buckets,
   configKeys,
   connectNats,
   createLogger,
@@ -38,7 +39,7 @@ export async function startBus(): Promise<Bus> {
   const observability = createObservability('event-streamer-test');
   const nc = await connectNats({ servers: server.url, name: 'test', logger, observability });
   const { js } = await ensureStreams(nc);
-  const kv = await openBucket(nc, 'switchyard-config');
+  const kv = await openBucket(nc, buckets.config);
   return {
     server,
     nc,
