@@ -60,14 +60,15 @@ export interface Decision {
 }
 
 /**
- * State for a revision the decider has no load history for. With more than one instance
- * already asked for (e.g. by the previous leader), it starts in panic mode so that the empty
- * history does not scale the revision down before a stable window of samples has arrived.
+ * State for a revision the decider starts on, optionally with load points already observed
+ * (a standby replica keeps them). With more than one instance already asked for (e.g. by the
+ * previous leader) it starts in panic mode: no scale-down until the panic ends, which takes
+ * a full stable window of history, so a short history cannot scale the revision down blind.
  */
-export function initialDeciderState(desired: number, now: number): DeciderState {
+export function initialDeciderState(desired: number, now: number, points: LoadPoint[] = []): DeciderState {
   const hold = desired > 1;
   return {
-    points: [],
+    points,
     panicSince: hold ? now : null,
     lastOverThreshold: hold ? now : null,
     panicPeak: hold ? desired : 0,
