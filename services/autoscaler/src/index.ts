@@ -10,7 +10,14 @@ export { decide, initialDeciderState, type Decision, type DeciderSettings, type 
 export { revisionPlans, type RevisionPlan } from './desired-state.js';
 export { LeaderLease } from './lease.js';
 export { localProvider, type LocalProviderOptions } from './providers/local.js';
-export { staticProvider, notRunnableReason, type InstanceProvider, type InstanceView, type RevisionInstances, type RevisionHooks } from './provider.js';
+export {
+  staticProvider,
+  notRunnableReason,
+  type InstanceProvider,
+  type InstanceView,
+  type RevisionInstances,
+  type RevisionHooks,
+} from './provider.js';
 
 /**
  * The autoscaler as a service module: standalone (src/main.ts) or next to the other

@@ -110,10 +110,7 @@ export class RevisionController {
   onHealth(transition: HealthTransition): void {
     const instance = this.runtime
       ?.instances()
-      .find(
-        (i) =>
-          i.id === transition.endpoint.id || (i.address === transition.endpoint.address && i.port === transition.endpoint.port),
-      );
+      .find((i) => i.id === transition.endpoint.id || (i.address === transition.endpoint.address && i.port === transition.endpoint.port));
     if (instance === undefined) return;
     const pending = this.unhealthy.get(instance.id);
     if (transition.state !== 'unhealthy') {

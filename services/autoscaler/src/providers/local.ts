@@ -68,7 +68,9 @@ interface LocalInstance {
 
 class LocalRevision implements RevisionInstances {
   private readonly members = new Map<string, LocalInstance>();
-  private readonly pending = new Set<Promise<void>>();
+  /** Instances waiting for a port: counted as starting. */
+  private launching = 0;
+  private readonly launches = new Set<Promise<void>>();
   private readonly log: Logger;
   private readonly backoff: { initialMs: number; maxMs: number };
   private target = 0;
@@ -124,7 +126,7 @@ class LocalRevision implements RevisionInstances {
     this.closed = true;
     this.target = 0;
     clearTimeout(this.retryTimer);
-    await Promise.all(this.pending);
+    await Promise.all(this.launches);
     this.reconcile();
     await Promise.all([...this.members.values()].map((m) => m.exited));
   }
@@ -139,7 +141,7 @@ class LocalRevision implements RevisionInstances {
     const members = [...this.members.values()];
     const serving = members.filter((m) => m.state === 'starting' || m.state === 'ready');
     const current = serving.filter((m) => this.isCurrent(m));
-    let count = current.length + this.pending.size;
+    let count = current.length + this.launching;
 
     for (const m of members) {
       if (count >= target) break;
@@ -209,18 +211,26 @@ class LocalRevision implements RevisionInstances {
 
   private start(): void {
     const id = `${this.plan.ref.revision}-${randomBytes(4).toString('hex')}`;
+    this.launching++;
     const launch = (async () => {
-      const port = await freePort(this.options.host);
+      let port: number;
+      try {
+        port = await freePort(this.options.host);
+      } finally {
+        this.launching--;
+      }
+      // The instance is counted as launching until it is a member: never both, never neither.
       if (!this.closed) this.spawnInstance(id, port);
-    })().catch((err: unknown) => {
-      this.hooks.event(id, 'start_failed', `could not launch: ${err instanceof Error ? err.message : String(err)}`);
-      this.failed();
-    });
-    const tracked = launch.finally(() => {
-      this.pending.delete(tracked);
-      this.reconcile();
-    });
-    this.pending.add(tracked);
+    })()
+      .catch((err: unknown) => {
+        this.hooks.event(id, 'start_failed', `could not launch: ${err instanceof Error ? err.message : String(err)}`);
+        this.failed();
+      })
+      .finally(() => {
+        this.launches.delete(launch);
+        this.reconcile();
+      });
+    this.launches.add(launch);
   }
 
   private spawnInstance(id: string, port: number): void {
