@@ -45,6 +45,8 @@ export const leaseKey = 'autoscaler';
 
 export class Autoscaler {
   private readonly controllers = new Map<string, RevisionController>();
+  /** Controllers of removed revisions still draining: they keep getting ticks until closed. */
+  private readonly closing = new Set<RevisionController>();
   /** Revisions the configured provider cannot run, with the reason reported for them. */
   private readonly notRunnable = new Map<string, { plan: RevisionPlan; reason: string }>();
   private readonly staticRevisions = new Set<string>();
@@ -119,6 +121,7 @@ export class Autoscaler {
     this.lease.start();
     this.ticker = setInterval(() => {
       for (const controller of this.controllers.values()) controller.tick();
+      for (const controller of this.closing) controller.tick();
     }, this.options.tickMs ?? 1000);
   }
 
@@ -127,7 +130,9 @@ export class Autoscaler {
     this.watch?.stop();
     await this.healthConsumer?.stop();
     // Load samples and ticks keep running meanwhile: they are what ends the drains.
-    await Promise.all([...this.controllers.values()].map((c) => c.close()));
+    for (const controller of this.controllers.values()) this.retire(controller);
+    this.controllers.clear();
+    while (this.closing.size > 0) await Promise.all([...this.closing].map((c) => c.close()));
     this.loadSub?.unsubscribe();
     clearInterval(this.ticker);
     await this.bus.flush();
@@ -168,7 +173,7 @@ export class Autoscaler {
       if (plan === undefined || plan.source.kind === 'static' || notRunnableReason(this.options.provider, plan) !== undefined) {
         this.controllers.delete(key);
         this.gate.forget(key);
-        void controller.close();
+        this.retire(controller);
       }
     }
     for (const key of [...this.notRunnable.keys(), ...this.staticRevisions]) {
@@ -200,6 +205,11 @@ export class Autoscaler {
       if (this.lease.isLeader) void controller.lead();
     }
     this.countRevisions();
+  }
+
+  private retire(controller: RevisionController): void {
+    this.closing.add(controller);
+    void controller.close().finally(() => this.closing.delete(controller));
   }
 
   private countRevisions(): void {

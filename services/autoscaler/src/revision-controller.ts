@@ -40,6 +40,7 @@ export class RevisionController {
   private readonly drains = new Map<string, PendingDrain>();
   private readonly unhealthy = new Map<string, NodeJS.Timeout>();
   private endpointsQueued = false;
+  private closing: Promise<void> | undefined;
   /** Bumped on every leadership change, so a slow takeover that was overtaken gives up. */
   private term = 0;
   private readonly log: Logger;
@@ -133,7 +134,12 @@ export class RevisionController {
   }
 
   /** Drains and stops every instance and publishes the empty set (the revision is gone or this replica stops). */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closing ??= this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
     this.term++;
     for (const timer of this.unhealthy.values()) clearTimeout(timer);
     this.unhealthy.clear();

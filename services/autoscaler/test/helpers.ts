@@ -8,11 +8,15 @@ import { scalingSpec, type Logger, type ServiceRecord, type ServiceSpecInput, se
 export const instanceServer = fileURLToPath(new URL('./fixtures/instance-server.mjs', import.meta.url));
 
 /** Polls `condition` until it returns a truthy value or the deadline passes. */
-export async function until<T>(condition: () => T | Promise<T>, timeoutMs = 15_000, what = 'condition'): Promise<NonNullable<T>> {
+export async function until<T>(
+  condition: () => T | Promise<T>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();
-    if (value) return value as NonNullable<T>;
+    if (value) return value as Exclude<T, false | 0 | '' | null | undefined>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

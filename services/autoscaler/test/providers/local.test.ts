@@ -5,7 +5,7 @@ import { localProvider } from '../../src/providers/local.js';
 import { capturingLogger, defaultScaling, httpGet, instanceServer, until } from '../helpers.js';
 
 /** Records what a provider reports; drains finish when the test says so (at once by default). */
-const recorders: ReturnType<typeof recorder>[] = [];
+const recorders: { stopHolding: () => void }[] = [];
 
 function recorder() {
   const events: { instance: string; event: InstanceEventKind; detail: string; at: number }[] = [];
