@@ -52,6 +52,7 @@ export const protoFiles = {
   metricsSink: 'envoy/config/metrics/v3/metrics_service.proto',
   csds: 'envoy/service/status/v3/csds.proto',
   watch: 'switchyard/watch/v1/watch.proto',
+  demoEcho: 'switchyard/demo/v1/echo.proto',
 } as const;
 
 const loaderOptions: protoLoader.Options = {

@@ -90,3 +90,4 @@ export {
   type ServiceRecord,
   type TokenRecord,
 } from './store.js';
+export { asyncApiDocument, asyncApiYaml } from './asyncapi.js';

@@ -1,0 +1,30 @@
+/**
+ * Knobs that make a demo instance misbehave on purpose, read from its environment so a
+ * revision's spec can set them: how the end-to-end tests produce 5xx canaries and failing
+ * health checks with real processes.
+ */
+export interface DemoBehaviour {
+  revision: string;
+  /** Fraction of requests answered with an error (HTTP 500 / gRPC INTERNAL). */
+  failRate: number;
+  /** Milliseconds after start when the health endpoint starts failing; 0 = never. */
+  unhealthyAfterMs: number;
+}
+
+export function behaviourFromEnv(env: NodeJS.ProcessEnv = process.env): DemoBehaviour {
+  return {
+    revision: env.REVISION ?? env.SWITCHYARD_REVISION ?? 'unknown',
+    failRate: clampRate(Number(env.FAIL_RATE ?? 0)),
+    unhealthyAfterMs: Math.max(0, Number(env.UNHEALTHY_AFTER_MS ?? 0) || 0),
+  };
+}
+
+function clampRate(value: number): number {
+  return Number.isFinite(value) ? Math.min(1, Math.max(0, value)) : 0;
+}
+
+export function listenPort(env: NodeJS.ProcessEnv = process.env): number {
+  const port = Number(env.PORT ?? 0);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${env.PORT}`);
+  return port;
+}

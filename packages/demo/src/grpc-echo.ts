@@ -1,0 +1,44 @@
+import * as grpc from '@grpc/grpc-js';
+import { grpcService, loadGrpcPackage, protoFiles } from '@switchyard/shared';
+import type { DemoBehaviour } from './behaviour.js';
+
+export interface EchoRequest {
+  message?: string;
+  delay_ms?: number;
+}
+export interface EchoReply {
+  message: string;
+  instance: string;
+  revision: string;
+}
+
+export const echoServiceName = 'switchyard.demo.v1.Echo';
+
+export function echoClientConstructor(): grpc.ServiceClientConstructor {
+  return grpcService(loadGrpcPackage([protoFiles.demoEcho]), echoServiceName);
+}
+
+/** A small gRPC service answering `Echo/Say` with the instance and revision that served it. */
+export async function startGrpcEcho(port: number, behaviour: DemoBehaviour): Promise<{ port: number; close(): Promise<void> }> {
+  const server = new grpc.Server();
+  let boundPort = 0;
+  server.addService(echoClientConstructor().service, {
+    Say: (call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
+      const delay = Math.min(60_000, Math.max(0, Number(call.request.delay_ms ?? 0)));
+      setTimeout(() => {
+        if (Math.random() < behaviour.failRate) {
+          callback({ code: grpc.status.INTERNAL, details: `revision ${behaviour.revision} failed on purpose (FAIL_RATE)` });
+          return;
+        }
+        callback(null, { message: call.request.message ?? '', instance: `127.0.0.1:${boundPort}`, revision: behaviour.revision });
+      }, delay);
+    },
+  });
+  boundPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    port: boundPort,
+    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
