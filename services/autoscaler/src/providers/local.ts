@@ -8,9 +8,10 @@ import { probe } from './probe.js';
 
 /**
  * The `local` instance provider: runs a revision's `command` as child processes on this
- * machine. Each instance gets `PORT` (a free port), the revision's `env` and only `PATH`,
- * `HOME`, `LANG` and `TMPDIR` from the autoscaler's own environment (its secrets stay out
- * of tenant processes). A string command runs through `/bin/sh -c`, an array as argv.
+ * machine. Each instance gets `PORT` (a free port) and `HOST` (the address it is published
+ * with and should listen on), the revision's `env` and only `PATH`, `HOME`, `LANG` and
+ * `TMPDIR` from the autoscaler's own environment (its secrets stay out of tenant processes).
+ * A string command runs through `/bin/sh -c`, an array as argv.
  *
  * An instance is `starting` until the service's health check passes (HTTP GET of its path
  * with a 2xx answer, or a TCP connect), then `ready`. Instances that exit are replaced;
@@ -243,7 +244,7 @@ class LocalRevision implements RevisionInstances {
       const value = process.env[name];
       if (value !== undefined) env[name] = value;
     }
-    Object.assign(env, source.env, { PORT: String(port) });
+    Object.assign(env, source.env, { PORT: String(port), HOST: this.options.host });
     const child = spawn(file as string, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let markExited = () => {};
     const member: LocalInstance = {
