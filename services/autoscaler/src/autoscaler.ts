@@ -76,7 +76,7 @@ export class Autoscaler {
     const { nc, logger, registry } = this.options;
     const stateLoaded = this.options.readiness.require('autoscaler-desired-state');
     const { js, jsm } = await ensureStreams(nc);
-    this.bus = new BusPublisher(js, jsm, logger, this.metrics, this.now);
+    this.bus = new BusPublisher(js, jsm, logger, this.metrics, this.now, () => this.lease.isLeader);
     const [config, leases] = await Promise.all([openBucket(nc, buckets.config), openBucket(nc, buckets.leases)]);
     this.lease = new LeaderLease({
       kv: leases,

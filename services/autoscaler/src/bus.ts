@@ -39,6 +39,8 @@ export class BusPublisher {
     private readonly logger: Logger,
     private readonly metrics: AutoscalerMetrics,
     private readonly now: () => number,
+    /** Whether this replica may still publish endpoint sets (it holds the lease). */
+    private readonly mayPublish: () => boolean,
     private readonly retryMs = 1000,
   ) {}
 
@@ -78,6 +80,11 @@ export class BusPublisher {
 
   private async drainQueue(queue: EndpointQueue): Promise<void> {
     while (queue.next !== undefined) {
+      if (!this.mayPublish()) {
+        // A replica that lost the lease must not overwrite its successor's sets with a retry.
+        queue.next = undefined;
+        break;
+      }
       const endpoints = queue.next;
       queue.next = undefined;
       const generation = Math.max(queue.generation + 1, this.now());

@@ -93,7 +93,7 @@ export class RevisionController {
     const now = this.ctx.now();
     this.lastSample = { receivedAt: now, concurrency: sample.concurrency, windowMs: sample.windowMs };
     const point = { ts: sample.ts, concurrency: sample.concurrency, rps: sample.rps, windowMs: sample.windowMs };
-    if (this.runtime !== undefined) {
+    if (this.runtime !== undefined && this.closing === undefined) {
       this.decideAndAct(point, true);
     } else {
       this.decider = { ...this.decider, points: addPoint(this.decider.points, point, this.plan.scaling.stableWindow) };
@@ -102,7 +102,12 @@ export class RevisionController {
   }
 
   tick(): void {
-    if (this.runtime !== undefined && this.serving && this.ctx.now() - this.lastDecisionAt >= idleDecisionMs) {
+    if (
+      this.runtime !== undefined &&
+      this.closing === undefined &&
+      this.serving &&
+      this.ctx.now() - this.lastDecisionAt >= idleDecisionMs
+    ) {
       this.decideAndAct(undefined, false);
     }
     this.checkDrains();
