@@ -53,10 +53,6 @@ export class RevisionController {
     this.log = ctx.logger.child({ ...plan.ref });
   }
 
-  get ref() {
-    return this.plan.ref;
-  }
-
   /** Takes charge: opens the revision in the provider at the last known decision and publishes its endpoint set. */
   async lead(): Promise<void> {
     const term = ++this.term;
