@@ -23,7 +23,7 @@ import {
 import { NatsServer } from '@switchyard/shared/testing';
 import { Autoscaler } from '../src/autoscaler.js';
 import { localProvider } from '../src/providers/local.js';
-import { httpGet, instanceServer, serviceRecordFor, until } from './helpers.js';
+import { httpGet, instancePid, instanceServer, processRunning, serviceRecordFor, until } from './helpers.js';
 
 const logger = createLogger('autoscaler-test', 'silent');
 const node = process.execPath;
@@ -291,8 +291,9 @@ describe('autoscaler against a real nats-server with real instances', () => {
     const ref = { tenant: 'acme', service: 'gone', revision: 'v1' };
     await put('acme', 'gone', commandService([{ name: 'v1' }]));
     const [endpoint] = await until(() => readyEndpoints(ref).length === 1 && readyEndpoints(ref), 15_000, 'one ready endpoint');
+    const pid = await instancePid(endpoint!.port);
     await config.delete(configKeys.service('acme', 'gone'));
     await until(() => latestSet(ref)?.endpoints.length === 0, 15_000, 'the empty set');
-    expect(await httpGet(endpoint!.port)).toBeUndefined();
+    expect(processRunning(pid!)).toBe(false);
   });
 });

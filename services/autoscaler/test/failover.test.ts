@@ -18,7 +18,7 @@ import {
 import { NatsServer } from '@switchyard/shared/testing';
 import { Autoscaler } from '../src/autoscaler.js';
 import { localProvider } from '../src/providers/local.js';
-import { httpGet, instanceServer, serviceRecordFor, until } from './helpers.js';
+import { httpGet, instancePid, instanceServer, processRunning, serviceRecordFor, until } from './helpers.js';
 
 /**
  * Two replicas, one killed: replica A is the real standalone autoscaler (dist/src/main.js,
@@ -82,6 +82,7 @@ describe('leader failover between two autoscaler replicas', () => {
     const admin = await httpGet(adminPort, '/v1/autoscaler');
     expect(JSON.parse(admin?.body ?? '{}')).toMatchObject({ leader: true, provider: 'local' });
     const aEndpoints = ready(fromA);
+    const aPids = await Promise.all(aEndpoints.map((e) => instancePid(e.port)));
 
     const observability = createObservability('replica-b');
     const bNc = await connectNats({ servers: server.url, name: 'replica-b', logger, observability });
@@ -118,6 +119,6 @@ describe('leader failover between two autoscaler replicas', () => {
     expect(fromB.generation).toBeGreaterThan(fromA.generation);
     for (const endpoint of ready(fromB)) expect((await httpGet(endpoint.port, '/'))?.status).toBe(200);
     // A's instances died with it (parent-death signal), not left as orphans.
-    for (const endpoint of aEndpoints) await until(async () => (await httpGet(endpoint.port)) === undefined, 10_000, 'orphans to exit');
+    for (const pid of aPids) await until(() => !processRunning(pid!), 10_000, `instance ${pid} of the killed replica to exit`);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,25 @@ export function httpGet(port: number, path = '/'): Promise<{ status: number; bod
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(undefined));
   });
+}
+
+/** The pid of the test instance answering on `port` (its /env), or undefined. */
+export async function instancePid(port: number): Promise<number | undefined> {
+  const answer = await httpGet(port, '/env');
+  return answer === undefined ? undefined : (JSON.parse(answer.body) as { pid: number }).pid;
+}
+
+/**
+ * Whether a process is running (neither gone nor a zombie). Checking the process rather than
+ * its port: another test may already have been given the port again.
+ */
+export function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** A pino logger whose JSON lines are kept for assertions. */

@@ -168,8 +168,7 @@ class LocalRevision implements RevisionInstances {
 
     if (count > target) {
       // Starting instances serve nobody yet: retire them first, then the newest ready ones.
-      const surplus = current
-        .filter((m) => m.state === 'starting' || m.state === 'ready')
+      const surplus = [...current]
         .sort((a, b) => (a.state === b.state ? b.startedAt - a.startedAt : a.state === 'starting' ? -1 : 1))
         .slice(0, count - target);
       for (const m of surplus) this.retire(m);

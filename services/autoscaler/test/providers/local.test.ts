@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RevisionPlan } from '../../src/desired-state.js';
 import type { InstanceEventKind, InstanceView, RevisionHooks, RevisionInstances } from '../../src/provider.js';
 import { localProvider } from '../../src/providers/local.js';
-import { capturingLogger, defaultScaling, httpGet, instanceServer, until } from '../helpers.js';
+import { capturingLogger, defaultScaling, httpGet, instancePid, instanceServer, processRunning, until } from '../helpers.js';
 
 /** Records what a provider reports; drains finish when the test says so (at once by default). */
 const recorders: { stopHolding: () => void }[] = [];
@@ -97,7 +97,7 @@ describe('local provider', () => {
     expect(new Set(instances.map((i) => i.port)).size).toBe(2);
     for (const instance of instances) {
       const answer = await httpGet(instance.port, '/env');
-      expect(JSON.parse(answer?.body ?? '{}')).toEqual({ port: instance.port, greeting: 'hello', leaked: null });
+      expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({ port: instance.port, greeting: 'hello', leaked: null });
     }
     expect(rec.of('starting')).toHaveLength(2);
     expect(rec.of('ready')).toHaveLength(2);
@@ -249,9 +249,9 @@ describe('local provider', () => {
     const { revision } = start(plan([node, instanceServer]), rec.hooks);
     revision.scale(3);
     await until(() => ready(revision).length === 3);
-    const ports = ready(revision).map((i) => i.port);
+    const pids = await Promise.all(ready(revision).map((i) => instancePid(i.port)));
     await revision.close();
     expect(revision.instances()).toHaveLength(0);
-    for (const port of ports) expect(await httpGet(port)).toBeUndefined();
+    for (const pid of pids) expect(processRunning(pid!)).toBe(false);
   });
 });
