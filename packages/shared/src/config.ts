@@ -20,6 +20,8 @@ export const commonEnv = {
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+  /** JetStream replicas for Switchyard's streams and buckets: 1 for one server, 3 in a production cluster. */
+  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 };
 
 export const controlPlaneEnv = z.object({
@@ -55,6 +57,14 @@ export const eventStreamerEnv = z.object({
   SWITCHYARD_ADMIN_TOKEN: optionalString,
   /** Comma-separated JSON-lines files written by Envoy (health check `file` sink, outlier `event_log_path`). */
   EVENT_TAIL_FILES: z.string().default(''),
+  /** The node id of the Envoy whose event logs are tailed, named in its events. */
+  EVENT_TAIL_NODE: optionalString,
+  /** `server`: HDS, EventReporting and Watch (and tails EVENT_TAIL_FILES if set); `tailer`: only follows the files, beside an Envoy. */
+  EVENT_STREAMER_MODE: z.enum(['server', 'tailer']).default('server'),
+  /** How often Envoys send HDS results (the specifier's interval); a checker silent for three intervals stops voting. */
+  HDS_REPORT_INTERVAL_MS: millis(1000),
+  /** A Watch stream that stays full this long (the client does not read) is ended with RESOURCE_EXHAUSTED. */
+  WATCH_SLOW_WATCHER_MS: millis(10_000),
 });
 export type EventStreamerConfig = z.infer<typeof eventStreamerEnv>;
 
