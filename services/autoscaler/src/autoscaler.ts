@@ -37,6 +37,8 @@ export interface AutoscalerOptions {
   leaseTtlMs: number;
   drainTimeoutMs: number;
   maxClockSkewMs: number;
+  /** JetStream replicas for the streams and buckets it creates (NATS_STREAM_REPLICAS). */
+  streamReplicas?: number;
   now?: () => number;
   tickMs?: number;
 }
@@ -75,9 +77,13 @@ export class Autoscaler {
   async start(): Promise<void> {
     const { nc, logger, registry } = this.options;
     const stateLoaded = this.options.readiness.require('autoscaler-desired-state');
-    const { js, jsm } = await ensureStreams(nc);
+    const replicas = this.options.streamReplicas ?? 1;
+    const { js, jsm } = await ensureStreams(nc, { replicas });
     this.bus = new BusPublisher(js, jsm, logger, this.metrics, this.now, () => this.lease.isLeader);
-    const [config, leases] = await Promise.all([openBucket(nc, buckets.config), openBucket(nc, buckets.leases)]);
+    const [config, leases] = await Promise.all([
+      openBucket(nc, buckets.config, { replicas }),
+      openBucket(nc, buckets.leases, { replicas }),
+    ]);
     this.lease = new LeaderLease({
       kv: leases,
       key: leaseKey,

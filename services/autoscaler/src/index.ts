@@ -48,6 +48,7 @@ export function createAutoscalerService(config: AutoscalerConfig): ServiceModule
         leaseTtlMs: config.AUTOSCALER_LEASE_TTL_MS,
         drainTimeoutMs: config.DRAIN_TIMEOUT_MS,
         maxClockSkewMs: config.LOAD_MAX_CLOCK_SKEW_MS,
+        streamReplicas: config.NATS_STREAM_REPLICAS,
       });
       await autoscaler.start();
       runtime.observability.health.set('autoscaler', () => ({ leader: autoscaler.isLeader, provider: provider.name }));
