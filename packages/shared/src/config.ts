@@ -76,6 +76,14 @@ export const autoscalerEnv = z.object({
   AUTOSCALER_REPLICA_ID: optionalString,
   AUTOSCALER_LEASE_TTL_MS: millis(5000),
   DRAIN_TIMEOUT_MS: millis(30_000),
+  /** Address local instances listen on and are published with. */
+  LOCAL_INSTANCE_HOST: z.string().default('127.0.0.1'),
+  /** How long a local instance may take to pass its first health check. */
+  INSTANCE_START_TIMEOUT_MS: millis(60_000),
+  /** SIGTERM to SIGKILL for a local instance being stopped. */
+  INSTANCE_STOP_TIMEOUT_MS: millis(10_000),
+  /** Load samples stamped further ahead of this replica's clock are dropped. */
+  LOAD_MAX_CLOCK_SKEW_MS: millis(2000),
 });
 export type AutoscalerConfig = z.infer<typeof autoscalerEnv>;
 

@@ -63,6 +63,7 @@ export {
   type ScalingSpec,
   type TenantSpec,
 } from './spec.js';
+export { scalingSpec } from './spec.js';
 export {
   protoIncludeDirs,
   protoFiles,
