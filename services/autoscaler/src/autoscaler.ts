@@ -10,10 +10,20 @@ import {
   type NatsConnection,
   type Readiness,
   type Subscription,
+  type ServiceRecord,
+  type DeploymentRecord,
 } from '@switchyard/shared';
 import type { Registry } from 'prom-client';
 import { BusPublisher } from './bus.js';
-import { revisionKey, revisionPlans, watchServices, type RevisionPlan, type ServiceChange, type ServiceWatch } from './desired-state.js';
+import {
+  revisionKey,
+  revisionPlans,
+  watchServices,
+  type DeploymentChange,
+  type RevisionPlan,
+  type ServiceChange,
+  type ServiceWatch,
+} from './desired-state.js';
 import { LeaderLease } from './lease.js';
 import { LoadGate } from './load-gate.js';
 import { autoscalerMetrics, type AutoscalerMetrics } from './metrics.js';
@@ -52,6 +62,8 @@ export class Autoscaler {
   /** Revisions the configured provider cannot run, with the reason reported for them. */
   private readonly notRunnable = new Map<string, { plan: RevisionPlan; reason: string }>();
   private readonly staticRevisions = new Set<string>();
+  private readonly services = new Map<string, ServiceRecord>();
+  private readonly deployments = new Map<string, DeploymentRecord>();
   private readonly gate: LoadGate;
   private readonly metrics: AutoscalerMetrics;
   private readonly now: () => number;
@@ -98,6 +110,7 @@ export class Autoscaler {
       logger,
       (change) => this.applyService(change),
       () => this.metrics.invalidRecords.inc(),
+      (change) => this.applyDeployment(change),
     );
     stateLoaded();
     logger.info({ revisions: this.controllers.size, notRunnable: this.notRunnable.size }, 'desired state loaded');
@@ -169,8 +182,19 @@ export class Autoscaler {
     };
   }
 
+  private applyDeployment(change: DeploymentChange): void {
+    const key = `${change.tenant}/${change.service}`;
+    if (change.record === null) this.deployments.delete(key);
+    else this.deployments.set(key, change.record);
+    const record = this.services.get(key);
+    if (record !== undefined) this.applyService({ tenant: change.tenant, service: change.service, record });
+  }
+
   private applyService(change: ServiceChange): void {
-    const plans = change.record === null ? [] : revisionPlans(change.record);
+    const serviceKey = `${change.tenant}/${change.service}`;
+    if (change.record === null) this.services.delete(serviceKey);
+    else this.services.set(serviceKey, change.record);
+    const plans = change.record === null ? [] : revisionPlans(change.record, this.deployments.get(serviceKey));
     const prefix = `${change.tenant}/${change.service}/`;
     const wanted = new Map(plans.map((plan) => [revisionKey(plan.ref), plan]));
     for (const [key, controller] of this.controllers) {

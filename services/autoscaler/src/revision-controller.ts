@@ -161,6 +161,7 @@ export class RevisionController {
     return {
       ...this.plan.ref,
       trafficPercent: this.plan.trafficPercent,
+      deploying: this.plan.deploying,
       acting: this.runtime !== undefined,
       instances: this.runtime?.instances() ?? [],
       lastDecision: this.lastDecision ?? null,
@@ -169,7 +170,7 @@ export class RevisionController {
   }
 
   private get serving(): boolean {
-    return this.plan.trafficPercent > 0;
+    return this.plan.trafficPercent > 0 || this.plan.deploying;
   }
 
   private readyCount(): number {

@@ -58,6 +58,47 @@ describe('revision plans', () => {
     );
     expect(plan?.source).toEqual({ kind: 'command', command: ['x'], env: { A: '1' } });
   });
+
+  it.each([
+    { phase: 'scaling' as const, want: { blue: true, green: true, old: false } },
+    { phase: 'baking' as const, want: { blue: true, green: true, old: false } },
+    { phase: 'completed' as const, want: { blue: false, green: false, old: false } },
+    { phase: 'rolled_back' as const, want: { blue: false, green: false, old: false } },
+  ])('keeps both revisions of a deployment that is $phase running', ({ phase, want }) => {
+    const record = serviceRecordFor('acme', 'deploy', {
+      domains: ['deploy.example.com'],
+      revisions: [
+        { name: 'blue', command: 'run' },
+        { name: 'green', command: 'run' },
+        { name: 'old', command: 'run' },
+      ],
+      traffic: [
+        { revision: 'blue', percent: 100 },
+        { revision: 'green', percent: 0 },
+        { revision: 'old', percent: 0 },
+      ],
+    });
+    const deployment = {
+      schemaVersion: 1 as const,
+      id: 'd',
+      tenant: 'acme',
+      service: 'deploy',
+      revision: 'green',
+      previousRevision: 'blue',
+      previousTraffic: [{ revision: 'blue', percent: 100 }],
+      strategy: 'blue-green' as const,
+      steps: [100],
+      bakeMs: 0,
+      maxErrorRatio: 0.05,
+      phase,
+      stepIndex: -1,
+      startedAt: 0,
+      phaseSince: 0,
+      message: '',
+    };
+    const plans = revisionPlans(record, deployment);
+    expect(Object.fromEntries(plans.map((p) => [p.ref.revision, p.deploying]))).toEqual(want);
+  });
 });
 
 describe('load gate', () => {

@@ -27,7 +27,8 @@ export function registerLoad(program: Command): void {
           throw usageError(`--concurrency must be 1–10000 (got "${opts.concurrency}")`);
         const durationMs = parseDuration('--duration', opts.duration);
         const delayMs = parseDuration('--delay', opts.delay);
-        if (opts.envoy === undefined) await useControlPlane(opts.xds ?? cli.io.env.SWITCHYARD_XDS ?? '127.0.0.1:18000', `syctl-load-${process.pid}`);
+        if (opts.envoy === undefined)
+          await useControlPlane(opts.xds ?? cli.io.env.SWITCHYARD_XDS ?? '127.0.0.1:18000', `syctl-load-${process.pid}`);
         const target = opts.envoy ?? `xds:///${domain}`;
         const report = await runLoad({
           target,

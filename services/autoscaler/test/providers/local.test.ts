@@ -58,6 +58,7 @@ function plan(
       ...healthCheck,
     },
     trafficPercent: 100,
+    deploying: false,
   };
 }
 
