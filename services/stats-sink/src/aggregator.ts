@@ -1,0 +1,577 @@
+import { parseClusterName, type RevisionRef } from '@switchyard/shared';
+import type { ClassCounts, LrsClusterReport, MetricsClusterReport, Report, Source } from './reports.js';
+
+/**
+ * The pure core of the stats-sink: folds what every node reports into fleet-wide load per
+ * revision. No I/O and no clock: every call takes `now` (ms).
+ *
+ * A reporter is one node's stream of one source (LRS or MetricsService). Per reporter and
+ * cluster it keeps the in-flight gauge and the latest request rates, each rate computed over
+ * the period its report covers (LRS `load_report_interval`; between two MetricsService
+ * flushes). A revision's load is the sum over nodes whose reporter is fresh:
+ *
+ * - One node may report over both sources. Its rates then come from MetricsService (which
+ *   knows 2xx/3xx/4xx apart; LRS only knows success and error) and its concurrency from
+ *   whichever source reported the gauge last, so a node is never counted twice.
+ * - A reporter silent for longer than its staleness window stops counting; the window is
+ *   STATS_STALE_AFTER_MS, or two of the reporter's own periods when that is longer (Envoy
+ *   flushes stats every 5 s by default), capped at a minute.
+ * - A stream that closes keeps counting until stale; a new stream of the same node and
+ *   source adopts its state, so a reconnect neither drops the node nor loses the counter
+ *   baselines of cumulative MetricsService counters.
+ */
+
+export interface AggregatorOptions {
+  /** Each revision is published at least this often. */
+  intervalMs: number;
+  staleAfterMs: number;
+  maxClustersPerReporter: number;
+  maxRevisions: number;
+  /** A revision without fresh nodes is published with zeros this long, then forgotten. */
+  revisionIdleMs: number;
+}
+
+export interface ReporterOptions {
+  /** MetricsService `report_counters_as_deltas` of this node. */
+  countersAsDeltas: boolean;
+}
+
+export type DropReason = 'not_switchyard' | 'cluster_limit' | 'revision_limit';
+
+export interface IngestOutcome {
+  /** Cluster reports taken in. */
+  accepted: number;
+  dropped: Record<DropReason, number>;
+}
+
+export interface RevisionLoad {
+  ref: RevisionRef;
+  cluster: string;
+  concurrency: number;
+  rps: number;
+  /** Responses per second by class. */
+  responses: ClassCounts;
+  errorRatio: number;
+  windowMs: number;
+  nodes: number;
+}
+
+export interface PublishedLoad extends RevisionLoad {
+  /** Responses taken in since the revision was last published, by class (for counters). */
+  newResponses: ClassCounts;
+  /** From the earliest report not yet published to now; undefined when nothing new came in. */
+  lagMs: number | undefined;
+}
+
+export interface Collected {
+  due: PublishedLoad[];
+  /** Revisions idle for longer than revisionIdleMs; they are no longer tracked. */
+  forgotten: { ref: RevisionRef; cluster: string }[];
+  /** Reporters that went stale since the previous collect, by source. */
+  newlyStale: Record<Source, number>;
+}
+
+export interface ServiceLoad {
+  tenant: string;
+  service: string;
+  concurrency: number;
+  rps: number;
+  responses: ClassCounts;
+  errorRatio: number;
+  revisions: RevisionLoad[];
+}
+
+export interface ReporterCounts {
+  open: number;
+  fresh: number;
+  stale: number;
+}
+
+interface Reporter {
+  id: string;
+  source: Source;
+  nodeId: string;
+  open: boolean;
+  countersAsDeltas: boolean;
+  lastReportAt: number | undefined;
+  /** Observed time between reports, for the staleness window and rates without a declared period. */
+  periodMs: number;
+  /** Reports received; a cluster whose rates are from an older report than the latest had no traffic since. */
+  seq: number;
+  /** Envoy's snapshot time of the previous MetricsService flush. */
+  lastSnapshotMs: number | undefined;
+  clusters: Map<string, ClusterState>;
+  stale: boolean;
+}
+
+interface ClusterState {
+  cluster: string;
+  reporter: Reporter;
+  revision: RevisionState;
+  inFlight: number;
+  /** When the gauge was last set (receive time); the freshest source wins for a node. */
+  inFlightAt: number;
+  /** LRS: in-flight per locality, since clients omit localities whose counts did not change. */
+  localities: Map<string, number> | undefined;
+  /** MetricsService cumulative counters as last seen, for deltas (undefined: no baseline yet). */
+  lastTotal: number | undefined;
+  lastClasses: ClassCounts | undefined;
+  hasRates: boolean;
+  rps: number;
+  rates: ClassCounts;
+  ratesPeriodMs: number;
+  /** The reporter's seq of the last report that carried this cluster. */
+  seenSeq: number;
+}
+
+interface RevisionState {
+  cluster: string;
+  ref: RevisionRef;
+  states: Set<ClusterState>;
+  lastPublishedAt: number;
+  /** Receive time of the earliest report not yet published. */
+  dirtySince: number | undefined;
+  pendingResponses: ClassCounts;
+  lastActiveAt: number;
+}
+
+const maxLocalitiesPerCluster = 256;
+const maxStaleWindowMs = 60_000;
+
+export class LoadAggregator {
+  private readonly reporters = new Map<string, Reporter>();
+  /** Reporters by `source|nodeId`, for adoption on reconnect and for cross-source deduplication. */
+  private readonly lineage = new Map<string, Set<Reporter>>();
+  private readonly revisions = new Map<string, RevisionState>();
+  private readonly names = new Map<string, RevisionRef | null>();
+  private readonly options: AggregatorOptions;
+
+  constructor(options: AggregatorOptions) {
+    this.options = options;
+  }
+
+  /** How often the runner should call {@link collect}: half an interval, so new reports wait at most that long. */
+  get tickMs(): number {
+    return Math.max(1, Math.floor(this.options.intervalMs / 2));
+  }
+
+  get revisionCount(): number {
+    return this.revisions.size;
+  }
+
+  /** Starts a stream once its node is known. Adopts the state of a closed stream of the same node and source. */
+  open(id: string, source: Source, nodeId: string, options: ReporterOptions): void {
+    const key = lineageKey(source, nodeId);
+    let family = this.lineage.get(key);
+    if (family === undefined) {
+      family = new Set();
+      this.lineage.set(key, family);
+    }
+    let adopted: Reporter | undefined;
+    for (const previous of family) {
+      if (previous.open) continue;
+      if (adopted === undefined || (previous.lastReportAt ?? 0) > (adopted.lastReportAt ?? 0)) {
+        if (adopted !== undefined) this.drop(adopted);
+        adopted = previous;
+      } else {
+        this.drop(previous);
+      }
+    }
+    if (adopted !== undefined) {
+      this.reporters.delete(adopted.id);
+      adopted.id = id;
+      adopted.open = true;
+      adopted.countersAsDeltas = options.countersAsDeltas;
+      this.reporters.set(id, adopted);
+      return;
+    }
+    const reporter: Reporter = {
+      id,
+      source,
+      nodeId,
+      open: true,
+      countersAsDeltas: options.countersAsDeltas,
+      lastReportAt: undefined,
+      periodMs: source === 'lrs' ? this.options.intervalMs : this.options.staleAfterMs,
+      seq: 0,
+      lastSnapshotMs: undefined,
+      clusters: new Map(),
+      stale: false,
+    };
+    family.add(reporter);
+    this.reporters.set(id, reporter);
+  }
+
+  /**
+   * Ends a stream. Its numbers keep counting until stale, unless another open stream of the
+   * same node and source exists (then it was replaced, and is dropped now).
+   */
+  close(id: string): void {
+    const reporter = this.reporters.get(id);
+    if (reporter === undefined) return;
+    reporter.open = false;
+    const family = this.lineage.get(lineageKey(reporter.source, reporter.nodeId));
+    const replaced = family !== undefined && [...family].some((r) => r !== reporter && r.open);
+    if (replaced || reporter.lastReportAt === undefined) this.drop(reporter);
+  }
+
+  ingest(id: string, report: Report, now: number): IngestOutcome {
+    const outcome: IngestOutcome = { accepted: 0, dropped: { not_switchyard: 0, cluster_limit: 0, revision_limit: 0 } };
+    const reporter = this.reporters.get(id);
+    if (reporter === undefined) return outcome;
+    const gapMs = reporter.lastReportAt === undefined ? undefined : now - reporter.lastReportAt;
+    if (gapMs !== undefined && gapMs > 0) reporter.periodMs = gapMs;
+    reporter.lastReportAt = now;
+    reporter.stale = false;
+    reporter.seq++;
+    if (report.source === 'lrs') {
+      for (const cluster of report.clusters) this.ingestLrs(reporter, cluster, gapMs, now, outcome);
+    } else {
+      const periodMs = metricsPeriod(reporter.lastSnapshotMs, report.snapshotMs, gapMs);
+      if (report.snapshotMs !== undefined) reporter.lastSnapshotMs = report.snapshotMs;
+      for (const cluster of report.clusters) this.ingestMetrics(reporter, cluster, periodMs, now, outcome);
+      // Every flush carries every used stat: a cluster missing from it is gone from that Envoy.
+      for (const state of reporter.clusters.values()) if (state.seenSeq !== reporter.seq) this.dropState(state);
+    }
+    return outcome;
+  }
+
+  private ingestLrs(reporter: Reporter, report: LrsClusterReport, gapMs: number | undefined, now: number, outcome: IngestOutcome): void {
+    const state = this.stateFor(reporter, report.cluster, outcome);
+    if (state === undefined) return;
+    const localities = (state.localities ??= new Map());
+    let issued = 0;
+    let successful = 0;
+    let errors = 0;
+    for (const locality of report.localities) {
+      if (localities.size < maxLocalitiesPerCluster || localities.has(locality.key)) localities.set(locality.key, locality.inFlight);
+      issued += locality.issued;
+      successful += locality.successful;
+      errors += locality.errors;
+    }
+    let inFlight = 0;
+    for (const value of localities.values()) inFlight += value;
+    state.inFlight = inFlight;
+    state.inFlightAt = now;
+    state.seenSeq = reporter.seq;
+    const periodMs = positive(report.periodMs) ?? positive(gapMs) ?? this.options.intervalMs;
+    setRates(state, issued, [successful, 0, 0, errors], periodMs);
+    if (!this.ratedByMetrics(reporter.nodeId, report.cluster, now)) addCounts(state.revision.pendingResponses, [successful, 0, 0, errors]);
+    markDirty(state.revision, now);
+  }
+
+  private ingestMetrics(
+    reporter: Reporter,
+    report: MetricsClusterReport,
+    periodMs: number | undefined,
+    now: number,
+    outcome: IngestOutcome,
+  ): void {
+    const state = this.stateFor(reporter, report.cluster, outcome);
+    if (state === undefined) return;
+    if (report.inFlight !== undefined) {
+      state.inFlight = report.inFlight;
+      state.inFlightAt = now;
+    }
+    // Envoy flushes only stats that were used; one that has not shown up yet is still zero.
+    const total = report.total ?? 0;
+    const classes: ClassCounts = [report.classes[0] ?? 0, report.classes[1] ?? 0, report.classes[2] ?? 0, report.classes[3] ?? 0];
+    let deltaTotal: number | undefined;
+    let deltaClasses: ClassCounts | undefined;
+    if (reporter.countersAsDeltas) {
+      deltaTotal = total;
+      deltaClasses = classes;
+    } else {
+      if (state.lastTotal !== undefined && state.lastClasses !== undefined) {
+        const previous = state.lastClasses;
+        deltaTotal = counterDelta(state.lastTotal, total);
+        deltaClasses = [
+          counterDelta(previous[0], classes[0]),
+          counterDelta(previous[1], classes[1]),
+          counterDelta(previous[2], classes[2]),
+          counterDelta(previous[3], classes[3]),
+        ];
+      }
+      state.lastTotal = total;
+      state.lastClasses = classes;
+    }
+    state.seenSeq = reporter.seq;
+    if (deltaTotal !== undefined && deltaClasses !== undefined) {
+      addCounts(state.revision.pendingResponses, deltaClasses);
+      if (periodMs !== undefined) setRates(state, deltaTotal, deltaClasses, periodMs);
+    }
+    markDirty(state.revision, now);
+  }
+
+  /** True when a fresh MetricsService reporter of the node has rates for the cluster (then LRS counts are not added). */
+  private ratedByMetrics(nodeId: string, cluster: string, now: number): boolean {
+    const family = this.lineage.get(lineageKey('metrics', nodeId));
+    if (family === undefined) return false;
+    for (const reporter of family) {
+      if (reporter.clusters.get(cluster)?.hasRates === true && this.isFresh(reporter, now)) return true;
+    }
+    return false;
+  }
+
+  private stateFor(reporter: Reporter, cluster: string, outcome: IngestOutcome): ClusterState | undefined {
+    const existing = reporter.clusters.get(cluster);
+    if (existing !== undefined) {
+      outcome.accepted++;
+      return existing;
+    }
+    const ref = this.parse(cluster);
+    if (ref === undefined) {
+      outcome.dropped.not_switchyard++;
+      return undefined;
+    }
+    if (reporter.clusters.size >= this.options.maxClustersPerReporter) {
+      outcome.dropped.cluster_limit++;
+      return undefined;
+    }
+    let revision = this.revisions.get(cluster);
+    if (revision === undefined) {
+      if (this.revisions.size >= this.options.maxRevisions) {
+        outcome.dropped.revision_limit++;
+        return undefined;
+      }
+      revision = {
+        cluster,
+        ref,
+        states: new Set(),
+        lastPublishedAt: Number.NEGATIVE_INFINITY,
+        dirtySince: undefined,
+        pendingResponses: [0, 0, 0, 0],
+        lastActiveAt: Number.NEGATIVE_INFINITY,
+      };
+      this.revisions.set(cluster, revision);
+    }
+    const state: ClusterState = {
+      cluster,
+      reporter,
+      revision,
+      inFlight: 0,
+      inFlightAt: Number.NEGATIVE_INFINITY,
+      localities: undefined,
+      lastTotal: undefined,
+      lastClasses: undefined,
+      hasRates: false,
+      rps: 0,
+      rates: [0, 0, 0, 0],
+      ratesPeriodMs: 0,
+      seenSeq: 0,
+    };
+    reporter.clusters.set(cluster, state);
+    revision.states.add(state);
+    outcome.accepted++;
+    return state;
+  }
+
+  private parse(cluster: string): RevisionRef | undefined {
+    let ref = this.names.get(cluster);
+    if (ref === undefined) {
+      // Bounded: a client inventing names must not grow this without limit.
+      if (this.names.size >= 4 * this.options.maxRevisions) this.names.clear();
+      ref = parseClusterName(cluster) ?? null;
+      this.names.set(cluster, ref);
+    }
+    return ref ?? undefined;
+  }
+
+  private isFresh(reporter: Reporter, now: number): boolean {
+    if (reporter.lastReportAt === undefined) return false;
+    const window = Math.max(this.options.staleAfterMs, Math.min(2 * reporter.periodMs, maxStaleWindowMs));
+    return now - reporter.lastReportAt <= window;
+  }
+
+  /** The load of one revision now, across fresh nodes, each node counted once. */
+  private load(revision: RevisionState, now: number): RevisionLoad {
+    const byNode = new Map<string, ClusterState[]>();
+    for (const state of revision.states) {
+      if (!this.isFresh(state.reporter, now)) continue;
+      const group = byNode.get(state.reporter.nodeId);
+      if (group === undefined) byNode.set(state.reporter.nodeId, [state]);
+      else group.push(state);
+    }
+    let concurrency = 0;
+    let rps = 0;
+    const responses: ClassCounts = [0, 0, 0, 0];
+    let windowMs = 0;
+    for (const group of byNode.values()) {
+      const ratedByMetrics = group.some((s) => s.reporter.source === 'metrics' && s.hasRates);
+      let lrsInFlight = 0;
+      let lrsAt = Number.NEGATIVE_INFINITY;
+      let metricsInFlight = 0;
+      let metricsAt = Number.NEGATIVE_INFINITY;
+      for (const state of group) {
+        const source = state.reporter.source;
+        if (source === 'lrs') {
+          lrsInFlight += state.inFlight;
+          lrsAt = Math.max(lrsAt, state.inFlightAt);
+        } else {
+          metricsInFlight += state.inFlight;
+          metricsAt = Math.max(metricsAt, state.inFlightAt);
+        }
+        if (!state.hasRates || (ratedByMetrics && source === 'lrs')) continue;
+        // An LRS client leaves out clusters without new requests: rates from an older report are over.
+        if (source === 'lrs' && state.seenSeq !== state.reporter.seq) continue;
+        rps += state.rps;
+        addCounts(responses, state.rates);
+        windowMs = Math.max(windowMs, state.ratesPeriodMs);
+      }
+      concurrency += metricsAt > lrsAt ? metricsInFlight : lrsInFlight;
+    }
+    const answered = responses[0] + responses[1] + responses[2] + responses[3];
+    return {
+      ref: revision.ref,
+      cluster: revision.cluster,
+      concurrency,
+      rps,
+      responses,
+      errorRatio: answered > 0 ? Math.min(1, responses[3] / answered) : 0,
+      windowMs: Math.max(1, Math.round(windowMs || this.options.intervalMs)),
+      nodes: byNode.size,
+    };
+  }
+
+  /**
+   * What to publish now: every revision with new reports not published for half an interval,
+   * and every other revision not published for an interval. Also forgets idle revisions and
+   * closed streams that went stale.
+   */
+  collect(now: number): Collected {
+    const newlyStale: Record<Source, number> = { lrs: 0, metrics: 0 };
+    for (const reporter of [...this.reporters.values()]) {
+      if (reporter.stale || reporter.lastReportAt === undefined || this.isFresh(reporter, now)) continue;
+      reporter.stale = true;
+      newlyStale[reporter.source]++;
+      if (!reporter.open) this.drop(reporter);
+    }
+    const slack = this.tickMs / 4;
+    const due: PublishedLoad[] = [];
+    const forgotten: Collected['forgotten'] = [];
+    for (const revision of [...this.revisions.values()]) {
+      const sinceLast = now - revision.lastPublishedAt;
+      const isDue =
+        (revision.dirtySince !== undefined && sinceLast >= this.options.intervalMs / 2 - slack) ||
+        sinceLast >= this.options.intervalMs - slack;
+      if (!isDue) continue;
+      const load = this.load(revision, now);
+      if (load.nodes > 0) {
+        revision.lastActiveAt = now;
+      } else if (now - revision.lastActiveAt >= this.options.revisionIdleMs && revision.dirtySince === undefined) {
+        this.forget(revision);
+        forgotten.push({ ref: revision.ref, cluster: revision.cluster });
+        continue;
+      }
+      due.push({
+        ...load,
+        newResponses: revision.pendingResponses,
+        lagMs: revision.dirtySince === undefined ? undefined : now - revision.dirtySince,
+      });
+      revision.pendingResponses = [0, 0, 0, 0];
+      revision.dirtySince = undefined;
+      revision.lastPublishedAt = now;
+    }
+    return { due, forgotten, newlyStale };
+  }
+
+  /** Every tracked revision's load and the per-service sums, without publishing anything. */
+  view(now: number): ServiceLoad[] {
+    const services = new Map<string, ServiceLoad>();
+    for (const revision of this.revisions.values()) {
+      const load = this.load(revision, now);
+      const key = `${load.ref.tenant}/${load.ref.service}`;
+      let service = services.get(key);
+      if (service === undefined) {
+        service = {
+          tenant: load.ref.tenant,
+          service: load.ref.service,
+          concurrency: 0,
+          rps: 0,
+          responses: [0, 0, 0, 0],
+          errorRatio: 0,
+          revisions: [],
+        };
+        services.set(key, service);
+      }
+      service.concurrency += load.concurrency;
+      service.rps += load.rps;
+      addCounts(service.responses, load.responses);
+      service.revisions.push(load);
+    }
+    for (const service of services.values()) {
+      const answered = service.responses[0] + service.responses[1] + service.responses[2] + service.responses[3];
+      service.errorRatio = answered > 0 ? Math.min(1, service.responses[3] / answered) : 0;
+    }
+    return [...services.values()];
+  }
+
+  reporterCounts(now: number): Record<Source, ReporterCounts> {
+    const counts: Record<Source, ReporterCounts> = { lrs: { open: 0, fresh: 0, stale: 0 }, metrics: { open: 0, fresh: 0, stale: 0 } };
+    for (const reporter of this.reporters.values()) {
+      const c = counts[reporter.source];
+      if (reporter.open) c.open++;
+      if (reporter.lastReportAt === undefined) continue;
+      if (this.isFresh(reporter, now)) c.fresh++;
+      else c.stale++;
+    }
+    return counts;
+  }
+
+  private drop(reporter: Reporter): void {
+    for (const state of [...reporter.clusters.values()]) this.dropState(state);
+    this.reporters.delete(reporter.id);
+    const key = lineageKey(reporter.source, reporter.nodeId);
+    const family = this.lineage.get(key);
+    family?.delete(reporter);
+    if (family?.size === 0) this.lineage.delete(key);
+  }
+
+  private dropState(state: ClusterState): void {
+    state.reporter.clusters.delete(state.cluster);
+    state.revision.states.delete(state);
+  }
+
+  private forget(revision: RevisionState): void {
+    for (const state of [...revision.states]) this.dropState(state);
+    this.revisions.delete(revision.cluster);
+  }
+}
+
+function lineageKey(source: Source, nodeId: string): string {
+  return `${source}|${nodeId}`;
+}
+
+function positive(value: number | undefined): number | undefined {
+  return value !== undefined && value > 0 && Number.isFinite(value) ? value : undefined;
+}
+
+/** The period between two MetricsService flushes: Envoy's snapshot times, else the receive gap. */
+function metricsPeriod(previousSnapshotMs: number | undefined, snapshotMs: number | undefined, gapMs: number | undefined): number | undefined {
+  if (previousSnapshotMs !== undefined && snapshotMs !== undefined) return positive(snapshotMs - previousSnapshotMs);
+  return positive(gapMs);
+}
+
+/** A cumulative counter that went down was reset (cluster re-created, Envoy restarted): it counted from zero since. */
+function counterDelta(previous: number, current: number): number {
+  return current >= previous ? current - previous : current;
+}
+
+function setRates(state: ClusterState, requests: number, classes: ClassCounts, periodMs: number): void {
+  const perSecond = 1000 / periodMs;
+  state.hasRates = true;
+  state.rps = requests * perSecond;
+  state.rates = [classes[0] * perSecond, classes[1] * perSecond, classes[2] * perSecond, classes[3] * perSecond];
+  state.ratesPeriodMs = periodMs;
+}
+
+function addCounts(into: ClassCounts, add: ClassCounts): void {
+  into[0] += add[0];
+  into[1] += add[1];
+  into[2] += add[2];
+  into[3] += add[3];
+}
+
+function markDirty(revision: RevisionState, now: number): void {
+  revision.dirtySince ??= now;
+}
