@@ -67,8 +67,8 @@ export interface Collected {
   due: PublishedLoad[];
   /** Revisions idle for longer than revisionIdleMs; they are no longer tracked. */
   forgotten: { ref: RevisionRef; cluster: string }[];
-  /** Reporters that went stale since the previous collect, by source. */
-  newlyStale: Record<Source, number>;
+  /** Reporters that went stale since the previous collect. */
+  newlyStale: { source: Source; nodeId: string }[];
 }
 
 export interface ServiceLoad {
@@ -145,6 +145,7 @@ export class LoadAggregator {
   private readonly revisions = new Map<string, RevisionState>();
   private readonly names = new Map<string, RevisionRef | null>();
   private readonly options: AggregatorOptions;
+  private revisionsChanged = 0;
 
   constructor(options: AggregatorOptions) {
     this.options = options;
@@ -157,6 +158,16 @@ export class LoadAggregator {
 
   get revisionCount(): number {
     return this.revisions.size;
+  }
+
+  /** Changes whenever a revision starts or stops being tracked. */
+  get clustersVersion(): number {
+    return this.revisionsChanged;
+  }
+
+  /** The clusters of every tracked revision: what LRS clients that cannot be told "send all" are asked for. */
+  clusterNames(): string[] {
+    return [...this.revisions.keys()];
   }
 
   /** Starts a stream once its node is known. Adopts the state of a closed stream of the same node and source. */
@@ -344,6 +355,7 @@ export class LoadAggregator {
         lastActiveAt: Number.NEGATIVE_INFINITY,
       };
       this.revisions.set(cluster, revision);
+      this.revisionsChanged++;
     }
     const state: ClusterState = {
       cluster,
@@ -439,11 +451,11 @@ export class LoadAggregator {
    * closed streams that went stale.
    */
   collect(now: number): Collected {
-    const newlyStale: Record<Source, number> = { lrs: 0, metrics: 0 };
+    const newlyStale: Collected['newlyStale'] = [];
     for (const reporter of [...this.reporters.values()]) {
       if (reporter.stale || reporter.lastReportAt === undefined || this.isFresh(reporter, now)) continue;
       reporter.stale = true;
-      newlyStale[reporter.source]++;
+      newlyStale.push({ source: reporter.source, nodeId: reporter.nodeId });
       if (!reporter.open) this.drop(reporter);
     }
     const slack = this.tickMs / 4;
@@ -535,6 +547,7 @@ export class LoadAggregator {
   private forget(revision: RevisionState): void {
     for (const state of [...revision.states]) this.dropState(state);
     this.revisions.delete(revision.cluster);
+    this.revisionsChanged++;
   }
 }
 

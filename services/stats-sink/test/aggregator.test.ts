@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LoadAggregator, type AggregatorOptions, type RevisionLoad } from '../src/aggregator.js';
-import type { LrsClusterReport, MetricsClusterReport, Report, Source } from '../src/reports.js';
+import type { ClassCounts, LrsClusterReport, MetricsClusterReport, Report, Source } from '../src/reports.js';
 
 const options: AggregatorOptions = {
   intervalMs: 1000,
@@ -67,7 +67,7 @@ function loadOf(aggregator: LoadAggregator, now: number, cluster = blue): Omit<R
   return undefined;
 }
 
-const idle = { concurrency: 0, rps: 0, responses: [0, 0, 0, 0], errorRatio: 0, nodes: 0 };
+const idle = { concurrency: 0, rps: 0, responses: [0, 0, 0, 0] as ClassCounts, errorRatio: 0, nodes: 0 };
 
 describe('LoadAggregator', () => {
   const table: { label: string; steps: Step[]; now: number; cluster?: string; want: Partial<ReturnType<typeof loadOf>> | undefined }[] = [
@@ -130,7 +130,7 @@ describe('LoadAggregator', () => {
         { at: 1000, report: 's1', data: lrs(lrsCluster(blue, { inFlight: 9, issued: 9 })) },
       ],
       now: 6001,
-      want: { ...idle, responses: [0, 0, 0, 0] },
+      want: idle,
     },
     {
       label: 'MetricsService cumulative counters: the first flush is a baseline, rates come from the second',
@@ -359,8 +359,8 @@ describe('LoadAggregator.collect', () => {
     expect(aggregator.collect(500).due[0]).toMatchObject({ concurrency: 2, nodes: 1 });
     const stale = aggregator.collect(6000);
     expect(stale.due[0]).toMatchObject({ concurrency: 0, nodes: 0 });
-    expect(stale.newlyStale).toEqual({ lrs: 1, metrics: 0 });
-    expect(aggregator.collect(7000).newlyStale).toEqual({ lrs: 0, metrics: 0 });
+    expect(stale.newlyStale).toEqual([{ source: 'lrs', nodeId: 'n1' }]);
+    expect(aggregator.collect(7000).newlyStale).toEqual([]);
     const gone = aggregator.collect(11_000);
     expect(gone.due).toEqual([]);
     expect(gone.forgotten).toEqual([{ ref: { tenant: 'acme', service: 'api', revision: 'blue' }, cluster: blue }]);
