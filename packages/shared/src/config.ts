@@ -50,7 +50,11 @@ export const statsSinkEnv = z.object({
   STATS_STALE_AFTER_MS: millis(5000),
   STATS_MAX_SERIES: z.coerce.number().int().positive().default(10_000),
   /** Messages larger than this are dropped unread (MetricsService resends every stat each flush). */
-  STATS_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+  STATS_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   /** Per stream; Envoy sends one message per flush or report interval, so more is a flood. */
   STATS_MAX_STREAM_MESSAGES_PER_S: z.coerce.number().positive().default(20),
   STATS_MAX_CLUSTERS_PER_STREAM: z.coerce.number().int().positive().default(20_000),

@@ -560,7 +560,11 @@ function positive(value: number | undefined): number | undefined {
 }
 
 /** The period between two MetricsService flushes: Envoy's snapshot times, else the receive gap. */
-function metricsPeriod(previousSnapshotMs: number | undefined, snapshotMs: number | undefined, gapMs: number | undefined): number | undefined {
+function metricsPeriod(
+  previousSnapshotMs: number | undefined,
+  snapshotMs: number | undefined,
+  gapMs: number | undefined,
+): number | undefined {
   if (previousSnapshotMs !== undefined && snapshotMs !== undefined) return positive(snapshotMs - previousSnapshotMs);
   return positive(gapMs);
 }

@@ -23,8 +23,9 @@ export function durationMs(duration: DecodedDuration | null | undefined): number
   return toNumber(duration.seconds) * 1000 + (duration.nanos ?? 0) / 1e6;
 }
 
+/** google.protobuf.Struct: protobufjs defines the well-known types with camelCase fields, whatever keepCase says. */
 export interface DecodedStruct {
-  fields?: Record<string, { bool_value?: boolean | null; string_value?: string | null } | undefined> | null;
+  fields?: Record<string, { boolValue?: boolean | null; stringValue?: string | null } | undefined> | null;
 }
 
 export interface DecodedNode {

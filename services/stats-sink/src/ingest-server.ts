@@ -88,7 +88,11 @@ export class IngestServer {
         metrics.ignoredFamilies.inc({ reason }, count);
         stream.guard.warnOnce(reason, { families: count }, `skipped metric families: ${reason.replace('_', ' ')}`);
       }
-      const outcome = aggregator.ingest(stream.id, { source: 'metrics', clusters: read.clusters.values(), snapshotMs: read.snapshotMs }, now);
+      const outcome = aggregator.ingest(
+        stream.id,
+        { source: 'metrics', clusters: read.clusters.values(), snapshotMs: read.snapshotMs },
+        now,
+      );
       this.count(stream, outcome);
     });
     call.on('end', () => stream.finish());
@@ -170,7 +174,11 @@ export class IngestServer {
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       this.options.metrics.decodeErrors.inc({ source: stream.source });
-      stream.guard.warnOnce('decode_error', { bytes: bytes.byteLength, error: reason }, `message is not a valid ${typeName}; closing the stream`);
+      stream.guard.warnOnce(
+        'decode_error',
+        { bytes: bytes.byteLength, error: reason },
+        `message is not a valid ${typeName}; closing the stream`,
+      );
       stream.finish({ code: grpc.status.INVALID_ARGUMENT, details: `cannot decode ${typeName}: ${reason}` });
       return undefined;
     }
@@ -196,8 +204,8 @@ export class IngestServer {
 
   private countersAsDeltas(node: DecodedNode | null | undefined): boolean {
     const value = node?.metadata?.fields?.[countersAsDeltasMetadataKey];
-    if (typeof value?.bool_value === 'boolean') return value.bool_value;
-    if (value?.string_value === 'true' || value?.string_value === 'false') return value.string_value === 'true';
+    if (typeof value?.boolValue === 'boolean') return value.boolValue;
+    if (value?.stringValue === 'true' || value?.stringValue === 'false') return value.stringValue === 'true';
     return this.options.countersAsDeltas;
   }
 

@@ -37,7 +37,11 @@ export class StreamGuard {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.maxMessagesPerSecond);
     this.refilledAt = now;
     if (this.tokens < 1) {
-      this.reject('rate_limited', { limitPerSecond: this.limits.maxMessagesPerSecond }, 'stream sends faster than allowed; dropping messages');
+      this.reject(
+        'rate_limited',
+        { limitPerSecond: this.limits.maxMessagesPerSecond },
+        'stream sends faster than allowed; dropping messages',
+      );
       return false;
     }
     this.tokens -= 1;

@@ -56,21 +56,17 @@ function play(steps: Step[], opts: AggregatorOptions = options): LoadAggregator 
   return aggregator;
 }
 
-function loadOf(aggregator: LoadAggregator, now: number, cluster = blue): Omit<RevisionLoad, 'ref' | 'cluster'> | undefined {
-  for (const service of aggregator.view(now)) {
-    const found = service.revisions.find((r) => r.cluster === cluster);
-    if (found !== undefined) {
-      const { ref: _ref, cluster: _cluster, ...rest } = found;
-      return rest;
-    }
-  }
-  return undefined;
+function loadOf(aggregator: LoadAggregator, now: number, cluster = blue): RevisionLoad | undefined {
+  return aggregator
+    .view(now)
+    .flatMap((service) => service.revisions)
+    .find((r) => r.cluster === cluster);
 }
 
 const idle = { concurrency: 0, rps: 0, responses: [0, 0, 0, 0] as ClassCounts, errorRatio: 0, nodes: 0 };
 
 describe('LoadAggregator', () => {
-  const table: { label: string; steps: Step[]; now: number; cluster?: string; want: Partial<ReturnType<typeof loadOf>> | undefined }[] = [
+  const table: { label: string; steps: Step[]; now: number; cluster?: string; want: Partial<RevisionLoad> | undefined }[] = [
     {
       label: 'one LRS node: gauge, rates over load_report_interval, success as 2xx and errors as 5xx',
       steps: [

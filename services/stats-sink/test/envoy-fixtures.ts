@@ -135,10 +135,16 @@ export function envoyNode(id: string, options: { sendAll?: boolean; metadata?: R
   };
 }
 
+/** google.protobuf.Struct: protobufjs serves the well-known types with camelCase field names even with keepCase. */
 function struct(values: Record<string, unknown>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(values)) {
-    fields[key] = typeof value === 'boolean' ? { bool_value: value } : typeof value === 'number' ? { number_value: value } : { string_value: String(value) };
+    fields[key] =
+      typeof value === 'boolean'
+        ? { boolValue: value }
+        : typeof value === 'number'
+          ? { numberValue: value }
+          : { stringValue: String(value) };
   }
   return { fields };
 }

@@ -39,17 +39,24 @@ describe('readMetricFamilies', () => {
   });
 
   it('counts unknown metric types, stats of the wrong type and bad values, and skips them', () => {
-    const read = readFlush({
-      envoy_metrics: [
-        { name: 'cluster.sy_a_b_c.upstream_rq_active', type: 9, metric: [{ gauge: { value: 4 } }] },
-        { name: 'cluster.sy_a_b_c.upstream_rq_total', type: 'GAUGE', metric: [{ gauge: { value: 4 } }] },
-        { name: 'cluster.sy_a_b_c.upstream_rq_2xx', type: 'COUNTER', metric: [{ counter: { value: Number.NaN } }] },
-        { name: 'cluster.sy_a_b_c.upstream_rq_5xx', type: 'COUNTER', metric: [{ counter: { value: -1 } }] },
-        { name: 'cluster.sy_a_b_c.upstream_rq_4xx', type: 'UNTYPED', metric: [{ untyped: { value: 2 } }] },
-        { name: 'cluster.upstream_rq_xx', type: 'COUNTER', metric: [{ counter: { value: 1 }, label: [{ name: 'envoy.cluster_name', value: 'sy_a_b_c' }] }] },
-        { name: 'cluster.upstream_rq_active', type: 'GAUGE', metric: [{ gauge: { value: 1 } }] },
-      ],
-    }, false);
+    const read = readFlush(
+      {
+        envoy_metrics: [
+          { name: 'cluster.sy_a_b_c.upstream_rq_active', type: 9, metric: [{ gauge: { value: 4 } }] },
+          { name: 'cluster.sy_a_b_c.upstream_rq_total', type: 'GAUGE', metric: [{ gauge: { value: 4 } }] },
+          { name: 'cluster.sy_a_b_c.upstream_rq_2xx', type: 'COUNTER', metric: [{ counter: { value: Number.NaN } }] },
+          { name: 'cluster.sy_a_b_c.upstream_rq_5xx', type: 'COUNTER', metric: [{ counter: { value: -1 } }] },
+          { name: 'cluster.sy_a_b_c.upstream_rq_4xx', type: 'UNTYPED', metric: [{ untyped: { value: 2 } }] },
+          {
+            name: 'cluster.upstream_rq_xx',
+            type: 'COUNTER',
+            metric: [{ counter: { value: 1 }, label: [{ name: 'envoy.cluster_name', value: 'sy_a_b_c' }] }],
+          },
+          { name: 'cluster.upstream_rq_active', type: 'GAUGE', metric: [{ gauge: { value: 1 } }] },
+        ],
+      },
+      false,
+    );
     expect(read).toMatchObject({ families: 7, unknownTypes: 1, typeMismatches: 1, invalidValues: 2, snapshotMs: undefined });
     // The tagged class without a class label and the tagged gauge without a cluster label are skipped.
     expect(Object.fromEntries(read.clusters)).toEqual({
