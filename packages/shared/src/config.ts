@@ -49,12 +49,8 @@ export const statsSinkEnv = z.object({
   /** A node that has not reported for this long stops counting. */
   STATS_STALE_AFTER_MS: millis(5000),
   STATS_MAX_SERIES: z.coerce.number().int().positive().default(10_000),
-  /** Messages larger than this are dropped unread (MetricsService resends every stat each flush). */
-  STATS_MAX_MESSAGE_BYTES: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(16 * 1024 * 1024),
+  /** Messages larger than this (default 16 MiB) are dropped unread (MetricsService resends every stat each flush). */
+  STATS_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(16_777_216),
   /** Per stream; Envoy sends one message per flush or report interval, so more is a flood. */
   STATS_MAX_STREAM_MESSAGES_PER_S: z.coerce.number().positive().default(20),
   STATS_MAX_CLUSTERS_PER_STREAM: z.coerce.number().int().positive().default(20_000),
