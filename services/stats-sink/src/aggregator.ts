@@ -1,5 +1,5 @@
 import { parseClusterName, type RevisionRef } from '@switchyard/shared';
-import type { ClassCounts, LrsClusterReport, MetricsClusterReport, Report, Source } from './reports.js';
+import type { ClassCounts, LrsClusterReport, LrsLocalityReport, MetricsClusterReport, Report, Source } from './reports.js';
 
 /**
  * The pure core of the stats-sink: folds what every node reports into fleet-wide load per
@@ -101,17 +101,30 @@ interface Reporter {
   /** Envoy's snapshot time of the previous MetricsService flush. */
   lastSnapshotMs: number | undefined;
   clusters: Map<string, ClusterState>;
+  /**
+   * The clusters by their position in the previous report: clients send the same clusters in
+   * the same order every time, and comparing with the one at the same position is cheaper
+   * than hashing a freshly decoded name.
+   */
+  order: (ClusterState | undefined)[];
   stale: boolean;
 }
 
 interface ClusterState {
   cluster: string;
+  /** Set once the state is no longer in its reporter (cluster gone, reporter dropped). */
+  dropped: boolean;
   reporter: Reporter;
   revision: RevisionState;
   inFlight: number;
   /** When the gauge was last set (receive time); the freshest source wins for a node. */
   inFlightAt: number;
-  /** LRS: in-flight per locality, since clients omit localities whose counts did not change. */
+  /**
+   * LRS: in-flight per locality, since clients omit localities whose counts did not change.
+   * Most clusters have one locality: it is kept here (a copy updated in place, so nothing from a
+   * decoded report outlives it) and the map is made only for a second one.
+   */
+  locality: LocalityGauge | undefined;
   localities: Map<string, number> | undefined;
   /** MetricsService cumulative counters as last seen, for deltas (undefined: no baseline yet). */
   lastTotal: number | undefined;
@@ -122,6 +135,13 @@ interface ClusterState {
   ratesPeriodMs: number;
   /** The reporter's seq of the last report that carried this cluster. */
   seenSeq: number;
+}
+
+interface LocalityGauge {
+  region: string;
+  zone: string;
+  subZone: string;
+  inFlight: number;
 }
 
 interface RevisionState {
@@ -146,6 +166,9 @@ export class LoadAggregator {
   private readonly names = new Map<string, RevisionRef | null>();
   private readonly options: AggregatorOptions;
   private revisionsChanged = 0;
+  /** Streams per node id, and how many node ids have more than one (then load() groups by node). */
+  private readonly streamsPerNode = new Map<string, number>();
+  private sharedNodeIds = 0;
 
   constructor(options: AggregatorOptions) {
     this.options = options;
@@ -207,10 +230,14 @@ export class LoadAggregator {
       seq: 0,
       lastSnapshotMs: undefined,
       clusters: new Map(),
+      order: [],
       stale: false,
     };
     family.add(reporter);
     this.reporters.set(id, reporter);
+    const streams = (this.streamsPerNode.get(nodeId) ?? 0) + 1;
+    this.streamsPerNode.set(nodeId, streams);
+    if (streams === 2) this.sharedNodeIds++;
   }
 
   /**
@@ -236,49 +263,63 @@ export class LoadAggregator {
     reporter.stale = false;
     reporter.seq++;
     if (report.source === 'lrs') {
-      for (const cluster of report.clusters) this.ingestLrs(reporter, cluster, gapMs, now, outcome);
+      const metricsTwins = this.lineage.get(lineageKey('metrics', reporter.nodeId));
+      let position = 0;
+      for (const cluster of report.clusters) this.ingestLrs(reporter, cluster, position++, gapMs, now, metricsTwins, outcome);
     } else {
       const periodMs = metricsPeriod(reporter.lastSnapshotMs, report.snapshotMs, gapMs);
       if (report.snapshotMs !== undefined) reporter.lastSnapshotMs = report.snapshotMs;
-      for (const cluster of report.clusters) this.ingestMetrics(reporter, cluster, periodMs, now, outcome);
+      let position = 0;
+      for (const cluster of report.clusters) this.ingestMetrics(reporter, cluster, position++, periodMs, now, outcome);
       // Every flush carries every used stat: a cluster missing from it is gone from that Envoy.
       for (const state of reporter.clusters.values()) if (state.seenSeq !== reporter.seq) this.dropState(state);
     }
     return outcome;
   }
 
-  private ingestLrs(reporter: Reporter, report: LrsClusterReport, gapMs: number | undefined, now: number, outcome: IngestOutcome): void {
-    const state = this.stateFor(reporter, report.cluster, outcome);
+  private ingestLrs(
+    reporter: Reporter,
+    report: LrsClusterReport,
+    position: number,
+    gapMs: number | undefined,
+    now: number,
+    metricsTwins: Set<Reporter> | undefined,
+    outcome: IngestOutcome,
+  ): void {
+    const state = this.stateFor(reporter, report.cluster, position, outcome);
     if (state === undefined) return;
-    const localities = (state.localities ??= new Map());
     let issued = 0;
     let successful = 0;
     let errors = 0;
     for (const locality of report.localities) {
-      if (localities.size < maxLocalitiesPerCluster || localities.has(locality.key)) localities.set(locality.key, locality.inFlight);
       issued += locality.issued;
       successful += locality.successful;
       errors += locality.errors;
     }
-    let inFlight = 0;
-    for (const value of localities.values()) inFlight += value;
-    state.inFlight = inFlight;
-    state.inFlightAt = now;
+    if (report.localities.length > 0) {
+      state.inFlight = updateLocalities(state, report.localities);
+      state.inFlightAt = now;
+    }
     state.seenSeq = reporter.seq;
     const periodMs = positive(report.periodMs) ?? positive(gapMs) ?? this.options.intervalMs;
-    setRates(state, issued, [successful, 0, 0, errors], periodMs);
-    if (!this.ratedByMetrics(reporter.nodeId, report.cluster, now)) addCounts(state.revision.pendingResponses, [successful, 0, 0, errors]);
+    setRates(state, issued, successful, 0, 0, errors, periodMs);
+    if (!this.ratedByMetrics(metricsTwins, report.cluster, now)) {
+      const pending = state.revision.pendingResponses;
+      pending[0] += successful;
+      pending[3] += errors;
+    }
     markDirty(state.revision, now);
   }
 
   private ingestMetrics(
     reporter: Reporter,
     report: MetricsClusterReport,
+    position: number,
     periodMs: number | undefined,
     now: number,
     outcome: IngestOutcome,
   ): void {
-    const state = this.stateFor(reporter, report.cluster, outcome);
+    const state = this.stateFor(reporter, report.cluster, position, outcome);
     if (state === undefined) return;
     if (report.inFlight !== undefined) {
       state.inFlight = report.inFlight;
@@ -304,29 +345,36 @@ export class LoadAggregator {
         ];
       }
       state.lastTotal = total;
-      state.lastClasses = classes;
+      // Copied into the state's own array: a decoded flush must not outlive its processing.
+      if (state.lastClasses === undefined) state.lastClasses = classes;
+      else for (let i = 0; i < 4; i++) state.lastClasses[i] = classes[i] as number;
     }
     state.seenSeq = reporter.seq;
     if (deltaTotal !== undefined && deltaClasses !== undefined) {
       addCounts(state.revision.pendingResponses, deltaClasses);
-      if (periodMs !== undefined) setRates(state, deltaTotal, deltaClasses, periodMs);
+      if (periodMs !== undefined) setRates(state, deltaTotal, ...deltaClasses, periodMs);
     }
     markDirty(state.revision, now);
   }
 
   /** True when a fresh MetricsService reporter of the node has rates for the cluster (then LRS counts are not added). */
-  private ratedByMetrics(nodeId: string, cluster: string, now: number): boolean {
-    const family = this.lineage.get(lineageKey('metrics', nodeId));
-    if (family === undefined) return false;
-    for (const reporter of family) {
+  private ratedByMetrics(metricsTwins: Set<Reporter> | undefined, cluster: string, now: number): boolean {
+    if (metricsTwins === undefined) return false;
+    for (const reporter of metricsTwins) {
       if (reporter.clusters.get(cluster)?.hasRates === true && this.isFresh(reporter, now)) return true;
     }
     return false;
   }
 
-  private stateFor(reporter: Reporter, cluster: string, outcome: IngestOutcome): ClusterState | undefined {
+  private stateFor(reporter: Reporter, cluster: string, position: number, outcome: IngestOutcome): ClusterState | undefined {
+    const guess = reporter.order[position];
+    if (guess !== undefined && !guess.dropped && guess.cluster === cluster) {
+      outcome.accepted++;
+      return guess;
+    }
     const existing = reporter.clusters.get(cluster);
     if (existing !== undefined) {
+      if (position < this.options.maxClustersPerReporter) reporter.order[position] = existing;
       outcome.accepted++;
       return existing;
     }
@@ -359,10 +407,12 @@ export class LoadAggregator {
     }
     const state: ClusterState = {
       cluster,
+      dropped: false,
       reporter,
       revision,
       inFlight: 0,
       inFlightAt: Number.NEGATIVE_INFINITY,
+      locality: undefined,
       localities: undefined,
       lastTotal: undefined,
       lastClasses: undefined,
@@ -373,6 +423,7 @@ export class LoadAggregator {
       seenSeq: 0,
     };
     reporter.clusters.set(cluster, state);
+    if (position < this.options.maxClustersPerReporter) reporter.order[position] = state;
     revision.states.add(state);
     outcome.accepted++;
     return state;
@@ -397,51 +448,36 @@ export class LoadAggregator {
 
   /** The load of one revision now, across fresh nodes, each node counted once. */
   private load(revision: RevisionState, now: number): RevisionLoad {
-    const byNode = new Map<string, ClusterState[]>();
-    for (const state of revision.states) {
-      if (!this.isFresh(state.reporter, now)) continue;
-      const group = byNode.get(state.reporter.nodeId);
-      if (group === undefined) byNode.set(state.reporter.nodeId, [state]);
-      else group.push(state);
-    }
-    let concurrency = 0;
-    let rps = 0;
-    const responses: ClassCounts = [0, 0, 0, 0];
-    let windowMs = 0;
-    for (const group of byNode.values()) {
-      const ratedByMetrics = group.some((s) => s.reporter.source === 'metrics' && s.hasRates);
-      let lrsInFlight = 0;
-      let lrsAt = Number.NEGATIVE_INFINITY;
-      let metricsInFlight = 0;
-      let metricsAt = Number.NEGATIVE_INFINITY;
-      for (const state of group) {
-        const source = state.reporter.source;
-        if (source === 'lrs') {
-          lrsInFlight += state.inFlight;
-          lrsAt = Math.max(lrsAt, state.inFlightAt);
-        } else {
-          metricsInFlight += state.inFlight;
-          metricsAt = Math.max(metricsAt, state.inFlightAt);
-        }
-        if (!state.hasRates || (ratedByMetrics && source === 'lrs')) continue;
-        // An LRS client leaves out clusters without new requests: rates from an older report are over.
-        if (source === 'lrs' && state.seenSeq !== state.reporter.seq) continue;
-        rps += state.rps;
-        addCounts(responses, state.rates);
-        windowMs = Math.max(windowMs, state.ratesPeriodMs);
+    const sum: LoadSum = { concurrency: 0, rps: 0, responses: [0, 0, 0, 0], windowMs: 0, nodes: 0 };
+    if (this.sharedNodeIds === 0) {
+      // No node has more than one stream: every state is a node of its own.
+      const one: ClusterState[] = [];
+      for (const state of revision.states) {
+        if (!this.isFresh(state.reporter, now)) continue;
+        one[0] = state;
+        addNode(sum, one);
       }
-      concurrency += metricsAt > lrsAt ? metricsInFlight : lrsInFlight;
+    } else {
+      const byNode = new Map<string, ClusterState[]>();
+      for (const state of revision.states) {
+        if (!this.isFresh(state.reporter, now)) continue;
+        const group = byNode.get(state.reporter.nodeId);
+        if (group === undefined) byNode.set(state.reporter.nodeId, [state]);
+        else group.push(state);
+      }
+      for (const group of byNode.values()) addNode(sum, group);
     }
+    const { responses } = sum;
     const answered = responses[0] + responses[1] + responses[2] + responses[3];
     return {
       ref: revision.ref,
       cluster: revision.cluster,
-      concurrency,
-      rps,
+      concurrency: sum.concurrency,
+      rps: sum.rps,
       responses,
       errorRatio: answered > 0 ? Math.min(1, responses[3] / answered) : 0,
-      windowMs: Math.max(1, Math.round(windowMs || this.options.intervalMs)),
-      nodes: byNode.size,
+      windowMs: Math.max(1, Math.round(sum.windowMs || this.options.intervalMs)),
+      nodes: sum.nodes,
     };
   }
 
@@ -532,7 +568,12 @@ export class LoadAggregator {
 
   private drop(reporter: Reporter): void {
     for (const state of [...reporter.clusters.values()]) this.dropState(state);
+    reporter.order = [];
     this.reporters.delete(reporter.id);
+    const streams = (this.streamsPerNode.get(reporter.nodeId) ?? 1) - 1;
+    if (streams === 1) this.sharedNodeIds--;
+    if (streams === 0) this.streamsPerNode.delete(reporter.nodeId);
+    else this.streamsPerNode.set(reporter.nodeId, streams);
     const key = lineageKey(reporter.source, reporter.nodeId);
     const family = this.lineage.get(key);
     family?.delete(reporter);
@@ -540,6 +581,7 @@ export class LoadAggregator {
   }
 
   private dropState(state: ClusterState): void {
+    state.dropped = true;
     state.reporter.clusters.delete(state.cluster);
     state.revision.states.delete(state);
   }
@@ -574,12 +616,93 @@ function counterDelta(previous: number, current: number): number {
   return current >= previous ? current - previous : current;
 }
 
-function setRates(state: ClusterState, requests: number, classes: ClassCounts, periodMs: number): void {
+function setRates(state: ClusterState, requests: number, c2: number, c3: number, c4: number, c5: number, periodMs: number): void {
   const perSecond = 1000 / periodMs;
   state.hasRates = true;
   state.rps = requests * perSecond;
-  state.rates = [classes[0] * perSecond, classes[1] * perSecond, classes[2] * perSecond, classes[3] * perSecond];
+  const rates = state.rates;
+  rates[0] = c2 * perSecond;
+  rates[1] = c3 * perSecond;
+  rates[2] = c4 * perSecond;
+  rates[3] = c5 * perSecond;
   state.ratesPeriodMs = periodMs;
+}
+
+/** Sets the in-flight gauge of the reported localities, keeps the others, and returns the cluster's sum. */
+function updateLocalities(state: ClusterState, reported: readonly LrsLocalityReport[]): number {
+  const only = reported.length === 1 ? reported[0] : undefined;
+  if (only !== undefined && state.localities === undefined) {
+    const kept = state.locality;
+    if (kept === undefined) {
+      state.locality = { region: only.region, zone: only.zone, subZone: only.subZone, inFlight: only.inFlight };
+      return only.inFlight;
+    }
+    if (sameLocality(kept, only)) {
+      kept.inFlight = only.inFlight;
+      return only.inFlight;
+    }
+  }
+  let localities = state.localities;
+  if (localities === undefined) {
+    localities = new Map();
+    if (state.locality !== undefined) localities.set(localityKey(state.locality), state.locality.inFlight);
+    state.localities = localities;
+    state.locality = undefined;
+  }
+  for (const locality of reported) {
+    const key = localityKey(locality);
+    if (localities.size < maxLocalitiesPerCluster || localities.has(key)) localities.set(key, locality.inFlight);
+  }
+  let sum = 0;
+  for (const value of localities.values()) sum += value;
+  return sum;
+}
+
+function sameLocality(a: LocalityGauge, b: LrsLocalityReport): boolean {
+  return a.zone === b.zone && a.region === b.region && a.subZone === b.subZone;
+}
+
+function localityKey(locality: LocalityGauge | LrsLocalityReport): string {
+  return `${locality.region}/${locality.zone}/${locality.subZone}`;
+}
+
+interface LoadSum {
+  concurrency: number;
+  rps: number;
+  responses: ClassCounts;
+  windowMs: number;
+  nodes: number;
+}
+
+/**
+ * Adds one node's numbers for a revision, from all its fresh streams: rates from MetricsService
+ * when it has them (it knows the classes apart), else from LRS; the gauge from whichever source
+ * set it last.
+ */
+function addNode(sum: LoadSum, group: readonly ClusterState[]): void {
+  const ratedByMetrics = group.length > 1 && group.some((s) => s.reporter.source === 'metrics' && s.hasRates);
+  let lrsInFlight = 0;
+  let lrsAt = Number.NEGATIVE_INFINITY;
+  let metricsInFlight = 0;
+  let metricsAt = Number.NEGATIVE_INFINITY;
+  for (const state of group) {
+    const source = state.reporter.source;
+    if (source === 'lrs') {
+      lrsInFlight += state.inFlight;
+      lrsAt = Math.max(lrsAt, state.inFlightAt);
+    } else {
+      metricsInFlight += state.inFlight;
+      metricsAt = Math.max(metricsAt, state.inFlightAt);
+    }
+    if (!state.hasRates || (ratedByMetrics && source === 'lrs')) continue;
+    // An LRS client leaves out clusters without new requests: rates from an older report are over.
+    if (source === 'lrs' && state.seenSeq !== state.reporter.seq) continue;
+    sum.rps += state.rps;
+    addCounts(sum.responses, state.rates);
+    sum.windowMs = Math.max(sum.windowMs, state.ratesPeriodMs);
+  }
+  sum.concurrency += metricsAt > lrsAt ? metricsInFlight : lrsInFlight;
+  sum.nodes++;
 }
 
 function addCounts(into: ClassCounts, add: ClassCounts): void {

@@ -86,7 +86,7 @@ function startStatsSink(config: StatsSinkSettings, options: StatsSinkOptions, ru
       tenants.record(load);
       options.onPublished?.(load);
     }
-    for (const { ref, cluster } of collected.forgotten) tenants.forget(cluster, ref);
+    for (const { cluster } of collected.forgotten) tenants.forget(cluster);
     for (const { source, nodeId } of collected.newlyStale) {
       metrics.wentStale.inc({ source });
       logger.warn({ source, node: nodeId }, 'node stopped reporting; its load no longer counts');

@@ -1,6 +1,6 @@
-import type { DecodedClusterStats, DecodedLocality } from './decoded.js';
+import type { DecodedClusterStats } from './decoded.js';
 import { durationMs, toNumber } from './decoded.js';
-import type { LrsClusterReport } from './reports.js';
+import type { LrsClusterReport, LrsLocalityReport } from './reports.js';
 
 /**
  * Reads LRS ClusterStats (load_report.proto): per locality, `total_requests_in_progress` is a
@@ -13,19 +13,19 @@ export function readClusterStats(stats: readonly DecodedClusterStats[]): LrsClus
   for (const cluster of stats) {
     const name = cluster.cluster_name ?? '';
     if (name === '') continue;
-    const localities = (cluster.upstream_locality_stats ?? []).map((l) => ({
-      key: localityKey(l.locality),
-      inFlight: toNumber(l.total_requests_in_progress),
-      issued: toNumber(l.total_issued_requests),
-      successful: toNumber(l.total_successful_requests),
-      errors: toNumber(l.total_error_requests),
-    }));
+    const localities: LrsLocalityReport[] = [];
+    for (const l of cluster.upstream_locality_stats ?? []) {
+      localities.push({
+        region: l.locality?.region ?? '',
+        zone: l.locality?.zone ?? '',
+        subZone: l.locality?.sub_zone ?? '',
+        inFlight: toNumber(l.total_requests_in_progress),
+        issued: toNumber(l.total_issued_requests),
+        successful: toNumber(l.total_successful_requests),
+        errors: toNumber(l.total_error_requests),
+      });
+    }
     reports.push({ cluster: name, localities, periodMs: durationMs(cluster.load_report_interval) });
   }
   return reports;
-}
-
-function localityKey(locality: DecodedLocality | null | undefined): string {
-  if (locality === null || locality === undefined) return '';
-  return `${locality.region ?? ''}/${locality.zone ?? ''}/${locality.sub_zone ?? ''}`;
 }

@@ -14,8 +14,10 @@ export type Source = 'lrs' | 'metrics';
 
 /** One locality of an LRS cluster report; counts are deltas since the previous report. */
 export interface LrsLocalityReport {
-  /** region/zone/sub_zone: in-flight gauges are kept per locality because clients omit unchanged ones. */
-  key: string;
+  /** In-flight gauges are kept per locality because clients omit localities whose counts did not change. */
+  region: string;
+  zone: string;
+  subZone: string;
   inFlight: number;
   issued: number;
   successful: number;

@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RevisionRef } from '@switchyard/shared';
 import type { PublishedLoad } from './aggregator.js';
-import { codeClasses } from './reports.js';
+import { codeClasses, type ClassCounts } from './reports.js';
 
 /** Label value of the series that revisions past the series budget fold into; not a DNS label, so no real name collides. */
 export const overflowLabel = '_overflow';
@@ -11,6 +11,19 @@ export const seriesPerRevision = codeClasses.length + 2;
 
 type Labels = { tenant: string; service: string; revision: string };
 
+/** One label set's numbers: responses not yet added to the counter, and the latest gauges. */
+interface Series {
+  labels: Labels;
+  classLabels: (Labels & { code_class: string })[];
+  pending: ClassCounts;
+  concurrency: number;
+  nodes: number;
+}
+
+function newSeries(labels: Labels): Series {
+  return { labels, classLabels: codeClasses.map((c) => ({ ...labels, code_class: c })), pending: [0, 0, 0, 0], concurrency: 0, nodes: 0 };
+}
+
 const overflowLabels: Labels = { tenant: overflowLabel, service: overflowLabel, revision: overflowLabel };
 
 /**
@@ -18,18 +31,20 @@ const overflowLabels: Labels = { tenant: overflowLabel, service: overflowLabel, 
  * series while the budget (STATS_MAX_SERIES) lasts; later ones fold into the `_overflow`
  * series and `switchyard_stats_sink_series_overflow_total` counts them. Forgotten revisions
  * give their series back.
+ *
+ * Recording only updates plain numbers; prom-client's label handling runs when /metrics is
+ * scraped (its collect hooks), not for every sample the sink publishes.
  */
 export class TenantMetrics {
   private readonly responses: Counter<'tenant' | 'service' | 'revision' | 'code_class'>;
   private readonly concurrency: Gauge<'tenant' | 'service' | 'revision'>;
   private readonly nodes: Gauge<'tenant' | 'service' | 'revision'>;
   private readonly overflowed: Counter;
-  private readonly series: Gauge;
-  private readonly admitted = new Set<string>();
+  private readonly admitted = new Map<string, Series>();
   /** Last concurrency and nodes of each folded revision, so the overflow gauges stay sums. */
   private readonly folded = new Map<string, { concurrency: number; nodes: number }>();
-  private overflowConcurrency = 0;
-  private overflowNodes = 0;
+  private readonly overflow = newSeries(overflowLabels);
+  private overflowUsed = false;
 
   constructor(
     registry: Registry,
@@ -37,84 +52,105 @@ export class TenantMetrics {
   ) {
     const registers = [registry];
     const labelNames = ['tenant', 'service', 'revision'] as const;
+    const tenants = this;
     this.responses = new Counter({
       name: 'switchyard_tenant_responses_total',
       help: 'Responses by status class per revision, across the Envoy fleet (LRS successes count as 2xx, LRS errors as 5xx).',
       labelNames: [...labelNames, 'code_class'],
       registers,
+      collect() {
+        for (const series of tenants.labelled()) {
+          series.classLabels.forEach((labels, i) => this.inc(labels, series.pending[i] ?? 0));
+          series.pending = [0, 0, 0, 0];
+        }
+      },
     });
     this.concurrency = new Gauge({
       name: 'switchyard_tenant_concurrency',
       help: 'Requests in flight per revision, summed over the nodes reporting it.',
       labelNames,
       registers,
+      collect() {
+        for (const series of tenants.labelled()) this.set(series.labels, series.concurrency);
+      },
     });
     this.nodes = new Gauge({
       name: 'switchyard_tenant_reporting_nodes',
       help: 'Nodes (Envoys, proxyless gRPC clients) whose reports count for the revision now.',
       labelNames,
       registers,
+      collect() {
+        for (const series of tenants.labelled()) this.set(series.labels, series.nodes);
+      },
     });
     this.overflowed = new Counter({
       name: 'switchyard_stats_sink_series_overflow_total',
       help: 'Revisions folded into the _overflow series because STATS_MAX_SERIES was reached.',
       registers,
     });
-    this.series = new Gauge({
+    new Gauge({
       name: 'switchyard_stats_sink_tenant_series',
       help: 'Series the switchyard_tenant_* metrics hold for admitted revisions (at most STATS_MAX_SERIES; the _overflow series come on top).',
       registers,
+      collect() {
+        this.set(tenants.admitted.size * seriesPerRevision);
+      },
     });
   }
 
   record(load: PublishedLoad): void {
-    const labels = this.labelsFor(load.cluster, load.ref);
-    codeClasses.forEach((codeClass, i) => {
-      const count = load.newResponses[i] ?? 0;
-      // inc(0) still creates the series, so every admitted revision shows all four classes.
-      this.responses.inc({ ...labels, code_class: codeClass }, count);
-    });
-    if (labels !== overflowLabels) {
-      this.concurrency.set(labels, load.concurrency);
-      this.nodes.set(labels, load.nodes);
+    const series = this.seriesFor(load.cluster, load.ref);
+    if (series !== undefined) {
+      addInto(series.pending, load.newResponses);
+      series.concurrency = load.concurrency;
+      series.nodes = load.nodes;
       return;
     }
+    this.overflowUsed = true;
+    addInto(this.overflow.pending, load.newResponses);
     const previous = this.folded.get(load.cluster) ?? { concurrency: 0, nodes: 0 };
-    this.overflowConcurrency += load.concurrency - previous.concurrency;
-    this.overflowNodes += load.nodes - previous.nodes;
+    this.overflow.concurrency += load.concurrency - previous.concurrency;
+    this.overflow.nodes += load.nodes - previous.nodes;
     this.folded.set(load.cluster, { concurrency: load.concurrency, nodes: load.nodes });
-    this.concurrency.set(overflowLabels, Math.max(0, this.overflowConcurrency));
-    this.nodes.set(overflowLabels, Math.max(0, this.overflowNodes));
   }
 
-  forget(cluster: string, ref: RevisionRef): void {
-    if (this.admitted.delete(cluster)) {
-      const labels = { tenant: ref.tenant, service: ref.service, revision: ref.revision };
-      for (const codeClass of codeClasses) this.responses.remove({ ...labels, code_class: codeClass });
-      this.concurrency.remove(labels);
-      this.nodes.remove(labels);
-      this.series.set(this.admitted.size * seriesPerRevision);
+  forget(cluster: string): void {
+    const series = this.admitted.get(cluster);
+    if (series !== undefined) {
+      this.admitted.delete(cluster);
+      for (const labels of series.classLabels) this.responses.remove(labels);
+      this.concurrency.remove(series.labels);
+      this.nodes.remove(series.labels);
       return;
     }
     const previous = this.folded.get(cluster);
     if (previous === undefined) return;
     this.folded.delete(cluster);
-    this.overflowConcurrency -= previous.concurrency;
-    this.overflowNodes -= previous.nodes;
-    this.concurrency.set(overflowLabels, Math.max(0, this.overflowConcurrency));
-    this.nodes.set(overflowLabels, Math.max(0, this.overflowNodes));
+    this.overflow.concurrency -= previous.concurrency;
+    this.overflow.nodes -= previous.nodes;
   }
 
-  private labelsFor(cluster: string, ref: RevisionRef): Labels {
-    if (this.admitted.has(cluster)) return { tenant: ref.tenant, service: ref.service, revision: ref.revision };
-    if (this.folded.has(cluster)) return overflowLabels;
-    if ((this.admitted.size + 1) * seriesPerRevision <= this.maxSeries) {
-      this.admitted.add(cluster);
-      this.series.set(this.admitted.size * seriesPerRevision);
-      return { tenant: ref.tenant, service: ref.service, revision: ref.revision };
+  /** The revision's own series while the budget lasts; undefined when it folds into _overflow. */
+  private seriesFor(cluster: string, ref: RevisionRef): Series | undefined {
+    const existing = this.admitted.get(cluster);
+    if (existing !== undefined) return existing;
+    if (this.folded.has(cluster)) return undefined;
+    if ((this.admitted.size + 1) * seriesPerRevision > this.maxSeries) {
+      this.overflowed.inc();
+      this.folded.set(cluster, { concurrency: 0, nodes: 0 });
+      return undefined;
     }
-    this.overflowed.inc();
-    this.folded.set(cluster, { concurrency: 0, nodes: 0 });
-    return overflowLabels;
+    const series = newSeries({ tenant: ref.tenant, service: ref.service, revision: ref.revision });
+    this.admitted.set(cluster, series);
+    return series;
   }
+
+  private *labelled(): Iterable<Series> {
+    yield* this.admitted.values();
+    if (this.overflowUsed) yield this.overflow;
+  }
+}
+
+function addInto(into: ClassCounts, add: ClassCounts): void {
+  for (let i = 0; i < 4; i++) into[i] = (into[i] as number) + (add[i] as number);
 }

@@ -21,7 +21,7 @@ function lrsCluster(
     cluster,
     periodMs: c.periodMs ?? 1000,
     localities: [
-      { key: c.locality ?? 'r/z/', inFlight: c.inFlight ?? 0, issued: c.issued ?? 0, successful: c.ok ?? 0, errors: c.errors ?? 0 },
+      { region: 'r', zone: c.locality ?? 'z', subZone: '', inFlight: c.inFlight ?? 0, issued: c.issued ?? 0, successful: c.ok ?? 0, errors: c.errors ?? 0 },
     ],
   };
 }
@@ -106,6 +106,27 @@ describe('LoadAggregator', () => {
       ],
       now: 2000,
       want: { concurrency: 6, rps: 2 },
+    },
+    {
+      label: 'LRS localities reported together are summed; one left out later keeps its gauge',
+      steps: [
+        { at: 0, open: 's1', source: 'lrs', node: 'n1' },
+        {
+          at: 1000,
+          report: 's1',
+          data: lrs({
+            cluster: blue,
+            periodMs: 1000,
+            localities: [
+              { region: 'r', zone: 'a', subZone: '', inFlight: 2, issued: 1, successful: 1, errors: 0 },
+              { region: 'r', zone: 'b', subZone: '', inFlight: 3, issued: 1, successful: 1, errors: 0 },
+            ],
+          }),
+        },
+        { at: 2000, report: 's1', data: lrs(lrsCluster(blue, { inFlight: 1, issued: 1, locality: 'a' })) },
+      ],
+      now: 2000,
+      want: { concurrency: 4, rps: 1 },
     },
     {
       label: 'a node silent past the staleness timeout stops counting (its gauge does not stick)',

@@ -89,8 +89,8 @@ describe('readClusterStats', () => {
         cluster: 'sy_acme_api_blue',
         periodMs: 1500,
         localities: [
-          { key: 'local/a/', inFlight: 4, issued: 10, successful: 8, errors: 1 },
-          { key: 'local/b/', inFlight: 1, issued: 2, successful: 2, errors: 0 },
+          { region: 'local', zone: 'a', subZone: '', inFlight: 4, issued: 10, successful: 8, errors: 1 },
+          { region: 'local', zone: 'b', subZone: '', inFlight: 1, issued: 2, successful: 2, errors: 0 },
         ],
       },
       { cluster: 'no-localities', periodMs: undefined, localities: [] },

@@ -1,0 +1,213 @@
+/**
+ * pnpm bench:stats-sink — many concurrent LRS and MetricsService streams on loopback, each
+ * with many clusters, against a stats-sink publishing to a real nats-server. Measures the
+ * ingest rate (cluster stats/s, metric families/s), the aggregation lag (report received →
+ * sample published) and RSS, then decodes the same bytes with protobufjs alone (the floor)
+ * and prints a final JSON line.
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig, lookupType, startHost, statsSinkEnv, type Host } from '@switchyard/shared';
+import { NatsServer } from '@switchyard/shared/testing';
+import type { Registry } from 'prom-client';
+import { createStatsSinkService } from '../src/index.js';
+import { loadStatsRequestType, metricsMessageType } from '../src/wire.js';
+import { buildCorpus, type CorpusParams } from './corpus.js';
+
+const { values: args } = parseArgs({
+  options: {
+    'lrs-streams': { type: 'string', default: '200' },
+    'metrics-streams': { type: 'string', default: '40' },
+    'lrs-clusters': { type: 'string', default: '500' },
+    'metrics-clusters': { type: 'string', default: '100' },
+    revisions: { type: 'string', default: '5000' },
+    'warmup-s': { type: 'string', default: '3' },
+    'duration-s': { type: 'string', default: '15' },
+    'interval-ms': { type: 'string', default: '1000' },
+  },
+});
+
+const params: CorpusParams = {
+  lrsStreams: Number(args['lrs-streams']),
+  metricsStreams: Number(args['metrics-streams']),
+  lrsClustersPerMessage: Number(args['lrs-clusters']),
+  metricsClustersPerMessage: Number(args['metrics-clusters']),
+  revisions: Number(args.revisions),
+  variants: 4,
+  intervalMs: Number(args['interval-ms']),
+};
+const warmupMs = Number(args['warmup-s']) * 1000;
+const durationMs = Number(args['duration-s']) * 1000;
+
+function log(message: string): void {
+  process.stderr.write(`[stats-sink-bench] ${message}\n`);
+}
+
+async function counter(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (metric === undefined) return 0;
+  const { values } = await metric.get();
+  return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
+}
+
+async function snapshot(registry: Registry) {
+  return {
+    lrsClusters: await counter(registry, 'switchyard_stats_sink_cluster_stats_total', { source: 'lrs' }),
+    metricsClusters: await counter(registry, 'switchyard_stats_sink_cluster_stats_total', { source: 'metrics' }),
+    families: await counter(registry, 'switchyard_stats_sink_metric_families_total'),
+    lrsMessages: await counter(registry, 'switchyard_stats_sink_messages_total', { source: 'lrs' }),
+    metricsMessages: await counter(registry, 'switchyard_stats_sink_messages_total', { source: 'metrics' }),
+    at: performance.now(),
+    cpu: process.cpuUsage(),
+    mainCpu: mainThreadCpuSeconds(),
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+/**
+ * CPU seconds of the main thread (where the sink decodes, aggregates and publishes), from
+ * /proc on Linux: unlike wall time it does not count time the OS gave to other processes on
+ * a busy machine, and unlike process.cpuUsage() it leaves out GC helper threads. Elsewhere,
+ * the whole process's CPU time.
+ */
+function mainThreadCpuSeconds(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    const usage = process.cpuUsage();
+    return (usage.user + usage.system) / 1e6;
+  }
+}
+
+/** Main-thread CPU seconds per message when protobufjs only decodes the bytes, nothing else. */
+function decodeCost(typeName: string, messages: Buffer[], budgetMs: number): number {
+  if (messages.length === 0) return 0;
+  const type = lookupType(typeName);
+  let decoded = 0;
+  const cpu = mainThreadCpuSeconds();
+  const startedAt = performance.now();
+  while (performance.now() - startedAt < budgetMs) {
+    for (const bytes of messages) type.decode(bytes);
+    decoded += messages.length;
+  }
+  return (mainThreadCpuSeconds() - cpu) / decoded;
+}
+
+async function main(): Promise<void> {
+  const nats = await NatsServer.start();
+  let measuring = false;
+  const lags: number[] = [];
+  let published = 0;
+  const config = {
+    ...loadConfig(statsSinkEnv, {}),
+    LOAD_REPORTING_INTERVAL_MS: params.intervalMs,
+    // The load clients send as fast as they can on purpose; the per-stream flood limit would drop that.
+    STATS_MAX_STREAM_MESSAGES_PER_S: 1e9,
+  };
+  const host: Host = await startHost({
+    name: 'stats-sink',
+    services: [
+      createStatsSinkService(config, {
+        onPublished: (load) => {
+          if (!measuring) return;
+          published++;
+          if (load.lagMs !== undefined) lags.push(load.lagMs);
+        },
+      }),
+    ],
+    natsUrl: nats.url,
+    grpcPort: 0,
+    adminPort: 0,
+    logLevel: 'warn',
+    otlpEndpoint: undefined,
+  });
+  const registry = host.runtime.observability.registry;
+  const samplesOnNats = { count: 0 };
+  const sub = host.runtime.nc.subscribe('switchyard.load.>', {
+    callback: () => {
+      if (measuring) samplesOnNats.count++;
+    },
+  });
+
+  log(`building corpus: ${JSON.stringify(params)}`);
+  const corpus = buildCorpus(params);
+  const client = fork(fileURLToPath(new URL('./load-client.js', import.meta.url)), { stdio: 'inherit' });
+  const started = new Promise<void>((resolve) => client.once('message', () => resolve()));
+  client.send({ type: 'start', target: `127.0.0.1:${host.grpcPort}`, params });
+  await started;
+  log(`${params.lrsStreams} LRS and ${params.metricsStreams} MetricsService streams open; warming up ${warmupMs} ms`);
+  await new Promise((r) => setTimeout(r, warmupMs));
+
+  let peakRss = process.memoryUsage().rss;
+  const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
+  measuring = true;
+  const before = await snapshot(registry);
+  await new Promise((r) => setTimeout(r, durationMs));
+  const after = await snapshot(registry);
+  measuring = false;
+  clearInterval(rssTimer);
+  client.send({ type: 'stop' });
+  await new Promise((r) => client.once('exit', r));
+
+  const seconds = (after.at - before.at) / 1000;
+  const lrsClusters = after.lrsClusters - before.lrsClusters;
+  const metricsClusters = after.metricsClusters - before.metricsClusters;
+  const families = after.families - before.families;
+  const lrsMessages = after.lrsMessages - before.lrsMessages;
+  const metricsMessages = after.metricsMessages - before.metricsMessages;
+  // Everything the sink did on its thread: gRPC, decoding, aggregating, publishing.
+  const sinkCpuSeconds = after.mainCpu - before.mainCpu;
+
+  log('decoding the same bytes with protobufjs only');
+  const lrsDecode = decodeCost(loadStatsRequestType, corpus.lrs.flatMap((s) => s.bodies), 4000);
+  const metricsDecode = decodeCost(metricsMessageType, corpus.metrics.flatMap((s) => s.bodies), 4000);
+  // What protobufjs alone spends on exactly the messages the sink took in.
+  const decodeCpuSeconds = lrsMessages * lrsDecode + metricsMessages * metricsDecode;
+  const clusterStats = lrsClusters + metricsClusters;
+  const sortedLags = [...lags].sort((a, b) => a - b);
+
+  sub.unsubscribe();
+  await host.stop();
+  await nats.dispose();
+
+  const round = (n: number, digits = 0) => Number(n.toFixed(digits));
+  const result = {
+    cluster_stats_per_s: round(clusterStats / seconds),
+    lrs_cluster_stats_per_s: round(lrsClusters / seconds),
+    metrics_cluster_stats_per_s: round(metricsClusters / seconds),
+    families_per_s: round(families / seconds),
+    decode_only_per_s: round(clusterStats / decodeCpuSeconds),
+    ratio: round(decodeCpuSeconds / sinkCpuSeconds, 3),
+    sink_thread_cpu: round(sinkCpuSeconds / seconds, 2),
+    lag_p50_ms: round(percentile(sortedLags, 50), 1),
+    lag_p99_ms: round(percentile(sortedLags, 99), 1),
+    lag_max_ms: round(sortedLags.at(-1) ?? 0, 1),
+    rss_mb: round(peakRss / 1024 / 1024, 1),
+    sink_process_cpu: round((after.cpu.user - before.cpu.user + after.cpu.system - before.cpu.system) / 1e6 / seconds, 2),
+    messages_per_s: round((lrsMessages + metricsMessages) / seconds),
+    samples_published: published,
+    samples_received_on_nats: samplesOnNats.count,
+    interval_ms: params.intervalMs,
+    duration_s: round(seconds, 1),
+    lrs_streams: params.lrsStreams,
+    metrics_streams: params.metricsStreams,
+    lrs_clusters_per_message: params.lrsClustersPerMessage,
+    metrics_clusters_per_message: params.metricsClustersPerMessage,
+    revisions: params.revisions,
+  };
+  console.log(JSON.stringify(result));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
