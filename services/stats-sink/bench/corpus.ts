@@ -67,7 +67,10 @@ export function buildCorpus(params: CorpusParams): Corpus {
     const clusters = clustersOf(params.lrsStreams + s, params.metricsClustersPerMessage, params);
     const flush = (v: number): Record<string, ClusterNumbers> =>
       Object.fromEntries(
-        clusters.map((cluster, c) => [cluster, { active: (c + v) % 7, total: 1000 * (v + 1), classes: { '2xx': 990 * (v + 1), '5xx': 10 * (v + 1) } }]),
+        clusters.map((cluster, c) => [
+          cluster,
+          { active: (c + v) % 7, total: 1000 * (v + 1), classes: { '2xx': 990 * (v + 1), '5xx': 10 * (v + 1) } },
+        ]),
       );
     metrics.push({
       first: encodeMetrics({ identifier: { node: envoyNode(`bench-envoy-${s}`) } }),

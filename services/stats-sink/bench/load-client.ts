@@ -1,7 +1,9 @@
 /**
  * The benchmark's load: a separate process (so its CPU and memory are not the sink's) that
  * opens every LRS and MetricsService stream on its own connection, as a fleet would, and
- * writes the pre-encoded corpus as fast as flow control lets it.
+ * writes the pre-encoded corpus: first one message per stream per interval, each stream at
+ * its own random phase (as Envoys and gRPC clients report); after a `flood` message, as fast
+ * as flow control lets it (the sink's capacity).
  */
 import * as grpc from '@grpc/grpc-js';
 import { buildCorpus, type CorpusParams, type StreamCorpus } from './corpus.js';
@@ -17,20 +19,48 @@ const metricsPath = '/envoy.service.metrics.v3.MetricsService/StreamMetrics';
 const raw = (b: Buffer) => b;
 const calls: grpc.ClientWritableStream<Buffer>[] = [];
 
-function pump(call: grpc.ClientWritableStream<Buffer>, corpus: StreamCorpus): void {
-  let next = 0;
-  const fill = () => {
-    for (;;) {
-      const body = corpus.bodies[next++ % corpus.bodies.length] as Buffer;
-      if (!call.write(body)) break;
-    }
-    call.once('drain', fill);
-  };
-  call.write(corpus.first);
-  fill();
+/** One stream's sender: paced until told to flood. */
+class Sender {
+  private next = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly call: grpc.ClientWritableStream<Buffer>,
+    private readonly corpus: StreamCorpus,
+  ) {
+    call.write(corpus.first);
+  }
+
+  private body(): Buffer {
+    return this.corpus.bodies[this.next++ % this.corpus.bodies.length] as Buffer;
+  }
+
+  paced(intervalMs: number): void {
+    this.timer = setTimeout(() => {
+      this.call.write(this.body());
+      this.timer = setInterval(() => this.call.write(this.body()), intervalMs);
+    }, Math.random() * intervalMs);
+  }
+
+  flood(): void {
+    clearTimeout(this.timer);
+    clearInterval(this.timer);
+    const fill = () => {
+      while (this.call.write(this.body()));
+      this.call.once('drain', fill);
+    };
+    fill();
+  }
 }
 
+const senders: Sender[] = [];
+
 function start({ target, params }: StartMessage): void {
+  const pump = (call: grpc.ClientWritableStream<Buffer>, corpus: StreamCorpus) => {
+    const sender = new Sender(call, corpus);
+    sender.paced(params.intervalMs);
+    senders.push(sender);
+  };
   const corpus = buildCorpus(params);
   const client = () => new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
   for (const stream of corpus.lrs) {
@@ -49,8 +79,9 @@ function start({ target, params }: StartMessage): void {
   process.send?.({ type: 'started', streams: calls.length });
 }
 
-process.on('message', (message: StartMessage | { type: 'stop' }) => {
+process.on('message', (message: StartMessage | { type: 'flood' } | { type: 'stop' }) => {
   if (message.type === 'start') start(message);
+  else if (message.type === 'flood') for (const sender of senders) sender.flood();
   else process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));

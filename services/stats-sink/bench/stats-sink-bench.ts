@@ -18,13 +18,14 @@ import { buildCorpus, type CorpusParams } from './corpus.js';
 
 const { values: args } = parseArgs({
   options: {
-    'lrs-streams': { type: 'string', default: '200' },
-    'metrics-streams': { type: 'string', default: '40' },
+    'lrs-streams': { type: 'string', default: '500' },
+    'metrics-streams': { type: 'string', default: '50' },
     'lrs-clusters': { type: 'string', default: '500' },
     'metrics-clusters': { type: 'string', default: '100' },
-    revisions: { type: 'string', default: '5000' },
+    revisions: { type: 'string', default: '2000' },
     'warmup-s': { type: 'string', default: '3' },
-    'duration-s': { type: 'string', default: '15' },
+    'paced-s': { type: 'string', default: '10' },
+    'flood-s': { type: 'string', default: '10' },
     'interval-ms': { type: 'string', default: '1000' },
   },
 });
@@ -39,7 +40,8 @@ const params: CorpusParams = {
   intervalMs: Number(args['interval-ms']),
 };
 const warmupMs = Number(args['warmup-s']) * 1000;
-const durationMs = Number(args['duration-s']) * 1000;
+const pacedMs = Number(args['paced-s']) * 1000;
+const floodMs = Number(args['flood-s']) * 1000;
 
 function log(message: string): void {
   process.stderr.write(`[stats-sink-bench] ${message}\n`);
@@ -60,7 +62,6 @@ async function snapshot(registry: Registry) {
     lrsMessages: await counter(registry, 'switchyard_stats_sink_messages_total', { source: 'lrs' }),
     metricsMessages: await counter(registry, 'switchyard_stats_sink_messages_total', { source: 'metrics' }),
     at: performance.now(),
-    cpu: process.cpuUsage(),
     mainCpu: mainThreadCpuSeconds(),
   };
 }
@@ -102,15 +103,46 @@ function decodeCost(typeName: string, messages: Buffer[], budgetMs: number): num
   return (mainThreadCpuSeconds() - cpu) / decoded;
 }
 
+interface Phase {
+  seconds: number;
+  lrsClusters: number;
+  metricsClusters: number;
+  families: number;
+  lrsMessages: number;
+  metricsMessages: number;
+  /** Main-thread CPU seconds: everything the sink did there (gRPC, decoding, aggregating, publishing). */
+  sinkCpuSeconds: number;
+  lags: number[];
+}
+
+/** Counts what the sink took in over `ms`, and the lag of every sample it published meanwhile. */
+async function measure(registry: Registry, lagSink: { lags: number[] | undefined }, ms: number): Promise<Phase> {
+  const lags: number[] = [];
+  lagSink.lags = lags;
+  const before = await snapshot(registry);
+  await new Promise((r) => setTimeout(r, ms));
+  const after = await snapshot(registry);
+  lagSink.lags = undefined;
+  return {
+    seconds: (after.at - before.at) / 1000,
+    lrsClusters: after.lrsClusters - before.lrsClusters,
+    metricsClusters: after.metricsClusters - before.metricsClusters,
+    families: after.families - before.families,
+    lrsMessages: after.lrsMessages - before.lrsMessages,
+    metricsMessages: after.metricsMessages - before.metricsMessages,
+    sinkCpuSeconds: after.mainCpu - before.mainCpu,
+    lags: lags.sort((a, b) => a - b),
+  };
+}
+
 async function main(): Promise<void> {
   const nats = await NatsServer.start();
-  let measuring = false;
-  const lags: number[] = [];
+  const lagSink: { lags: number[] | undefined } = { lags: undefined };
   let published = 0;
   const config = {
     ...loadConfig(statsSinkEnv, {}),
     LOAD_REPORTING_INTERVAL_MS: params.intervalMs,
-    // The load clients send as fast as they can on purpose; the per-stream flood limit would drop that.
+    // The flood phase sends as fast as it can on purpose; the per-stream flood limit would drop that.
     STATS_MAX_STREAM_MESSAGES_PER_S: 1e9,
   };
   const host: Host = await startHost({
@@ -118,9 +150,8 @@ async function main(): Promise<void> {
     services: [
       createStatsSinkService(config, {
         onPublished: (load) => {
-          if (!measuring) return;
           published++;
-          if (load.lagMs !== undefined) lags.push(load.lagMs);
+          if (load.lagMs !== undefined) lagSink.lags?.push(load.lagMs);
         },
       }),
     ],
@@ -131,10 +162,10 @@ async function main(): Promise<void> {
     otlpEndpoint: undefined,
   });
   const registry = host.runtime.observability.registry;
-  const samplesOnNats = { count: 0 };
+  let received = 0;
   const sub = host.runtime.nc.subscribe('switchyard.load.>', {
     callback: () => {
-      if (measuring) samplesOnNats.count++;
+      received++;
     },
   });
 
@@ -144,60 +175,71 @@ async function main(): Promise<void> {
   const started = new Promise<void>((resolve) => client.once('message', () => resolve()));
   client.send({ type: 'start', target: `127.0.0.1:${host.grpcPort}`, params });
   await started;
-  log(`${params.lrsStreams} LRS and ${params.metricsStreams} MetricsService streams open; warming up ${warmupMs} ms`);
-  await new Promise((r) => setTimeout(r, warmupMs));
-
   let peakRss = process.memoryUsage().rss;
   const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
-  measuring = true;
-  const before = await snapshot(registry);
-  await new Promise((r) => setTimeout(r, durationMs));
-  const after = await snapshot(registry);
-  measuring = false;
+
+  log(`${params.lrsStreams} LRS and ${params.metricsStreams} MetricsService streams open, each reporting every ${params.intervalMs} ms`);
+  await new Promise((r) => setTimeout(r, warmupMs));
+  const paced = await measure(registry, lagSink, pacedMs);
+  log('every stream now sends as fast as it can');
+  client.send({ type: 'flood' });
+  await new Promise((r) => setTimeout(r, 2000));
+  const flood = await measure(registry, lagSink, floodMs);
   clearInterval(rssTimer);
   client.send({ type: 'stop' });
   await new Promise((r) => client.once('exit', r));
 
-  const seconds = (after.at - before.at) / 1000;
-  const lrsClusters = after.lrsClusters - before.lrsClusters;
-  const metricsClusters = after.metricsClusters - before.metricsClusters;
-  const families = after.families - before.families;
-  const lrsMessages = after.lrsMessages - before.lrsMessages;
-  const metricsMessages = after.metricsMessages - before.metricsMessages;
-  // Everything the sink did on its thread: gRPC, decoding, aggregating, publishing.
-  const sinkCpuSeconds = after.mainCpu - before.mainCpu;
-
   log('decoding the same bytes with protobufjs only');
-  const lrsDecode = decodeCost(loadStatsRequestType, corpus.lrs.flatMap((s) => s.bodies), 4000);
-  const metricsDecode = decodeCost(metricsMessageType, corpus.metrics.flatMap((s) => s.bodies), 4000);
-  // What protobufjs alone spends on exactly the messages the sink took in.
-  const decodeCpuSeconds = lrsMessages * lrsDecode + metricsMessages * metricsDecode;
-  const clusterStats = lrsClusters + metricsClusters;
-  const sortedLags = [...lags].sort((a, b) => a - b);
+  const lrsDecode = decodeCost(
+    loadStatsRequestType,
+    corpus.lrs.flatMap((s) => s.bodies),
+    4000,
+  );
+  const metricsDecode = decodeCost(
+    metricsMessageType,
+    corpus.metrics.flatMap((s) => s.bodies),
+    4000,
+  );
+  // What protobufjs alone spends on exactly the messages the sink took in during the flood.
+  const decodeCpuSeconds = flood.lrsMessages * lrsDecode + flood.metricsMessages * metricsDecode;
+  const floodClusterStats = flood.lrsClusters + flood.metricsClusters;
 
+  // Every sample published must have come back through the nats-server.
+  await host.runtime.nc.flush();
+  const deadline = Date.now() + 5000;
+  while (received < published && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   sub.unsubscribe();
   await host.stop();
   await nats.dispose();
 
   const round = (n: number, digits = 0) => Number(n.toFixed(digits));
+  const perSecond = (n: number, phase: Phase) => round(n / phase.seconds);
   const result = {
-    cluster_stats_per_s: round(clusterStats / seconds),
-    lrs_cluster_stats_per_s: round(lrsClusters / seconds),
-    metrics_cluster_stats_per_s: round(metricsClusters / seconds),
-    families_per_s: round(families / seconds),
-    decode_only_per_s: round(clusterStats / decodeCpuSeconds),
-    ratio: round(decodeCpuSeconds / sinkCpuSeconds, 3),
-    sink_thread_cpu: round(sinkCpuSeconds / seconds, 2),
-    lag_p50_ms: round(percentile(sortedLags, 50), 1),
-    lag_p99_ms: round(percentile(sortedLags, 99), 1),
-    lag_max_ms: round(sortedLags.at(-1) ?? 0, 1),
+    // Capacity: every stream sending as fast as flow control allows.
+    cluster_stats_per_s: perSecond(floodClusterStats, flood),
+    lrs_cluster_stats_per_s: perSecond(flood.lrsClusters, flood),
+    metrics_cluster_stats_per_s: perSecond(flood.metricsClusters, flood),
+    families_per_s: perSecond(flood.families, flood),
+    decode_only_per_s: round(floodClusterStats / decodeCpuSeconds),
+    ratio: round(decodeCpuSeconds / flood.sinkCpuSeconds, 3),
+    // Operation: every stream reporting once per interval.
+    lag_p50_ms: round(percentile(paced.lags, 50), 1),
+    lag_p99_ms: round(percentile(paced.lags, 99), 1),
+    lag_max_ms: round(paced.lags.at(-1) ?? 0, 1),
     rss_mb: round(peakRss / 1024 / 1024, 1),
-    sink_process_cpu: round((after.cpu.user - before.cpu.user + after.cpu.system - before.cpu.system) / 1e6 / seconds, 2),
-    messages_per_s: round((lrsMessages + metricsMessages) / seconds),
+    offered_cluster_stats_per_s: round(
+      ((params.lrsStreams * params.lrsClustersPerMessage + params.metricsStreams * params.metricsClustersPerMessage) * 1000) /
+        params.intervalMs,
+    ),
+    paced_cluster_stats_per_s: perSecond(paced.lrsClusters + paced.metricsClusters, paced),
+    paced_families_per_s: perSecond(paced.families, paced),
+    paced_sink_thread_cpu: round(paced.sinkCpuSeconds / paced.seconds, 2),
+    flood_lag_p99_ms: round(percentile(flood.lags, 99), 1),
+    flood_sink_thread_cpu: round(flood.sinkCpuSeconds / flood.seconds, 2),
+    flood_messages_per_s: perSecond(flood.lrsMessages + flood.metricsMessages, flood),
     samples_published: published,
-    samples_received_on_nats: samplesOnNats.count,
+    samples_received_on_nats: received,
     interval_ms: params.intervalMs,
-    duration_s: round(seconds, 1),
     lrs_streams: params.lrsStreams,
     metrics_streams: params.metricsStreams,
     lrs_clusters_per_message: params.lrsClustersPerMessage,

@@ -21,7 +21,15 @@ function lrsCluster(
     cluster,
     periodMs: c.periodMs ?? 1000,
     localities: [
-      { region: 'r', zone: c.locality ?? 'z', subZone: '', inFlight: c.inFlight ?? 0, issued: c.issued ?? 0, successful: c.ok ?? 0, errors: c.errors ?? 0 },
+      {
+        region: 'r',
+        zone: c.locality ?? 'z',
+        subZone: '',
+        inFlight: c.inFlight ?? 0,
+        issued: c.issued ?? 0,
+        successful: c.ok ?? 0,
+        errors: c.errors ?? 0,
+      },
     ],
   };
 }
