@@ -52,14 +52,16 @@ export class TenantMetrics {
   ) {
     const registers = [registry];
     const labelNames = ['tenant', 'service', 'revision'] as const;
-    const tenants = this;
+    // The collect hooks run with `this` bound to their metric; they reach this object's series through arrows.
+    const labelled = () => this.labelled();
+    const admittedSeries = () => this.admitted.size * seriesPerRevision;
     this.responses = new Counter({
       name: 'switchyard_tenant_responses_total',
       help: 'Responses by status class per revision, across the Envoy fleet (LRS successes count as 2xx, LRS errors as 5xx).',
       labelNames: [...labelNames, 'code_class'],
       registers,
       collect() {
-        for (const series of tenants.labelled()) {
+        for (const series of labelled()) {
           series.classLabels.forEach((labels, i) => this.inc(labels, series.pending[i] ?? 0));
           series.pending = [0, 0, 0, 0];
         }
@@ -71,7 +73,7 @@ export class TenantMetrics {
       labelNames,
       registers,
       collect() {
-        for (const series of tenants.labelled()) this.set(series.labels, series.concurrency);
+        for (const series of labelled()) this.set(series.labels, series.concurrency);
       },
     });
     this.nodes = new Gauge({
@@ -80,7 +82,7 @@ export class TenantMetrics {
       labelNames,
       registers,
       collect() {
-        for (const series of tenants.labelled()) this.set(series.labels, series.nodes);
+        for (const series of labelled()) this.set(series.labels, series.nodes);
       },
     });
     this.overflowed = new Counter({
@@ -93,7 +95,7 @@ export class TenantMetrics {
       help: 'Series the switchyard_tenant_* metrics hold for admitted revisions (at most STATS_MAX_SERIES; the _overflow series come on top).',
       registers,
       collect() {
-        this.set(tenants.admitted.size * seriesPerRevision);
+        this.set(admittedSeries());
       },
     });
   }
