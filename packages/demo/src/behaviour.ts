@@ -5,7 +5,7 @@
  */
 export interface DemoBehaviour {
   revision: string;
-  /** Fraction of requests answered with an error (HTTP 500 / gRPC INTERNAL). */
+  /** Fraction of requests answered with an error (HTTP 503 / gRPC UNAVAILABLE, as a failing instance would). */
   failRate: number;
   /** Milliseconds after start when the health endpoint starts failing; 0 = never. */
   unhealthyAfterMs: number;

@@ -19,15 +19,20 @@ export function echoClientConstructor(): grpc.ServiceClientConstructor {
 }
 
 /** A small gRPC service answering `Echo/Say` with the instance and revision that served it. */
-export async function startGrpcEcho(port: number, behaviour: DemoBehaviour): Promise<{ port: number; close(): Promise<void> }> {
+export async function startGrpcEcho(
+  port: number,
+  behaviour: DemoBehaviour,
+): Promise<{ port: number; /** Calls received, answered or failed. */ calls(): number; close(): Promise<void> }> {
   const server = new grpc.Server();
   let boundPort = 0;
+  let calls = 0;
   server.addService(echoClientConstructor().service, {
     Say: (call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
+      calls++;
       const delay = Math.min(60_000, Math.max(0, Number(call.request.delay_ms ?? 0)));
       setTimeout(() => {
         if (Math.random() < behaviour.failRate) {
-          callback({ code: grpc.status.INTERNAL, details: `revision ${behaviour.revision} failed on purpose (FAIL_RATE)` });
+          callback({ code: grpc.status.UNAVAILABLE, details: `revision ${behaviour.revision} failed on purpose (FAIL_RATE)` });
           return;
         }
         callback(null, { message: call.request.message ?? '', instance: `127.0.0.1:${boundPort}`, revision: behaviour.revision });
@@ -39,6 +44,7 @@ export async function startGrpcEcho(port: number, behaviour: DemoBehaviour): Pro
   );
   return {
     port: boundPort,
+    calls: () => calls,
     close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
   };
 }

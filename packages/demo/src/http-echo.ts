@@ -23,7 +23,7 @@ export async function startHttpEcho(
     const delay = Math.min(60_000, Math.max(0, Number(url.searchParams.get('delay_ms') ?? 0) || 0));
     setTimeout(() => {
       const fail = Math.random() < behaviour.failRate;
-      res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json', 'x-demo-instance': instance });
+      res.writeHead(fail ? 503 : 200, { 'content-type': 'application/json', 'x-demo-instance': instance });
       res.end(JSON.stringify({ instance, revision: behaviour.revision, path: url.pathname, host: req.headers.host ?? null }));
     }, delay);
   });

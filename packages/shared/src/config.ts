@@ -25,6 +25,8 @@ export const commonEnv = {
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+  /** JetStream replicas for Switchyard's streams and buckets: 1 for one server, 3 in a production cluster. */
+  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 };
 
 export const controlPlaneEnv = z.object({

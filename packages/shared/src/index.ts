@@ -90,3 +90,6 @@ export {
   type TokenRecord,
 } from './store.js';
 export { asyncApiDocument, asyncApiYaml } from './asyncapi.js';
+export { deploymentRecord, deploymentPhase, deploymentActive, type DeploymentRecord, type DeploymentPhase } from './store.js';
+// The test harness's nats-server runner doubles as `syctl up`'s embedded server.
+export { NatsServer, waitForPort, type NatsServerOptions } from './testing/nats-server.js';

@@ -34,6 +34,8 @@ export const serviceRecord = z.object({
   name: dnsLabel,
   spec: serviceSpec,
   updatedAt: z.number().int(),
+  /** When the service was first stored (kept on updates); the translator gives contested domains to the oldest service. */
+  createdAt: z.number().int().optional(),
 });
 export type ServiceRecord = z.infer<typeof serviceRecord>;
 

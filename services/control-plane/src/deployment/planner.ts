@@ -118,3 +118,8 @@ export function splitWith(previous: TrafficSplit, revision: string, percent: num
   largest.percent += leftover;
   return [{ revision, percent }, ...shares.filter((entry) => entry.percent > 0)];
 }
+
+/** A manual rollback of a deployment in progress: the previous split comes back at once. */
+export function rollBackDeployment(deployment: DeploymentRecord, now: number, reason: string): PlannerStep {
+  return { ...finish(deployment, 'rolled_back', now, `rolled back: ${reason}`), traffic: deployment.previousTraffic };
+}

@@ -1,0 +1,303 @@
+import { createHash } from 'node:crypto';
+import protobuf from 'protobufjs';
+import { lookupType, packAny, type XdsTypeUrl } from '@switchyard/shared';
+import type { ProtoObject } from '../resources.js';
+import type { ErrorDetail, NodeInfo } from './types.js';
+
+/**
+ * The wire side of the engine: each resource is encoded to bytes once per version, and
+ * responses are assembled from those bytes, so a push to a thousand streams encodes nothing
+ * per stream. Requests are read lazily: a State-of-the-World ACK repeats the whole
+ * subscription (ten thousand EDS names from an Envoy), so its names are kept as raw bytes and
+ * compared with memcmp before anyone decodes them.
+ */
+
+interface WireTypes {
+  any: protobuf.Type;
+  node: protobuf.Type;
+  status: protobuf.Type;
+  resource: protobuf.Type;
+  deltaRequest: protobuf.Type;
+  response: FieldTags;
+  deltaResponse: FieldTags;
+  request: Record<'version_info' | 'node' | 'resource_names' | 'type_url' | 'response_nonce' | 'error_detail', number>;
+}
+
+type FieldTags = Record<string, number>;
+
+let wireTypes: WireTypes | undefined;
+
+/** Field numbers come from Envoy's protos (reflection), never from constants typed here. */
+function wire(): WireTypes {
+  if (wireTypes !== undefined) return wireTypes;
+  const fieldIds = (type: protobuf.Type): FieldTags => Object.fromEntries(type.fieldsArray.map((f) => [f.name, f.id]));
+  const request = fieldIds(lookupType('envoy.service.discovery.v3.DiscoveryRequest'));
+  wireTypes = {
+    any: lookupType('google.protobuf.Any'),
+    node: lookupType('envoy.config.core.v3.Node'),
+    status: lookupType('google.rpc.Status'),
+    resource: lookupType('envoy.service.discovery.v3.Resource'),
+    deltaRequest: lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
+    response: fieldIds(lookupType('envoy.service.discovery.v3.DiscoveryResponse')),
+    deltaResponse: fieldIds(lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse')),
+    request: {
+      version_info: request.version_info!,
+      node: request.node!,
+      resource_names: request.resource_names!,
+      type_url: request.type_url!,
+      response_nonce: request.response_nonce!,
+      error_detail: request.error_detail!,
+    },
+  };
+  return wireTypes;
+}
+
+/** Loads the protos ahead of the first request (a cold load takes a while). */
+export function warmUpEncoding(): void {
+  wire();
+}
+
+const lengthDelimited = 2;
+const tag = (field: number): number => (field << 3) | lengthDelimited;
+
+/** A resource's version as a client holds it; `any` is absent when only the version is known (delta reconnect). */
+export interface HeldResource {
+  readonly name: string;
+  readonly version: string;
+  readonly any?: Uint8Array;
+}
+
+/** One resource at one version, encoded once and shared by every stream. */
+export class EncodedResource implements HeldResource {
+  private deltaEncoded: Uint8Array | undefined;
+
+  constructor(
+    readonly typeUrl: XdsTypeUrl,
+    readonly name: string,
+    /** Content hash: equal bytes, equal version, on every control-plane replica and restart. */
+    readonly version: string,
+    /** google.protobuf.Any bytes. */
+    readonly any: Uint8Array,
+    /** Four 32-bit lanes of the content hash, summed into set versions. */
+    readonly lanes: readonly [number, number, number, number],
+    /** What the translator gave, for the identity fast path of the next diff. */
+    readonly source: ProtoObject,
+    readonly json: string,
+  ) {}
+
+  /** The delta `Resource` wrapper (name, version, Any), encoded on first use. */
+  deltaBytes(): Uint8Array {
+    this.deltaEncoded ??= wire()
+      .resource.encode({ name: this.name, version: this.version, resource: { type_url: this.typeUrl, value: this.any } })
+      .finish();
+    return this.deltaEncoded;
+  }
+}
+
+export function encodeResource(typeUrl: XdsTypeUrl, name: string, source: ProtoObject, json = JSON.stringify(source)): EncodedResource {
+  const packed = packAny(typeUrl, source);
+  const any = wire().any.encode(packed).finish();
+  const digest = createHash('sha256').update(name).update('\0').update(any).digest();
+  const lanes = [digest.readUInt32LE(0), digest.readUInt32LE(4), digest.readUInt32LE(8), digest.readUInt32LE(12)] as const;
+  return new EncodedResource(typeUrl, name, digest.toString('base64url', 0, 12), any, lanes, source, json);
+}
+
+/**
+ * A version for a set of resources: the lane-wise sum of their hashes (order does not matter,
+ * so it is computed without sorting) and the count.
+ */
+export function setVersion(resources: Iterable<{ lanes: readonly [number, number, number, number] }>): string {
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  let count = 0;
+  for (const r of resources) {
+    a = (a + r.lanes[0]) >>> 0;
+    b = (b + r.lanes[1]) >>> 0;
+    c = (c + r.lanes[2]) >>> 0;
+    d = (d + r.lanes[3]) >>> 0;
+    count++;
+  }
+  return `${count}-${[a, b, c, d].map((n) => n.toString(16).padStart(8, '0')).join('')}`;
+}
+
+function finish(writer: protobuf.Writer): Buffer {
+  const bytes = writer.finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export interface SotwResponseFields {
+  versionInfo: string;
+  typeUrl: XdsTypeUrl;
+  nonce: string;
+  resources: readonly HeldResource[];
+}
+
+/** A DiscoveryResponse assembled from pre-encoded Any bytes. */
+export function encodeDiscoveryResponse(fields: SotwResponseFields): Buffer {
+  const ids = wire().response;
+  const w = protobuf.Writer.create();
+  w.uint32(tag(ids.version_info!)).string(fields.versionInfo);
+  for (const r of fields.resources) {
+    if (r.any === undefined) throw new Error(`resource ${r.name} has no encoded bytes`);
+    w.uint32(tag(ids.resources!)).bytes(r.any);
+  }
+  w.uint32(tag(ids.type_url!)).string(fields.typeUrl);
+  w.uint32(tag(ids.nonce!)).string(fields.nonce);
+  return finish(w);
+}
+
+export interface DeltaResponseFields {
+  systemVersionInfo: string;
+  typeUrl: XdsTypeUrl;
+  nonce: string;
+  resources: readonly EncodedResource[];
+  removed: readonly string[];
+}
+
+/** A DeltaDiscoveryResponse assembled from pre-encoded Resource bytes. */
+export function encodeDeltaResponse(fields: DeltaResponseFields): Buffer {
+  const ids = wire().deltaResponse;
+  const w = protobuf.Writer.create();
+  w.uint32(tag(ids.system_version_info!)).string(fields.systemVersionInfo);
+  for (const r of fields.resources) w.uint32(tag(ids.resources!)).bytes(r.deltaBytes());
+  w.uint32(tag(ids.type_url!)).string(fields.typeUrl);
+  for (const name of fields.removed) w.uint32(tag(ids.removed_resources!)).string(name);
+  w.uint32(tag(ids.nonce!)).string(fields.nonce);
+  return finish(w);
+}
+
+/** A request that could not be read; the stream counts it and ends. */
+export interface MalformedRequest {
+  malformed: string;
+}
+
+export function isMalformed(value: object): value is MalformedRequest {
+  return 'malformed' in value;
+}
+
+/**
+ * A State-of-the-World DiscoveryRequest. `names` holds the raw bytes of every resource_names
+ * field (in order); `decodeNames()` turns them into strings only when the subscription changed.
+ */
+export interface SotwRequest {
+  versionInfo: string;
+  node: NodeInfo | undefined;
+  typeUrl: string;
+  nonce: string;
+  errorDetail: ErrorDetail | undefined;
+  names: Buffer;
+  nameCount: number;
+}
+
+export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequest {
+  try {
+    const ids = wire().request;
+    const reader = protobuf.Reader.create(buf);
+    const request: SotwRequest = {
+      versionInfo: '',
+      node: undefined,
+      typeUrl: '',
+      nonce: '',
+      errorDetail: undefined,
+      names: Buffer.alloc(0),
+      nameCount: 0,
+    };
+    let namesStart = -1;
+    let namesEnd = -1;
+    while (reader.pos < reader.len) {
+      const fieldStart = reader.pos;
+      const fieldTag = reader.uint32();
+      switch (fieldTag >>> 3) {
+        case ids.version_info:
+          request.versionInfo = reader.string();
+          break;
+        case ids.node:
+          request.node = nodeInfo(wire().node.decode(reader, reader.uint32()));
+          break;
+        case ids.resource_names:
+          reader.skipType(fieldTag & 7);
+          if (namesStart < 0) namesStart = fieldStart;
+          namesEnd = reader.pos;
+          request.nameCount++;
+          break;
+        case ids.type_url:
+          request.typeUrl = reader.string();
+          break;
+        case ids.response_nonce:
+          request.nonce = reader.string();
+          break;
+        case ids.error_detail:
+          request.errorDetail = errorDetail(wire().status.decode(reader, reader.uint32()));
+          break;
+        default:
+          reader.skipType(fieldTag & 7);
+      }
+    }
+    if (namesStart >= 0) request.names = buf.subarray(namesStart, namesEnd);
+    return request;
+  } catch (err) {
+    return { malformed: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** The resource names held in a request's raw names bytes (other interleaved fields skipped). */
+export function decodeNames(raw: Uint8Array): string[] {
+  const field = wire().request.resource_names;
+  const reader = protobuf.Reader.create(raw);
+  const names: string[] = [];
+  while (reader.pos < reader.len) {
+    const fieldTag = reader.uint32();
+    if (fieldTag >>> 3 === field) names.push(reader.string());
+    else reader.skipType(fieldTag & 7);
+  }
+  return names;
+}
+
+export interface DeltaRequest {
+  node: NodeInfo | undefined;
+  typeUrl: string;
+  subscribe: string[];
+  unsubscribe: string[];
+  initialVersions: Record<string, string>;
+  nonce: string;
+  errorDetail: ErrorDetail | undefined;
+}
+
+export function decodeDeltaRequest(buf: Buffer): DeltaRequest | MalformedRequest {
+  try {
+    const m = wire().deltaRequest.decode(buf) as unknown as {
+      node?: protobuf.Message;
+      type_url: string;
+      resource_names_subscribe: string[];
+      resource_names_unsubscribe: string[];
+      initial_resource_versions: Record<string, string>;
+      response_nonce: string;
+      error_detail?: protobuf.Message;
+    };
+    return {
+      node: m.node ? nodeInfo(m.node) : undefined,
+      typeUrl: m.type_url,
+      subscribe: m.resource_names_subscribe,
+      unsubscribe: m.resource_names_unsubscribe,
+      initialVersions: m.initial_resource_versions ?? {},
+      nonce: m.response_nonce,
+      errorDetail: m.error_detail ? errorDetail(m.error_detail) : undefined,
+    };
+  } catch (err) {
+    return { malformed: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+function nodeInfo(message: protobuf.Message): NodeInfo {
+  const n = message as unknown as { id?: string; cluster?: string; user_agent_name?: string; user_agent_version?: string };
+  return { id: n.id ?? '', cluster: n.cluster ?? '', userAgentName: n.user_agent_name ?? '', userAgentVersion: n.user_agent_version ?? '' };
+}
+
+function errorDetail(message: protobuf.Message): ErrorDetail | undefined {
+  const s = message as unknown as { code?: number; message?: string };
+  // An error_detail that is present but empty (code 0, no message) is not a NACK.
+  if (!s.code && !s.message) return undefined;
+  return { code: s.code ?? 0, message: s.message ?? '' };
+}

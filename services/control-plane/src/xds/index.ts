@@ -1,0 +1,11 @@
+/**
+ * The xDS protocol engine: a cache of Envoy resources per node group (encoded once per
+ * version) and the gRPC services that deliver them — ADS and per-type, State of the World and
+ * delta. The translator fills the cache with setSnapshot; the wiring registers the services
+ * on the host's gRPC server and serves `nodes()` on the admin API.
+ */
+export { XdsCache, nodeGroupOf, diffResources, type SnapshotChanges, type CacheListener } from './cache.js';
+export { registerXdsServices, type XdsServer, type XdsServerDeps } from './server.js';
+export type { NodeStatus, TypeDelivery } from './node-status.js';
+export type { DeliveryStatus } from './stream.js';
+export { pushOrder, typeNames, isFullSetType, type TypeName, type NodeInfo, type XdsMode } from './types.js';

@@ -1,0 +1,74 @@
+import type { NodeGroup } from '../resources.js';
+import type { DeliveryStatus, XdsStream } from './stream.js';
+import { typeNames, type TypeName, type XdsMode } from './types.js';
+
+/** Delivery state of one type to one node, in CSDS words. */
+export interface TypeDelivery {
+  status: DeliveryStatus;
+  /** '*' for a wildcard subscription, else the number of subscribed names. */
+  subscribed: '*' | number;
+  /** Subscribed names the control plane does not have (CSDS DOES_NOT_EXIST); at most 20 listed. */
+  doesNotExist: string[];
+  doesNotExistCount: number;
+  sentVersion: string;
+  ackedVersion: string;
+  ackedAt: string | null;
+  /** A response is written and not yet ACKed or NACKed. */
+  inFlight: boolean;
+  lastNack: { version: string; errorDetail: string; at: string } | null;
+}
+
+export interface NodeStatus {
+  nodeId: string;
+  cluster: string;
+  userAgent: { name: string; version: string };
+  group: NodeGroup;
+  connectedSince: string;
+  streams: { id: number; mode: XdsMode; api: string; connectedAt: string }[];
+  types: Partial<Record<TypeName, TypeDelivery>>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Per-node view for GET /v1/nodes: every open stream of a node id merged. */
+export function nodeStatuses(streams: Iterable<{ stream: XdsStream; api: string }>): NodeStatus[] {
+  const byNode = new Map<string, NodeStatus>();
+  for (const { stream, api } of streams) {
+    const node = stream.node;
+    if (node === undefined || stream.group === undefined) continue;
+    let status = byNode.get(node.id);
+    if (status === undefined) {
+      status = {
+        nodeId: node.id,
+        cluster: node.cluster,
+        userAgent: { name: node.userAgentName, version: node.userAgentVersion },
+        group: stream.group,
+        connectedSince: iso(stream.connectedAt),
+        streams: [],
+        types: {},
+      };
+      byNode.set(node.id, status);
+    }
+    if (stream.connectedAt < Date.parse(status.connectedSince)) status.connectedSince = iso(stream.connectedAt);
+    status.streams.push({ id: stream.id, mode: stream.mode, api, connectedAt: iso(stream.connectedAt) });
+    for (const [typeUrl, view] of stream.views) {
+      const sub = view.subscription;
+      const missing = sub?.missing() ?? [];
+      status.types[typeNames[typeUrl]] = {
+        status: view.status,
+        subscribed: sub === undefined ? 0 : sub.wildcard ? '*' : sub.names.size,
+        doesNotExist: missing.slice(0, 20),
+        doesNotExistCount: missing.length,
+        sentVersion: view.sentVersion,
+        ackedVersion: view.ackedVersion,
+        ackedAt: view.ackedAt === undefined ? null : iso(view.ackedAt),
+        inFlight: view.inflight !== undefined,
+        lastNack:
+          view.nack === undefined
+            ? null
+            : { version: view.nack.version, errorDetail: view.nack.errorDetail.message, at: iso(view.nack.at) },
+      };
+    }
+  }
+  return [...byNode.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+}
