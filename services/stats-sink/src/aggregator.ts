@@ -1,4 +1,5 @@
 import { parseClusterName, type RevisionRef } from '@switchyard/shared';
+import { durationMs, toNumber, type DecodedLocality } from './decoded.js';
 import type { ClassCounts, LrsClusterReport, LrsLocalityReport, MetricsClusterReport, Report, Source } from './reports.js';
 
 /**
@@ -286,24 +287,27 @@ export class LoadAggregator {
     metricsTwins: Set<Reporter> | undefined,
     outcome: IngestOutcome,
   ): void {
-    const state = this.stateFor(reporter, report.cluster, position, outcome);
+    const name = report.cluster_name ?? '';
+    if (name === '') return;
+    const state = this.stateFor(reporter, name, position, outcome);
     if (state === undefined) return;
+    const localities = report.upstream_locality_stats ?? [];
     let issued = 0;
     let successful = 0;
     let errors = 0;
-    for (const locality of report.localities) {
-      issued += locality.issued;
-      successful += locality.successful;
-      errors += locality.errors;
+    for (const locality of localities) {
+      issued += toNumber(locality.total_issued_requests);
+      successful += toNumber(locality.total_successful_requests);
+      errors += toNumber(locality.total_error_requests);
     }
-    if (report.localities.length > 0) {
-      state.inFlight = updateLocalities(state, report.localities);
+    if (localities.length > 0) {
+      state.inFlight = updateLocalities(state, localities);
       state.inFlightAt = now;
     }
     state.seenSeq = reporter.seq;
-    const periodMs = positive(report.periodMs) ?? positive(gapMs) ?? this.options.intervalMs;
+    const periodMs = positive(durationMs(report.load_report_interval)) ?? positive(gapMs) ?? this.options.intervalMs;
     setRates(state, issued, successful, 0, 0, errors, periodMs);
-    if (!this.ratedByMetrics(metricsTwins, report.cluster, now)) {
+    if (!this.ratedByMetrics(metricsTwins, name, now)) {
       const pending = state.revision.pendingResponses;
       pending[0] += successful;
       pending[3] += errors;
@@ -632,38 +636,42 @@ function setRates(state: ClusterState, requests: number, c2: number, c3: number,
 function updateLocalities(state: ClusterState, reported: readonly LrsLocalityReport[]): number {
   const only = reported.length === 1 ? reported[0] : undefined;
   if (only !== undefined && state.localities === undefined) {
+    const inFlight = toNumber(only.total_requests_in_progress);
     const kept = state.locality;
     if (kept === undefined) {
-      state.locality = { region: only.region, zone: only.zone, subZone: only.subZone, inFlight: only.inFlight };
-      return only.inFlight;
+      const l = only.locality;
+      state.locality = { region: l?.region ?? '', zone: l?.zone ?? '', subZone: l?.sub_zone ?? '', inFlight };
+      return inFlight;
     }
-    if (sameLocality(kept, only)) {
-      kept.inFlight = only.inFlight;
-      return only.inFlight;
+    if (sameLocality(kept, only.locality)) {
+      kept.inFlight = inFlight;
+      return inFlight;
     }
   }
   let localities = state.localities;
   if (localities === undefined) {
     localities = new Map();
-    if (state.locality !== undefined) localities.set(localityKey(state.locality), state.locality.inFlight);
+    const kept = state.locality;
+    if (kept !== undefined) localities.set(localityKey(kept.region, kept.zone, kept.subZone), kept.inFlight);
     state.localities = localities;
     state.locality = undefined;
   }
-  for (const locality of reported) {
-    const key = localityKey(locality);
-    if (localities.size < maxLocalitiesPerCluster || localities.has(key)) localities.set(key, locality.inFlight);
+  for (const stats of reported) {
+    const l = stats.locality;
+    const key = localityKey(l?.region ?? '', l?.zone ?? '', l?.sub_zone ?? '');
+    if (localities.size < maxLocalitiesPerCluster || localities.has(key)) localities.set(key, toNumber(stats.total_requests_in_progress));
   }
   let sum = 0;
   for (const value of localities.values()) sum += value;
   return sum;
 }
 
-function sameLocality(a: LocalityGauge, b: LrsLocalityReport): boolean {
-  return a.zone === b.zone && a.region === b.region && a.subZone === b.subZone;
+function sameLocality(kept: LocalityGauge, locality: DecodedLocality | null | undefined): boolean {
+  return kept.zone === (locality?.zone ?? '') && kept.region === (locality?.region ?? '') && kept.subZone === (locality?.sub_zone ?? '');
 }
 
-function localityKey(locality: LocalityGauge | LrsLocalityReport): string {
-  return `${locality.region}/${locality.zone}/${locality.subZone}`;
+function localityKey(region: string, zone: string, subZone: string): string {
+  return `${region}/${zone}/${subZone}`;
 }
 
 interface LoadSum {

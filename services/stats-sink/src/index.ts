@@ -13,7 +13,6 @@ import type { ClassCounts } from './reports.js';
 
 export { LoadAggregator, type AggregatorOptions, type PublishedLoad, type RevisionLoad, type ServiceLoad } from './aggregator.js';
 export { readMetricFamilies, type MetricTypeValues } from './metrics-reader.js';
-export { readClusterStats } from './lrs-reader.js';
 export { loadWire, type Wire } from './wire.js';
 export { countersAsDeltasMetadataKey } from './ingest-server.js';
 export { overflowLabel, seriesPerRevision } from './tenant-metrics.js';

@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js';
 import { protoDuration, type Logger } from '@switchyard/shared';
 import type { IngestOutcome, LoadAggregator } from './aggregator.js';
 import type { DecodedNode } from './decoded.js';
-import { readClusterStats } from './lrs-reader.js';
 import { readMetricFamilies } from './metrics-reader.js';
 import type { Source } from './reports.js';
 import type { SinkMetrics } from './sink-metrics.js';
@@ -133,7 +132,7 @@ export class IngestServer {
         // A client that cannot be told "send all" gets the list of Switchyard clusters, kept current.
         respond(now);
       }
-      const outcome = aggregator.ingest(stream.id, { source: 'lrs', clusters: readClusterStats(message.cluster_stats ?? []) }, now);
+      const outcome = aggregator.ingest(stream.id, { source: 'lrs', clusters: message.cluster_stats ?? [] }, now);
       this.count(stream, outcome);
     });
     call.on('end', () => stream.finish());

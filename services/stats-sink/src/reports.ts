@@ -1,6 +1,9 @@
+import type { DecodedClusterStats, DecodedUpstreamLocalityStats } from './decoded.js';
+
 /**
- * What one report says about one cluster, independent of the wire format: the aggregator's
- * input. The readers in lrs-reader.ts and metrics-reader.ts produce these from decoded protos.
+ * What one report says about one cluster: the aggregator's input. LRS cluster stats are taken
+ * as decoded (every field the sink needs is per cluster already); MetricsService stats are
+ * spread over a flush and gathered per cluster by metrics-reader.ts.
  */
 
 /** Response classes the sink tracks, in the order of {@link ClassCounts}. */
@@ -12,24 +15,14 @@ export type ClassCounts = [number, number, number, number];
 
 export type Source = 'lrs' | 'metrics';
 
-/** One locality of an LRS cluster report; counts are deltas since the previous report. */
-export interface LrsLocalityReport {
-  /** In-flight gauges are kept per locality because clients omit localities whose counts did not change. */
-  region: string;
-  zone: string;
-  subZone: string;
-  inFlight: number;
-  issued: number;
-  successful: number;
-  errors: number;
-}
-
-export interface LrsClusterReport {
-  cluster: string;
-  localities: LrsLocalityReport[];
-  /** `load_report_interval`: the period the counts cover, when the client says. */
-  periodMs: number | undefined;
-}
+/**
+ * An LRS ClusterStats as protobufjs decodes it (load_report.proto), taken as is: per locality,
+ * `total_requests_in_progress` is a gauge and the issued/successful/error counts are deltas
+ * over `load_report_interval`. (Per-endpoint stats, when asked for, split the same numbers by
+ * endpoint, so they are not added again.)
+ */
+export type LrsClusterReport = DecodedClusterStats;
+export type LrsLocalityReport = DecodedUpstreamLocalityStats;
 
 /**
  * One cluster's stats from one MetricsService flush. Counters are cumulative or deltas
@@ -46,7 +39,7 @@ export interface MetricsClusterReport {
 }
 
 export type Report =
-  | { source: 'lrs'; clusters: LrsClusterReport[] }
+  | { source: 'lrs'; clusters: readonly LrsClusterReport[] }
   | {
       source: 'metrics';
       clusters: Iterable<MetricsClusterReport>;

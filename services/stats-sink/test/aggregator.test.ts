@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LoadAggregator, type AggregatorOptions, type RevisionLoad } from '../src/aggregator.js';
-import type { ClassCounts, LrsClusterReport, MetricsClusterReport, Report, Source } from '../src/reports.js';
+import type { ClassCounts, LrsClusterReport, LrsLocalityReport, MetricsClusterReport, Report, Source } from '../src/reports.js';
 
 const options: AggregatorOptions = {
   intervalMs: 1000,
@@ -13,24 +13,25 @@ const options: AggregatorOptions = {
 const blue = 'sy_acme_api_blue';
 const green = 'sy_acme_api_green';
 
+/** An LRS ClusterStats in its decoded shape (counts may be numbers or Longs), one locality. */
 function lrsCluster(
   cluster: string,
   c: { inFlight?: number; issued?: number; ok?: number; errors?: number; periodMs?: number; locality?: string },
 ): LrsClusterReport {
   return {
-    cluster,
-    periodMs: c.periodMs ?? 1000,
-    localities: [
-      {
-        region: 'r',
-        zone: c.locality ?? 'z',
-        subZone: '',
-        inFlight: c.inFlight ?? 0,
-        issued: c.issued ?? 0,
-        successful: c.ok ?? 0,
-        errors: c.errors ?? 0,
-      },
-    ],
+    cluster_name: cluster,
+    load_report_interval: { seconds: Math.floor((c.periodMs ?? 1000) / 1000), nanos: ((c.periodMs ?? 1000) % 1000) * 1e6 },
+    upstream_locality_stats: [locality(c.locality ?? 'z', c.inFlight ?? 0, c.issued ?? 0, c.ok ?? 0, c.errors ?? 0)],
+  };
+}
+
+function locality(zone: string, inFlight: number, issued: number, ok: number, errors: number): LrsLocalityReport {
+  return {
+    locality: { region: 'r', zone },
+    total_requests_in_progress: inFlight,
+    total_issued_requests: issued,
+    total_successful_requests: ok,
+    total_error_requests: errors,
   };
 }
 
@@ -123,12 +124,9 @@ describe('LoadAggregator', () => {
           at: 1000,
           report: 's1',
           data: lrs({
-            cluster: blue,
-            periodMs: 1000,
-            localities: [
-              { region: 'r', zone: 'a', subZone: '', inFlight: 2, issued: 1, successful: 1, errors: 0 },
-              { region: 'r', zone: 'b', subZone: '', inFlight: 3, issued: 1, successful: 1, errors: 0 },
-            ],
+            cluster_name: blue,
+            load_report_interval: { seconds: 1, nanos: 0 },
+            upstream_locality_stats: [locality('a', 2, 1, 1, 0), locality('b', 3, 1, 1, 0)],
           }),
         },
         { at: 2000, report: 's1', data: lrs(lrsCluster(blue, { inFlight: 1, issued: 1, locality: 'a' })) },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkMessage, lookupType } from '@switchyard/shared';
 import { readMetricFamilies } from '../src/metrics-reader.js';
-import { readClusterStats } from '../src/lrs-reader.js';
+import { LoadAggregator } from '../src/aggregator.js';
 import { loadStatsRequestType, loadWire, metricsMessageType } from '../src/wire.js';
 import { clusterStats, envoyNode, metricsMessage } from './envoy-fixtures.js';
 
@@ -65,8 +65,8 @@ describe('readMetricFamilies', () => {
   });
 });
 
-describe('readClusterStats', () => {
-  it('reads LRS ClusterStats per locality with 64-bit counts and the report interval', () => {
+describe('decoded LRS reports', () => {
+  it('feed the aggregator as decoded: 64-bit counts, localities and the report interval', () => {
     const bytes = encode(loadStatsRequestType, {
       node: envoyNode('n1'),
       cluster_stats: [
@@ -74,27 +74,35 @@ describe('readClusterStats', () => {
           'sy_acme_api_blue',
           [
             { zone: 'a', inProgress: 4, issued: 10, successful: 8, errors: 1 },
-            { zone: 'b', inProgress: 1, issued: 2, successful: 2, errors: 0 },
+            { zone: 'b', inProgress: 1, issued: 5, successful: 5, errors: 0 },
           ],
           1500,
         ),
-        { cluster_name: 'no-localities', upstream_locality_stats: [] },
+        { cluster_name: 'sy_acme_api_quiet', upstream_locality_stats: [] },
         { cluster_name: '' },
       ],
     });
     const decoded = wire.decodeLoadStats(bytes);
     expect(decoded.node?.id).toBe('n1');
-    expect(readClusterStats(decoded.cluster_stats ?? [])).toEqual([
-      {
-        cluster: 'sy_acme_api_blue',
-        periodMs: 1500,
-        localities: [
-          { region: 'local', zone: 'a', subZone: '', inFlight: 4, issued: 10, successful: 8, errors: 1 },
-          { region: 'local', zone: 'b', subZone: '', inFlight: 1, issued: 2, successful: 2, errors: 0 },
-        ],
-      },
-      { cluster: 'no-localities', periodMs: undefined, localities: [] },
-    ]);
+    const aggregator = new LoadAggregator({
+      intervalMs: 1000,
+      staleAfterMs: 5000,
+      maxClustersPerReporter: 10,
+      maxRevisions: 10,
+      revisionIdleMs: 60_000,
+    });
+    aggregator.open('s1', 'lrs', 'n1', { countersAsDeltas: false });
+    const outcome = aggregator.ingest('s1', { source: 'lrs', clusters: decoded.cluster_stats ?? [] }, 0);
+    expect(outcome.accepted).toBe(2);
+    const revisions = aggregator.view(0).flatMap((s) => s.revisions);
+    expect(revisions.find((r) => r.cluster === 'sy_acme_api_blue')).toMatchObject({
+      concurrency: 5,
+      rps: 10,
+      responses: [26 / 3, 0, 0, 2 / 3],
+      windowMs: 1500,
+      nodes: 1,
+    });
+    expect(revisions.find((r) => r.cluster === 'sy_acme_api_quiet')).toMatchObject({ concurrency: 0, rps: 0 });
   });
 
   it('refuses bytes that are not a LoadStatsRequest', () => {
