@@ -1,11 +1,12 @@
 /**
  * The benchmark's load: a separate process (so its CPU and memory are not the sink's) that
  * opens every LRS and MetricsService stream on its own connection, as a fleet would, and
- * writes the pre-encoded corpus: first one message per stream per interval, each stream at
- * its own random phase (as Envoys and gRPC clients report); after a `flood` message, as fast
- * as flow control lets it (the sink's capacity).
+ * writes the pre-encoded corpus: one message per stream per interval, each stream at its own
+ * random phase (as Envoys and gRPC clients report), or, for the streams of the source told to
+ * `flood`, as fast as flow control lets them (the sink's capacity).
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Source } from '../src/reports.js';
 import { buildCorpus, type CorpusParams, type StreamCorpus } from './corpus.js';
 
 interface StartMessage {
@@ -19,14 +20,17 @@ const metricsPath = '/envoy.service.metrics.v3.MetricsService/StreamMetrics';
 const raw = (b: Buffer) => b;
 const calls: grpc.ClientWritableStream<Buffer>[] = [];
 
-/** One stream's sender: paced until told to flood. */
+/** One stream's sender: one message per interval, or as fast as flow control allows. */
 class Sender {
   private next = 0;
   private timer: NodeJS.Timeout | undefined;
+  private flooding = false;
 
   constructor(
+    readonly source: Source,
     private readonly call: grpc.ClientWritableStream<Buffer>,
     private readonly corpus: StreamCorpus,
+    private readonly intervalMs: number,
   ) {
     call.write(corpus.first);
   }
@@ -35,30 +39,38 @@ class Sender {
     return this.corpus.bodies[this.next++ % this.corpus.bodies.length] as Buffer;
   }
 
-  paced(intervalMs: number): void {
+  paced(): void {
+    this.stop();
     this.timer = setTimeout(() => {
       this.call.write(this.body());
-      this.timer = setInterval(() => this.call.write(this.body()), intervalMs);
-    }, Math.random() * intervalMs);
+      this.timer = setInterval(() => this.call.write(this.body()), this.intervalMs);
+    }, Math.random() * this.intervalMs);
   }
 
   flood(): void {
-    clearTimeout(this.timer);
-    clearInterval(this.timer);
+    this.stop();
+    this.flooding = true;
     const fill = () => {
+      if (!this.flooding) return;
       while (this.call.write(this.body()));
       this.call.once('drain', fill);
     };
     fill();
+  }
+
+  private stop(): void {
+    this.flooding = false;
+    clearTimeout(this.timer);
+    clearInterval(this.timer);
   }
 }
 
 const senders: Sender[] = [];
 
 function start({ target, params }: StartMessage): void {
-  const pump = (call: grpc.ClientWritableStream<Buffer>, corpus: StreamCorpus) => {
-    const sender = new Sender(call, corpus);
-    sender.paced(params.intervalMs);
+  const pump = (source: Source, call: grpc.ClientWritableStream<Buffer>, corpus: StreamCorpus) => {
+    const sender = new Sender(source, call, corpus, params.intervalMs);
+    sender.paced();
     senders.push(sender);
   };
   const corpus = buildCorpus(params);
@@ -68,20 +80,21 @@ function start({ target, params }: StartMessage): void {
     call.on('data', () => undefined);
     call.on('error', () => undefined);
     calls.push(call);
-    pump(call, stream);
+    pump('lrs', call, stream);
   }
   for (const stream of corpus.metrics) {
     const call = client().makeClientStreamRequest<Buffer, Buffer>(metricsPath, raw, raw, () => undefined);
     call.on('error', () => undefined);
     calls.push(call);
-    pump(call, stream);
+    pump('metrics', call, stream);
   }
   process.send?.({ type: 'started', streams: calls.length });
 }
 
-process.on('message', (message: StartMessage | { type: 'flood' } | { type: 'stop' }) => {
+/** `flood` makes the streams of one source send as fast as they can and the others paced again. */
+process.on('message', (message: StartMessage | { type: 'flood'; source: Source } | { type: 'stop' }) => {
   if (message.type === 'start') start(message);
-  else if (message.type === 'flood') for (const sender of senders) sender.flood();
+  else if (message.type === 'flood') for (const sender of senders) sender.source === message.source ? sender.flood() : sender.paced();
   else process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));
