@@ -3,7 +3,7 @@
  * opens every LRS and MetricsService stream on its own connection, as a fleet would, and
  * writes the pre-encoded corpus: one message per stream per interval, each stream at its own
  * random phase (as Envoys and gRPC clients report), or, for the streams of the source told to
- * `flood`, as fast as flow control lets them (the sink's capacity).
+ * `flood`, as fast as flow control lets them (the sink's capacity) while the others pause.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Source } from '../src/reports.js';
@@ -47,15 +47,18 @@ class Sender {
     }, Math.random() * this.intervalMs);
   }
 
+  /** The next message goes out once the previous one is handed to HTTP/2, so no backlog builds up in this process. */
   flood(): void {
     this.stop();
     this.flooding = true;
-    const fill = () => {
-      if (!this.flooding) return;
-      while (this.call.write(this.body()));
-      this.call.once('drain', fill);
+    const send = () => {
+      if (this.flooding) this.call.write(this.body(), send);
     };
-    fill();
+    send();
+  }
+
+  pause(): void {
+    this.stop();
   }
 
   private stop(): void {
@@ -74,7 +77,10 @@ function start({ target, params }: StartMessage): void {
     senders.push(sender);
   };
   const corpus = buildCorpus(params);
-  const client = () => new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  // One connection per stream, as a fleet has; no retry buffer, whose early write callbacks would
+  // let a flooding stream queue without bound in this process instead of waiting for HTTP/2 flow control.
+  const client = () =>
+    new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_retries': 0 });
   for (const stream of corpus.lrs) {
     const call = client().makeBidiStreamRequest<Buffer, Buffer>(lrsPath, raw, raw);
     call.on('data', () => undefined);
@@ -91,10 +97,11 @@ function start({ target, params }: StartMessage): void {
   process.send?.({ type: 'started', streams: calls.length });
 }
 
-/** `flood` makes the streams of one source send as fast as they can and the others paced again. */
-process.on('message', (message: StartMessage | { type: 'flood'; source: Source } | { type: 'stop' }) => {
+/** `flood` makes the streams of one source send as fast as they can and pauses the others; `pause` pauses all (streams stay open). */
+process.on('message', (message: StartMessage | { type: 'flood'; source: Source } | { type: 'pause' } | { type: 'stop' }) => {
   if (message.type === 'start') start(message);
-  else if (message.type === 'flood') for (const sender of senders) sender.source === message.source ? sender.flood() : sender.paced();
+  else if (message.type === 'flood') for (const sender of senders) sender.source === message.source ? sender.flood() : sender.pause();
+  else if (message.type === 'pause') for (const sender of senders) sender.pause();
   else process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));

@@ -135,6 +135,18 @@ async function measure(registry: Registry, lagSink: { lags: number[] | undefined
   };
 }
 
+/** Resolves once no message of `source` arrived for a second (at most 60 s). */
+async function settled(registry: Registry, source: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let last = -1;
+  for (;;) {
+    const now = await counter(registry, 'switchyard_stats_sink_messages_total', { source });
+    if (now === last || Date.now() > deadline) return;
+    last = now;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 async function main(): Promise<void> {
   const nats = await NatsServer.start();
   const lagSink: { lags: number[] | undefined } = { lags: undefined };
@@ -176,18 +188,26 @@ async function main(): Promise<void> {
   const started = new Promise<void>((resolve) => client.once('message', () => resolve()));
   client.send({ type: 'start', target: `127.0.0.1:${host.grpcPort}`, params });
   await started;
-  let peakRss = process.memoryUsage().rss;
-  const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
+  const peak = { rss: 0, heapUsed: 0, external: 0 };
+  const rssTimer = setInterval(() => {
+    const usage = process.memoryUsage();
+    peak.rss = Math.max(peak.rss, usage.rss);
+    peak.heapUsed = Math.max(peak.heapUsed, usage.heapUsed);
+    peak.external = Math.max(peak.external, usage.external);
+  }, 200);
 
   log(`${params.lrsStreams} LRS and ${params.metricsStreams} MetricsService streams open, each reporting every ${params.intervalMs} ms`);
   await new Promise((r) => setTimeout(r, warmupMs));
   const paced = await measure(registry, lagSink, pacedMs);
-  // Each source floods in turn (the other keeps reporting paced): mixed, the many LRS streams
-  // would take the flow-control windows from the few MetricsService ones.
+  // Each source floods in turn while the other pauses: mixed, the many LRS streams would take
+  // the sink's event loop from the few MetricsService ones.
   log('LRS streams send as fast as they can');
   client.send({ type: 'flood', source: 'lrs' });
   await new Promise((r) => setTimeout(r, 2000));
   const lrsFlood = await measure(registry, lagSink, floodMs / 2);
+  // What the LRS streams had queued in HTTP/2 (client and server side) drains before the next phase.
+  client.send({ type: 'pause' });
+  await settled(registry, 'lrs');
   log('MetricsService streams send as fast as they can');
   client.send({ type: 'flood', source: 'metrics' });
   await new Promise((r) => setTimeout(r, 2000));
@@ -235,7 +255,9 @@ async function main(): Promise<void> {
     lag_p50_ms: round(percentile(paced.lags, 50), 1),
     lag_p99_ms: round(percentile(paced.lags, 99), 1),
     lag_max_ms: round(paced.lags.at(-1) ?? 0, 1),
-    rss_mb: round(peakRss / 1024 / 1024, 1),
+    rss_mb: round(peak.rss / 1024 / 1024, 1),
+    heap_used_mb: round(peak.heapUsed / 1024 / 1024, 1),
+    external_mb: round(peak.external / 1024 / 1024, 1),
     offered_cluster_stats_per_s: round(
       ((params.lrsStreams * params.lrsClustersPerMessage + params.metricsStreams * params.metricsClustersPerMessage) * 1000) /
         params.intervalMs,
