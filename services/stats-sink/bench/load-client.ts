@@ -100,8 +100,12 @@ function start({ target, params }: StartMessage): void {
 /** `flood` makes the streams of one source send as fast as they can and pauses the others; `pause` pauses all (streams stay open). */
 process.on('message', (message: StartMessage | { type: 'flood'; source: Source } | { type: 'pause' } | { type: 'stop' }) => {
   if (message.type === 'start') start(message);
-  else if (message.type === 'flood') for (const sender of senders) sender.source === message.source ? sender.flood() : sender.pause();
-  else if (message.type === 'pause') for (const sender of senders) sender.pause();
+  else if (message.type === 'flood') {
+    for (const sender of senders) {
+      if (sender.source === message.source) sender.flood();
+      else sender.pause();
+    }
+  } else if (message.type === 'pause') for (const sender of senders) sender.pause();
   else process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));
