@@ -10,6 +10,11 @@ export class ConfigError extends Error {
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const millis = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
 const optionalString = z
   .string()
   .optional()
@@ -46,6 +51,18 @@ export const statsSinkEnv = z.object({
   /** A node that has not reported for this long stops counting. */
   STATS_STALE_AFTER_MS: millis(5000),
   STATS_MAX_SERIES: z.coerce.number().int().positive().default(10_000),
+  /** Messages larger than this (default 16 MiB) are dropped unread (MetricsService resends every stat each flush). */
+  STATS_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(16_777_216),
+  /** Per stream; Envoy sends one message per flush or report interval, so more is a flood. */
+  STATS_MAX_STREAM_MESSAGES_PER_S: z.coerce.number().positive().default(20),
+  STATS_MAX_CLUSTERS_PER_STREAM: z.coerce.number().int().positive().default(20_000),
+  STATS_MAX_REVISIONS: z.coerce.number().int().positive().default(50_000),
+  /** A revision with no reporting node is published with zeros for this long, then forgotten (and its series removed). */
+  STATS_REVISION_IDLE_MS: millis(10 * 60_000),
+  /** Default for MetricsService streams; a node overrides it with node metadata `report_counters_as_deltas`. */
+  STATS_COUNTERS_AS_DELTAS: flag(false),
+  /** Ask LRS clients for per-endpoint stats (report_endpoint_granularity). */
+  LRS_ENDPOINT_GRANULARITY: flag(false),
 });
 export type StatsSinkConfig = z.infer<typeof statsSinkEnv>;
 
