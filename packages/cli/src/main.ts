@@ -11,6 +11,7 @@ import { registerTraffic } from './commands/traffic.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerLoad } from './commands/load.js';
 import { registerEvents } from './commands/events.js';
+import { registerUp } from './commands/up.js';
 
 /** `syctl` with every command. A new command is a file in commands/ exporting `register<Thing>(program)`, added here. */
 export function buildProgram(io: CliIO): Command {
@@ -23,6 +24,7 @@ export function buildProgram(io: CliIO): Command {
   registerDeploy(program);
   registerLoad(program);
   registerEvents(program);
+  registerUp(program);
   return program;
 }
 
@@ -39,5 +41,6 @@ export async function run(args: string[], io: CliIO = processIO()): Promise<numb
 
 const invokedPath = process.argv[1];
 if (invokedPath !== undefined && realpathSync(invokedPath) === fileURLToPath(import.meta.url)) {
-  process.exitCode = await run(process.argv.slice(2));
+  // Exit explicitly: long-running commands (up, load, events) leave gRPC channels and timers behind.
+  process.exit(await run(process.argv.slice(2)));
 }

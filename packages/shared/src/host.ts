@@ -88,7 +88,10 @@ export async function startHost(options: HostOptions): Promise<Host> {
       }
       await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       await admin.close();
-      await nc.drain().catch(() => undefined);
+      // Draining needs the server; when NATS is down, close instead of waiting for it.
+      const drained = nc.drain().catch(() => undefined);
+      const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref());
+      if ((await Promise.race([drained, timedOut])) === 'timeout') await nc.close().catch(() => undefined);
       await stopTracing();
     })());
   return { runtime, admin, grpcPort: boundPort, stop };

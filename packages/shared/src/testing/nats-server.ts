@@ -10,6 +10,11 @@ export interface NatsServerOptions {
   /** Listen on this port instead of one the OS picks. */
   port?: number;
   binary?: string;
+  /**
+   * Run in its own process group, so a terminal's Ctrl-C reaches only the parent, which then
+   * stops the server last (after its clients have drained).
+   */
+  detached?: boolean;
 }
 
 /**
@@ -24,11 +29,18 @@ export class NatsServer {
     private readonly ownsStore: boolean,
     private readonly binary: string,
     public port: number,
+    private readonly detached: boolean,
   ) {}
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
     const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), 'switchyard-nats-')));
-    const server = new NatsServer(storeDir, options.storeDir === undefined, options.binary ?? 'nats-server', options.port ?? -1);
+    const server = new NatsServer(
+      storeDir,
+      options.storeDir === undefined,
+      options.binary ?? 'nats-server',
+      options.port ?? -1,
+      options.detached ?? false,
+    );
     await server.launch();
     return server;
   }
@@ -45,7 +57,7 @@ export class NatsServer {
     const portsDir = join(this.storeDir, 'ports');
     await mkdir(portsDir, { recursive: true });
     const args = ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', join(this.storeDir, 'js'), '--ports_file_dir', portsDir];
-    const child = spawn(this.binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(this.binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
