@@ -133,6 +133,8 @@ export function diffResources(
     if (current === undefined) counts.added++;
     else counts.updated++;
   }
+  // Every desired name that already existed was found above: equal counts mean nothing is gone.
+  if (desired.size - counts.added === state.resources.size) return changes;
   for (const name of state.resources.keys()) {
     if (!desired.has(name)) {
       changes.set(name, undefined);

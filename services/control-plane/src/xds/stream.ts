@@ -90,6 +90,8 @@ export interface StreamHooks {
 /** A request the stream cannot serve; the server ends the stream with INVALID_ARGUMENT. */
 export class BadRequest extends Error {}
 
+const nothingPending: Pending = Object.freeze({ upserts: [], removals: [] });
+
 let nonceCounter = 0;
 /** Nonces are unique process-wide, so one encoded response can be shared by many streams. */
 function nextNonce(): string {
@@ -370,7 +372,8 @@ export class XdsStream {
       }
     }
     if (withUpserts.size > 0) return;
-    for (const plan of [...plans].reverse()) {
+    for (let i = plans.length - 1; i >= 0; i--) {
+      const plan = plans[i]!;
       if (plan.done || plan.view.inflight !== undefined || plan.pending.removals.length === 0) continue;
       this.sendRemovals(plan.view, plan.pending);
     }
@@ -378,7 +381,7 @@ export class XdsStream {
 
   private pendingOf(view: TypeView): Pending {
     const sub = view.subscription!;
-    if (view.synced === view.state.revision && view.overrides.size === 0) return { upserts: [], removals: [] };
+    if (view.synced === view.state.revision && view.overrides.size === 0) return nothingPending;
     if (view.overrides.size > 0) return pendingFor(view.state, view);
     return sub.memoized(`pending:${view.synced}`, () => pendingFor(view.state, view));
   }
