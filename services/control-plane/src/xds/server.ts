@@ -19,7 +19,7 @@ import { nodeStatuses, type NodeStatus } from './node-status.js';
 import { PushScheduler } from './scheduler.js';
 import { BadRequest, XdsStream, type StreamHooks } from './stream.js';
 import { Subscription } from './type-state.js';
-import { isFullSetType, isXdsTypeUrl, typeNames, type XdsMode } from './types.js';
+import { isXdsTypeUrl, typeNames, type XdsMode } from './types.js';
 
 export interface XdsServerDeps {
   logger: Logger;
@@ -278,8 +278,8 @@ function fetchResponse(cache: XdsCache, request: SotwRequest, typeUrl: XdsTypeUr
   const group = request.node === undefined ? 'envoy' : nodeGroupOf(request.node);
   const state = cache.typeState(group, typeUrl);
   const names = decodeNames(request.names);
-  const wildcard = names.length === 0 || names.includes('*');
-  const sub = new Subscription(state, 'fetch', wildcard || (names.length === 0 && isFullSetType(typeUrl)), new Set(names));
+  // Fetch (REST-style polling) has no legacy rules: no names means every resource of the type.
+  const sub = new Subscription(state, 'fetch', names.length === 0 || names.includes('*'), new Set(names));
   return encodeDiscoveryResponse({ versionInfo: sub.contentVersion(), typeUrl, nonce: '', resources: sub.resources() });
 }
 
