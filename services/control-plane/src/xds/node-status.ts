@@ -16,6 +16,8 @@ export interface TypeDelivery {
   /** A response is written and not yet ACKed or NACKed. */
   inFlight: boolean;
   lastNack: { version: string; errorDetail: string; at: string } | null;
+  /** CDS/LDS resources whose current version the client rejected; it is sent what it kept instead. */
+  rejected: { name: string; version: string }[];
 }
 
 export interface NodeStatus {
@@ -67,6 +69,7 @@ export function nodeStatuses(streams: Iterable<{ stream: XdsStream; api: string 
           view.nack === undefined
             ? null
             : { version: view.nack.version, errorDetail: view.nack.errorDetail.message, at: iso(view.nack.at) },
+        rejected: [...view.rejected].map(([name, r]) => ({ name, version: r.version })),
       };
     }
   }

@@ -38,6 +38,15 @@ interface Inflight {
   resources: number;
   removed: number;
   sentAt: number;
+  /** SotW CDS/LDS: the resources in the order sent, and what changed in them for this client. */
+  sent?: readonly HeldResource[];
+  pending?: Pending;
+}
+
+/** A resource version the client rejected, and what it keeps instead (null: nothing). */
+export interface RejectedResource {
+  version: string;
+  keeps: HeldResource | null;
 }
 
 /** One type on one stream: the synced view plus the protocol state (nonces, ACKs, NACKs). */
@@ -61,6 +70,12 @@ export interface TypeView extends SyncedView {
   everNamed: boolean;
   /** SotW first request that arrived before the cache was ready: its version_info, checked once ready. */
   versionToCheck: string | undefined;
+  /**
+   * SotW CDS/LDS: resources the client rejected, by name. A full set must name every resource,
+   * so until the desired version changes, later sets carry what the client kept instead of the
+   * version it rejected — otherwise every unrelated change would be NACKed again.
+   */
+  rejected: Map<string, RejectedResource>;
 }
 
 /** A response ready to write: the bytes may be shared with every other stream that gets the same. */
@@ -90,7 +105,7 @@ export interface StreamHooks {
 /** A request the stream cannot serve; the server ends the stream with INVALID_ARGUMENT. */
 export class BadRequest extends Error {}
 
-const nothingPending: Pending = Object.freeze({ upserts: [], removals: [] });
+const nothingPending: Pending = Object.freeze({ upserts: [], replaced: [], removals: [] });
 
 let nonceCounter = 0;
 /** Nonces are unique process-wide, so one encoded response can be shared by many streams. */
@@ -233,6 +248,7 @@ export class XdsStream {
         mustRespond: false,
         everNamed: false,
         versionToCheck: undefined,
+        rejected: new Map(),
       };
       state.views.add(view);
       this.views.set(typeUrl, view);
@@ -253,6 +269,9 @@ export class XdsStream {
     if (errorDetail !== undefined) {
       view.status = 'NACKED';
       view.nack = { version: inflight.version, nonce, errorDetail, at: this.now() };
+      for (const { resource, had } of blame(inflight, errorDetail.message)) {
+        view.rejected.set(resource.name, { version: resource.version, keeps: had });
+      }
       this.hooks.nacked(view, view.nack);
     } else {
       view.status = 'ACKED';
@@ -390,21 +409,17 @@ export class XdsStream {
     const sub = view.subscription!;
     const retained = deferRemovals ? pending.removals : [];
     const shareable = view.overrides.size === 0;
-    let response: OutgoingResponse;
-    if (this.mode === 'sotw') {
-      if (isFullSetType(view.typeUrl)) {
-        const build = () => this.sotwResponse(view, [...sub.resources(), ...retained], retained.length > 0 ? '+retained' : '');
-        response = shareable && retained.length === 0 ? sub.memoized('sotw:full', build) : build();
-      } else {
-        const build = () => this.sotwResponse(view, pending.upserts, '');
-        response = shareable ? sub.memoized(`sotw:${view.synced}`, build) : build();
-      }
+    if (this.mode === 'sotw' && isFullSetType(view.typeUrl)) {
+      const full = this.fullSetResponse(view, retained);
+      this.transmit(view, full, { sent: full.sent, pending });
+    } else if (this.mode === 'sotw') {
+      const build = () => this.sotwResponse(view, pending.upserts, '');
+      this.transmit(view, shareable ? sub.memoized(`sotw:${view.synced}`, build) : build());
     } else {
       const removed = deferRemovals ? [] : pending.removals.map((r) => r.name);
       const build = () => this.deltaResponse(view, pending.upserts, removed);
-      response = shareable ? sub.memoized(`delta:${view.synced}:${deferRemovals}`, build) : build();
+      this.transmit(view, shareable ? sub.memoized(`delta:${view.synced}:${deferRemovals}`, build) : build());
     }
-    this.transmit(view, response);
     this.advance(view, retained);
   }
 
@@ -414,8 +429,7 @@ export class XdsStream {
     let response: OutgoingResponse;
     if (this.mode === 'sotw') {
       // Full-set type: the set without the removed resources is the removal.
-      const build = () => this.sotwResponse(view, sub.resources(), '');
-      response = shareable ? sub.memoized('sotw:full', build) : build();
+      response = this.fullSetResponse(view, []);
     } else {
       const build = () =>
         this.deltaResponse(
@@ -427,6 +441,45 @@ export class XdsStream {
     }
     this.transmit(view, response);
     this.advance(view, []);
+  }
+
+  /**
+   * A CDS/LDS set: every subscribed resource, plus resources kept back for a later removal, with
+   * rejected versions replaced by what the client kept. Shared between streams when plain.
+   */
+  private fullSetResponse(view: TypeView, retained: readonly HeldResource[]): OutgoingResponse & { sent: readonly HeldResource[] } {
+    const sub = view.subscription!;
+    let resources: readonly HeldResource[] = sub.resources();
+    let suffix = '';
+    if (view.rejected.size > 0) {
+      resources = this.keepRejected(view, sub.resources());
+      if (view.rejected.size > 0) suffix = '+kept';
+    }
+    if (retained.length > 0) {
+      resources = [...resources, ...retained];
+      suffix += '+retained';
+    }
+    if (suffix === '' && view.overrides.size === 0) {
+      return sub.memoized('sotw:full', () => ({ ...this.sotwResponse(view, resources, ''), sent: resources }));
+    }
+    return { ...this.sotwResponse(view, resources, suffix), sent: resources };
+  }
+
+  /** Replaces rejected versions by what the client kept; forgets rejections the desired state moved past. */
+  private keepRejected(view: TypeView, resources: readonly EncodedResource[]): HeldResource[] {
+    const out: HeldResource[] = [];
+    const present = new Set<string>();
+    for (const r of resources) {
+      present.add(r.name);
+      const rejected = view.rejected.get(r.name);
+      if (rejected === undefined) out.push(r);
+      else if (rejected.version !== r.version) {
+        view.rejected.delete(r.name);
+        out.push(r);
+      } else if (rejected.keeps?.any !== undefined) out.push(rejected.keeps);
+    }
+    for (const name of view.rejected.keys()) if (!present.has(name)) view.rejected.delete(name);
+    return out;
   }
 
   private sotwResponse(view: TypeView, resources: readonly HeldResource[], versionSuffix: string): OutgoingResponse {
@@ -451,7 +504,7 @@ export class XdsStream {
     };
   }
 
-  private transmit(view: TypeView, response: OutgoingResponse): void {
+  private transmit(view: TypeView, response: OutgoingResponse, blameable: Pick<Inflight, 'sent' | 'pending'> = {}): void {
     view.latestNonce = response.nonce;
     view.sentVersion = response.version;
     view.inflight = {
@@ -460,6 +513,7 @@ export class XdsStream {
       resources: response.resources,
       removed: response.removed,
       sentAt: this.now(),
+      ...blameable,
     };
     view.mustRespond = false;
     this.hooks.send(response);
@@ -471,4 +525,27 @@ export class XdsStream {
     view.overrides.clear();
     for (const r of retained) view.overrides.set(r.name, r);
   }
+}
+
+/**
+ * Which changed resources a NACK rejected: those its error names (Envoy: "Error adding/updating
+ * cluster(s) <name>: …") or points at by position (grpc-js-xds: "resource index <i>: …"), or
+ * the only one that changed. When that is unclear, none: the response is not resent anyway.
+ */
+export function blame(
+  inflight: Pick<Inflight, 'sent' | 'pending'>,
+  message: string,
+): readonly { resource: EncodedResource; had: HeldResource | null }[] {
+  const pending = inflight.pending;
+  if (pending === undefined || pending.upserts.length === 0) return [];
+  const changed = pending.upserts.map((resource, i) => ({ resource, had: pending.replaced[i] ?? null }));
+  const named = new Set<string>();
+  for (const match of message.matchAll(/resource index (\d+)/g)) {
+    const sent = inflight.sent?.[Number(match[1])];
+    if (sent !== undefined) named.add(sent.name);
+  }
+  const mentions = (name: string) => new RegExp(`(^|[^\\w.-])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w.-])`).test(message);
+  const blamed = changed.filter((c) => named.has(c.resource.name) || mentions(c.resource.name));
+  if (blamed.length > 0) return blamed;
+  return changed.length === 1 ? changed : [];
 }

@@ -162,6 +162,8 @@ export interface SyncedView {
 
 export interface Pending {
   upserts: EncodedResource[];
+  /** For each upsert, what the client holds now (null: nothing). */
+  replaced: (HeldResource | null)[];
   /** Resources the client holds that no longer exist. */
   removals: HeldResource[];
 }
@@ -240,13 +242,15 @@ export function rawNamesKey(raw: Uint8Array): string {
  */
 export function pendingFor(state: TypeState, view: SyncedView): Pending {
   const sub = view.subscription;
-  const pending: Pending = { upserts: [], removals: [] };
+  const pending: Pending = { upserts: [], replaced: [], removals: [] };
   if (sub === undefined) return pending;
   const consider = (name: string, had: HeldResource | null | undefined) => {
     if (!sub.includes(name)) return;
     const want = state.resources.get(name);
-    if (want !== undefined && had?.version !== want.version) pending.upserts.push(want);
-    else if (want === undefined && had) pending.removals.push(had);
+    if (want !== undefined && had?.version !== want.version) {
+      pending.upserts.push(want);
+      pending.replaced.push(had ?? null);
+    } else if (want === undefined && had) pending.removals.push(had);
   };
   if (view.synced === emptyView) {
     for (const r of sub.resources()) consider(r.name, view.overrides.get(r.name));

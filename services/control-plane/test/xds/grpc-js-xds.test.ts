@@ -110,6 +110,30 @@ describe('grpc-js-xds against the xDS server', () => {
     expect(await metricValue(running.registry, 'switchyard_xds_pushes_total', { type: 'cds' })).toBe(cdsPushesBefore + 1);
     expect(await metricValue(running.registry, 'switchyard_xds_nacks_total', { type: 'cds' })).toBe(1);
 
+    // The node state names the rejected cluster; a new cluster makes CDS go out again, carrying
+    // the rejected one at the version the client kept, so it is ACKed, not NACKed again.
+    expect(running.xds.nodes().find((x) => x.nodeId === 'node-nack')?.types.cds?.rejected).toEqual([
+      { name: 'greeter-cluster', version: expect.any(String) },
+    ]);
+    // (grpc-js-xds asks for clusters by name: a second route makes it ask for a second one.)
+    const twoRoutes = route('greeter-route', 'greeter-cluster');
+    const vhost = (twoRoutes.virtual_hosts as { routes: unknown[] }[])[0]!;
+    vhost.routes.unshift({ match: { prefix: '/never.Used/' }, route: { cluster: 'other-cluster' } });
+    running.cache.setSnapshot(
+      snapshotOf({
+        ...badCluster,
+        routes: [twoRoutes],
+        clusters: [...badCluster.clusters!, cluster('other-cluster')],
+        endpoints: [...badCluster.endpoints!, endpoints('other-cluster', [green.port])],
+      }),
+    );
+    await waitFor(
+      'CDS with the new cluster ACKed',
+      () => running!.xds.nodes().find((x) => x.nodeId === 'node-nack')?.types.cds?.status === 'ACKED',
+    );
+    expect(await metricValue(running.registry, 'switchyard_xds_nacks_total', { type: 'cds' })).toBe(1);
+    expect(await callName(c)).toBe('green');
+
     // A fixed config goes out and is ACKed.
     running.cache.setSnapshot(snapshotOf(config([green.port])));
     await waitFor('CDS ACKed again', () => running!.xds.nodes().find((x) => x.nodeId === 'node-nack')?.types.cds?.status === 'ACKED');
