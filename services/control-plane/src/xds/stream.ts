@@ -21,6 +21,7 @@ import {
   type TypeState,
 } from './type-state.js';
 import { isFullSetType, isXdsTypeUrl, pushOrder, type ErrorDetail, type NodeInfo, type XdsMode } from './types.js';
+import { blame, keepRejected, type RejectedResource, type SentForBlame } from './rejections.js';
 
 /** CSDS words for where a type stands with one client. */
 export type DeliveryStatus = 'REQUESTED' | 'ACKED' | 'NACKED';
@@ -32,21 +33,12 @@ export interface NackRecord {
   at: number;
 }
 
-interface Inflight {
+interface Inflight extends SentForBlame {
   nonce: string;
   version: string;
   resources: number;
   removed: number;
   sentAt: number;
-  /** SotW CDS/LDS: the resources in the order sent, and what changed in them for this client. */
-  sent?: readonly HeldResource[];
-  pending?: Pending;
-}
-
-/** A resource version the client rejected, and what it keeps instead (null: nothing). */
-export interface RejectedResource {
-  version: string;
-  keeps: HeldResource | null;
 }
 
 /** One type on one stream: the synced view plus the protocol state (nonces, ACKs, NACKs). */
@@ -452,7 +444,7 @@ export class XdsStream {
     let resources: readonly HeldResource[] = sub.resources();
     let suffix = '';
     if (view.rejected.size > 0) {
-      resources = this.keepRejected(view, sub.resources());
+      resources = keepRejected(view.rejected, sub.resources());
       if (view.rejected.size > 0) suffix = '+kept';
     }
     if (retained.length > 0) {
@@ -463,23 +455,6 @@ export class XdsStream {
       return sub.memoized('sotw:full', () => ({ ...this.sotwResponse(view, resources, ''), sent: resources }));
     }
     return { ...this.sotwResponse(view, resources, suffix), sent: resources };
-  }
-
-  /** Replaces rejected versions by what the client kept; forgets rejections the desired state moved past. */
-  private keepRejected(view: TypeView, resources: readonly EncodedResource[]): HeldResource[] {
-    const out: HeldResource[] = [];
-    const present = new Set<string>();
-    for (const r of resources) {
-      present.add(r.name);
-      const rejected = view.rejected.get(r.name);
-      if (rejected === undefined) out.push(r);
-      else if (rejected.version !== r.version) {
-        view.rejected.delete(r.name);
-        out.push(r);
-      } else if (rejected.keeps?.any !== undefined) out.push(rejected.keeps);
-    }
-    for (const name of view.rejected.keys()) if (!present.has(name)) view.rejected.delete(name);
-    return out;
   }
 
   private sotwResponse(view: TypeView, resources: readonly HeldResource[], versionSuffix: string): OutgoingResponse {
@@ -504,7 +479,7 @@ export class XdsStream {
     };
   }
 
-  private transmit(view: TypeView, response: OutgoingResponse, blameable: Pick<Inflight, 'sent' | 'pending'> = {}): void {
+  private transmit(view: TypeView, response: OutgoingResponse, blameable: SentForBlame = {}): void {
     view.latestNonce = response.nonce;
     view.sentVersion = response.version;
     view.inflight = {
@@ -525,27 +500,4 @@ export class XdsStream {
     view.overrides.clear();
     for (const r of retained) view.overrides.set(r.name, r);
   }
-}
-
-/**
- * Which changed resources a NACK rejected: those its error names (Envoy: "Error adding/updating
- * cluster(s) <name>: …") or points at by position (grpc-js-xds: "resource index <i>: …"), or
- * the only one that changed. When that is unclear, none: the response is not resent anyway.
- */
-export function blame(
-  inflight: Pick<Inflight, 'sent' | 'pending'>,
-  message: string,
-): readonly { resource: EncodedResource; had: HeldResource | null }[] {
-  const pending = inflight.pending;
-  if (pending === undefined || pending.upserts.length === 0) return [];
-  const changed = pending.upserts.map((resource, i) => ({ resource, had: pending.replaced[i] ?? null }));
-  const named = new Set<string>();
-  for (const match of message.matchAll(/resource index (\d+)/g)) {
-    const sent = inflight.sent?.[Number(match[1])];
-    if (sent !== undefined) named.add(sent.name);
-  }
-  const mentions = (name: string) => new RegExp(`(^|[^\\w.-])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w.-])`).test(message);
-  const blamed = changed.filter((c) => named.has(c.resource.name) || mentions(c.resource.name));
-  if (blamed.length > 0) return blamed;
-  return changed.length === 1 ? changed : [];
 }

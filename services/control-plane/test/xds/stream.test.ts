@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { lookupType, TypeUrl, type XdsTypeUrl } from '@switchyard/shared';
 import { XdsCache } from '../../src/xds/cache.js';
 import { decodeDiscoveryRequest, type SotwRequest } from '../../src/xds/encoding.js';
-import { XdsStream, blame, type NackRecord, type OutgoingResponse } from '../../src/xds/stream.js';
+import { XdsStream, type NackRecord, type OutgoingResponse } from '../../src/xds/stream.js';
+import { blame } from '../../src/xds/rejections.js';
 import { encodeResource } from '../../src/xds/encoding.js';
 import { cluster, endpoints, listener, route, snapshotOf, type ConfigSpec } from './helpers.js';
 
