@@ -33,6 +33,8 @@ export interface XdsServerDeps {
   maxStreamAgeMs?: number;
   /** Bytes written but not yet taken by the transport before pushes wait (default 64 MiB). */
   sendBudgetBytes?: number;
+  /** A stream whose writes make no progress for this long is ended (default 60 s). */
+  stalledWriteMs?: number;
   random?: () => number;
 }
 
@@ -40,6 +42,8 @@ export interface XdsServer {
   /** Per-node delivery state for GET /v1/nodes. */
   nodes(): NodeStatus[];
   readonly streamCount: number;
+  /** Bytes handed to gRPC and not yet taken by the transport (bounded by the send budget). */
+  readonly bytesInFlight: number;
   /** True when no stream has a request held, a push queued or a response unanswered. */
   settled(): boolean;
   /** Streams whose every requested type is sent, answered and current (at least `minTypes` requested). */
@@ -76,6 +80,7 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
   warmUpEncoding();
   const logger = deps.logger;
   const random = deps.random ?? Math.random;
+  const stalledWriteMs = deps.stalledWriteMs ?? 60_000;
   const entries = new Set<StreamEntry>();
   let nextStreamId = 0;
   const scheduler = new PushScheduler<XdsStream>(deps.sendBudgetBytes ?? 64 * 1024 * 1024);
@@ -83,6 +88,7 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
     cache,
     held: () => [...entries].reduce((n, e) => n + e.stream.heldRequests, 0),
     queued: () => scheduler.queued,
+    bytesInFlight: () => scheduler.inFlight,
   });
   const emit = (event: Omit<XdsEvent, 'schemaVersion' | 'ts'>) => deps.onEvent?.({ schemaVersion: 1, ts: Date.now(), ...event });
   const labels = labelCache(metrics);
@@ -110,8 +116,17 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
         send: (response) => {
           if (ended) return;
           const size = response.bytes.length;
+          outstanding += size;
           scheduler.writing(size);
-          call.write(response.bytes, () => scheduler.written(size));
+          stalled ??= setTimeout(onStalled, stalledWriteMs).unref();
+          call.write(response.bytes, () => {
+            // grpc-js never calls back for writes on a call that died; cleanup releases those.
+            if (cleaned) return;
+            outstanding -= size;
+            scheduler.written(size);
+            clearTimeout(stalled);
+            stalled = outstanding > 0 ? setTimeout(onStalled, stalledWriteMs).unref() : undefined;
+          });
           const type = typeNames[response.typeUrl];
           labels.pushes(type, mode).inc();
           labels.pushBytes(type).inc(size);
@@ -156,6 +171,15 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
         dirty: () => scheduler.markDirty(stream),
       };
       const stream = new XdsStream(++nextStreamId, mode, cache, hooks, fixedType, Date.now());
+      // Bytes written to this call and not yet taken by the transport, and a timer that ends a
+      // call whose client stopped reading (it would otherwise hold the shared send budget).
+      let outstanding = 0;
+      let stalled: NodeJS.Timeout | undefined;
+      const onStalled = () => {
+        metrics.badRequests.inc({ reason: 'stalled' });
+        warnOnce('stalled', { outstandingBytes: outstanding }, 'xDS client stopped reading its responses; ending the stream');
+        end(grpc.status.UNAVAILABLE, 'the client stopped reading responses');
+      };
       const entry: StreamEntry = { stream, api, call: call as grpc.ServerDuplexStream<unknown, Buffer> };
       entries.add(entry);
 
@@ -198,6 +222,9 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
         cleaned = true;
         ended = true;
         if (ageTimer) clearTimeout(ageTimer);
+        clearTimeout(stalled);
+        scheduler.written(outstanding);
+        outstanding = 0;
         entries.delete(entry);
         scheduler.forget(stream);
         stream.close();
@@ -260,6 +287,9 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
     nodes: () => nodeStatuses(entries),
     get streamCount() {
       return entries.size;
+    },
+    get bytesInFlight() {
+      return scheduler.inFlight;
     },
     settled: () =>
       scheduler.queued === 0 &&
