@@ -31,7 +31,7 @@ export interface XdsServerDeps {
    * so a fleet that connected at once (after a restart) reconnects spread out, not at once.
    */
   maxStreamAgeMs?: number;
-  /** Bytes written but not yet taken by the transport before pushes wait (default 64 MiB). */
+  /** Bytes written but not yet taken by the transport before pushes wait (default 32 MiB). */
   sendBudgetBytes?: number;
   /** A stream whose writes make no progress for this long is ended (default 60 s). */
   stalledWriteMs?: number;
@@ -83,7 +83,7 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
   const stalledWriteMs = deps.stalledWriteMs ?? 60_000;
   const entries = new Set<StreamEntry>();
   let nextStreamId = 0;
-  const scheduler = new PushScheduler<XdsStream>(deps.sendBudgetBytes ?? 64 * 1024 * 1024);
+  const scheduler = new PushScheduler<XdsStream>(deps.sendBudgetBytes ?? 32 * 1024 * 1024);
   const metrics = createXdsMetrics(deps.registry, {
     cache,
     held: () => [...entries].reduce((n, e) => n + e.stream.heldRequests, 0),

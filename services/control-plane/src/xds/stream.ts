@@ -275,7 +275,7 @@ export class XdsStream {
 
   private updateSotwSubscription(view: TypeView, req: SotwRequest): void {
     const current = view.subscription;
-    if (current?.raw !== undefined && current.raw.equals(req.names)) return;
+    if (current?.raw !== undefined && (req.knownNames === current.raw || current.raw.equals(req.names))) return;
     const state = view.state;
     const full = isFullSetType(view.typeUrl);
     let next: Subscription;
@@ -284,7 +284,7 @@ export class XdsStream {
       next = full && !view.everNamed ? state.wildcard : state.intern('raw:none', () => ({ names: [], wildcard: false }));
     } else {
       next = state.intern(
-        rawNamesKey(req.names),
+        req.namesKey ?? rawNamesKey(req.names),
         () => {
           const names = decodeNames(req.names);
           const wildcard = names.includes('*');

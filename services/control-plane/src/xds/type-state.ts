@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { XdsTypeUrl } from '@switchyard/shared';
-import { setVersion, type EncodedResource, type HeldResource } from './encoding.js';
+import { forgetNameSpan, rememberNameSpan, setVersion, type EncodedResource, type HeldResource } from './encoding.js';
 
 /**
  * The resources of one type for one node group, with a revision counter and a log of what
@@ -127,6 +127,7 @@ export class TypeState {
         wildcard && set.size === 0
           ? this.wildcard
           : new Subscription(this, key, wildcard, set, raw === undefined ? undefined : Buffer.from(raw));
+      if (sub.raw !== undefined) rememberNameSpan(sub.raw, set.size + (wildcard ? 1 : 0), key);
       this.interned.set(key, sub);
     }
     return sub;
@@ -134,7 +135,9 @@ export class TypeState {
 
   release(sub: Subscription): void {
     if (sub === this.wildcard) return;
-    if (--sub.refs <= 0) this.interned.delete(sub.key);
+    if (--sub.refs > 0) return;
+    this.interned.delete(sub.key);
+    if (sub.raw !== undefined) forgetNameSpan(sub.raw);
   }
 
   get subscriptionCount(): number {
