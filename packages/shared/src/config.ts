@@ -10,6 +10,11 @@ export class ConfigError extends Error {
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const millis = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
 const optionalString = z
   .string()
   .optional()
@@ -20,6 +25,8 @@ export const commonEnv = {
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+  /** JetStream replicas for Switchyard's streams and buckets: 1 for one server, 3 in a production cluster. */
+  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 };
 
 export const controlPlaneEnv = z.object({
@@ -44,6 +51,18 @@ export const statsSinkEnv = z.object({
   /** A node that has not reported for this long stops counting. */
   STATS_STALE_AFTER_MS: millis(5000),
   STATS_MAX_SERIES: z.coerce.number().int().positive().default(10_000),
+  /** Messages larger than this (default 16 MiB) are dropped unread (MetricsService resends every stat each flush). */
+  STATS_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(16_777_216),
+  /** Per stream; Envoy sends one message per flush or report interval, so more is a flood. */
+  STATS_MAX_STREAM_MESSAGES_PER_S: z.coerce.number().positive().default(20),
+  STATS_MAX_CLUSTERS_PER_STREAM: z.coerce.number().int().positive().default(20_000),
+  STATS_MAX_REVISIONS: z.coerce.number().int().positive().default(50_000),
+  /** A revision with no reporting node is published with zeros for this long, then forgotten (and its series removed). */
+  STATS_REVISION_IDLE_MS: millis(10 * 60_000),
+  /** Default for MetricsService streams; a node overrides it with node metadata `report_counters_as_deltas`. */
+  STATS_COUNTERS_AS_DELTAS: flag(false),
+  /** Ask LRS clients for per-endpoint stats (report_endpoint_granularity). */
+  LRS_ENDPOINT_GRANULARITY: flag(false),
 });
 export type StatsSinkConfig = z.infer<typeof statsSinkEnv>;
 
@@ -55,6 +74,14 @@ export const eventStreamerEnv = z.object({
   SWITCHYARD_ADMIN_TOKEN: optionalString,
   /** Comma-separated JSON-lines files written by Envoy (health check `file` sink, outlier `event_log_path`). */
   EVENT_TAIL_FILES: z.string().default(''),
+  /** The node id of the Envoy whose event logs are tailed, named in its events. */
+  EVENT_TAIL_NODE: optionalString,
+  /** `server`: HDS, EventReporting and Watch (and tails EVENT_TAIL_FILES if set); `tailer`: only follows the files, beside an Envoy. */
+  EVENT_STREAMER_MODE: z.enum(['server', 'tailer']).default('server'),
+  /** How often Envoys send HDS results (the specifier's interval); a checker silent for three intervals stops voting. */
+  HDS_REPORT_INTERVAL_MS: millis(1000),
+  /** A Watch stream that stays full this long (the client does not read) is ended with RESOURCE_EXHAUSTED. */
+  WATCH_SLOW_WATCHER_MS: millis(10_000),
 });
 export type EventStreamerConfig = z.infer<typeof eventStreamerEnv>;
 
@@ -66,6 +93,14 @@ export const autoscalerEnv = z.object({
   AUTOSCALER_REPLICA_ID: optionalString,
   AUTOSCALER_LEASE_TTL_MS: millis(5000),
   DRAIN_TIMEOUT_MS: millis(30_000),
+  /** Address local instances listen on and are published with. */
+  LOCAL_INSTANCE_HOST: z.string().default('127.0.0.1'),
+  /** How long a local instance may take to pass its first health check. */
+  INSTANCE_START_TIMEOUT_MS: millis(60_000),
+  /** SIGTERM to SIGKILL for a local instance being stopped. */
+  INSTANCE_STOP_TIMEOUT_MS: millis(10_000),
+  /** Load samples stamped further ahead of this replica's clock are dropped. */
+  LOAD_MAX_CLOCK_SKEW_MS: millis(2000),
 });
 export type AutoscalerConfig = z.infer<typeof autoscalerEnv>;
 

@@ -45,13 +45,18 @@ export const protoFiles = {
   upstreamHttp: 'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   leastRequest: 'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   roundRobin: 'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  wrrLocality: 'envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto',
+  openTelemetryTracer: 'envoy/config/trace/v3/opentelemetry.proto',
   previousHosts: 'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   healthCheckEventFileSink: 'envoy/extensions/health_check/event_sinks/file/v3/file.proto',
+  healthCheckEvent: 'envoy/data/core/v3/health_check_event.proto',
+  outlierDetectionEvent: 'envoy/data/cluster/v3/outlier_detection_event.proto',
   fixedHeap: 'envoy/extensions/resource_monitors/fixed_heap/v3/fixed_heap.proto',
   downstreamConnections: 'envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto',
   metricsSink: 'envoy/config/metrics/v3/metrics_service.proto',
   csds: 'envoy/service/status/v3/csds.proto',
   watch: 'switchyard/watch/v1/watch.proto',
+  demoEcho: 'switchyard/demo/v1/echo.proto',
 } as const;
 
 const loaderOptions: protoLoader.Options = {

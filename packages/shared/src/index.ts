@@ -25,6 +25,7 @@ export {
   type JetStreamClient,
   type JetStreamManager,
 } from './nats.js';
+export { deliverOptions } from './nats.js';
 export * as messages from './messages.js';
 export {
   subjectKinds,
@@ -62,6 +63,7 @@ export {
   type ScalingSpec,
   type TenantSpec,
 } from './spec.js';
+export { scalingSpec } from './spec.js';
 export {
   protoIncludeDirs,
   protoFiles,
@@ -89,3 +91,7 @@ export {
   type ServiceRecord,
   type TokenRecord,
 } from './store.js';
+export { asyncApiDocument, asyncApiYaml } from './asyncapi.js';
+export { deploymentRecord, deploymentPhase, deploymentActive, type DeploymentRecord, type DeploymentPhase } from './store.js';
+// The test harness's nats-server runner doubles as `syctl up`'s embedded server.
+export { NatsServer, waitForPort, type NatsServerOptions } from './testing/nats-server.js';

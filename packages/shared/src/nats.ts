@@ -64,8 +64,14 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
   return nc;
 }
 
-/** Creates or updates the JetStream streams and KV buckets every service relies on. */
-export async function ensureStreams(nc: NatsConnection): Promise<{ js: JetStreamClient; jsm: JetStreamManager }> {
+/**
+ * Creates or updates the JetStream streams every service relies on. `replicas` comes from
+ * NATS_STREAM_REPLICAS: 1 for a single server, 3 for a production cluster.
+ */
+export async function ensureStreams(
+  nc: NatsConnection,
+  opts: { replicas?: number } = {},
+): Promise<{ js: JetStreamClient; jsm: JetStreamManager }> {
   const jsm = await jetstreamManager(nc);
   for (const def of Object.values(streams)) {
     const config = {
@@ -74,6 +80,7 @@ export async function ensureStreams(nc: NatsConnection): Promise<{ js: JetStream
       max_msgs_per_subject: def.maxMsgsPerSubject,
       max_age: 7 * 24 * 3600 * 1e9,
       duplicate_window: 120 * 1e9,
+      num_replicas: opts.replicas ?? 1,
     };
     try {
       await jsm.streams.info(def.name);
@@ -90,8 +97,12 @@ function isNotFound(err: unknown): boolean {
   return err instanceof Error && /not found/i.test(err.message);
 }
 
-export async function openBucket(nc: NatsConnection, bucket: string, opts: { history?: number; ttl?: number } = {}): Promise<KV> {
-  return new Kvm(nc).create(bucket, { history: opts.history ?? 5, ...(opts.ttl ? { ttl: opts.ttl } : {}) });
+export async function openBucket(
+  nc: NatsConnection,
+  bucket: string,
+  opts: { history?: number; ttl?: number; replicas?: number } = {},
+): Promise<KV> {
+  return new Kvm(nc).create(bucket, { history: opts.history ?? 5, replicas: opts.replicas ?? 1, ...(opts.ttl ? { ttl: opts.ttl } : {}) });
 }
 
 /** Counters shared by every typed subscriber, labelled by subject kind and reason. */
@@ -210,6 +221,17 @@ export function subscribe<K extends SubjectKindName>(
 
 export type ReplayFrom = { from: 'all' } | { from: 'new' } | { from: 'last_per_subject' } | { from: 'sequence'; sequence: number };
 
+/** The consumer settings that start delivery where `replay` says. */
+export function deliverOptions(replay: ReplayFrom) {
+  return replay.from === 'all'
+    ? { deliver_policy: 'all' as const }
+    : replay.from === 'new'
+      ? { deliver_policy: 'new' as const }
+      : replay.from === 'last_per_subject'
+        ? { deliver_policy: 'last_per_subject' as const }
+        : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
+}
+
 /**
  * Reads a JetStream stream through an ordered consumer (which survives reconnects and server
  * restarts by itself), typed and validated like {@link subscribe}. The handler gets the
@@ -221,33 +243,31 @@ export async function consumeStream<K extends SubjectKindName>(
   options: { stream: string; pattern: string; replay: ReplayFrom },
   deps: { logger: Logger; registry: Registry },
   handler: (message: TypedMessage<K>, sequence: number, pending: number) => void | Promise<void>,
-): Promise<{ stop: () => Promise<void> }> {
+): Promise<{ stop: () => Promise<void>; caughtUp: Promise<void> }> {
   const { dropped } = messageCounters(deps.registry);
   const js = jetstream(nc);
-  const replay = options.replay;
-  const deliver =
-    replay.from === 'all'
-      ? { deliver_policy: 'all' as const }
-      : replay.from === 'new'
-        ? { deliver_policy: 'new' as const }
-        : replay.from === 'last_per_subject'
-          ? { deliver_policy: 'last_per_subject' as const }
-          : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
-  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.pattern, ...deliver });
+  let markCaughtUp = () => {};
+  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.pattern, ...deliverOptions(options.replay) });
   const messages = await consumer.consume();
+  // Nothing to replay: caught up at once. Otherwise the message that leaves nothing pending marks it.
+  if ((await consumer.info()).num_pending === 0) markCaughtUp();
   const done = (async () => {
     for await (const msg of messages) {
       const decoded = decodeMessage(name, msg, deps.logger, dropped);
-      if (decoded === undefined) continue;
-      try {
-        await otelContext.with(decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
-      } catch (err) {
-        dropped.inc({ kind: name, reason: 'handler_error' });
-        deps.logger.error({ err, subject: msg.subject }, 'stream handler failed');
+      if (decoded !== undefined) {
+        try {
+          await otelContext.with(decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
+        } catch (err) {
+          dropped.inc({ kind: name, reason: 'handler_error' });
+          deps.logger.error({ err, subject: msg.subject }, 'stream handler failed');
+        }
       }
+      if (msg.info.pending === 0) markCaughtUp();
     }
   })();
   return {
+    caughtUp,
     stop: async () => {
       await messages.close();
       await done;

@@ -67,6 +67,18 @@ describe('NATS plumbing against a real nats-server', () => {
     expect(() => publish(nc, 'load', { ...sample, tenant: 'Not.A.Label' })).toThrow();
   });
 
+  it('reports caught up at once on a subject with nothing to replay', async () => {
+    const consumer = await consumeStream(
+      nc,
+      'endpoints',
+      { stream: streams.endpoints.name, pattern: 'switchyard.endpoints.nobody.>', replay: { from: 'all' } },
+      { logger, registry: observability.registry },
+      () => undefined,
+    );
+    await consumer.caughtUp;
+    await consumer.stop();
+  });
+
   it('replays durable messages after a server restart', async () => {
     const set: EndpointSet = {
       schemaVersion: 1,
@@ -92,8 +104,7 @@ describe('NATS plumbing against a real nats-server', () => {
         seen.push(m.payload.generation);
       },
     );
-    const deadline = Date.now() + 10_000;
-    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await consumer.caughtUp;
     await consumer.stop();
     expect(seen).toEqual([3]);
   });

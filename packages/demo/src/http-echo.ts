@@ -1,0 +1,41 @@
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { DemoBehaviour } from './behaviour.js';
+
+/**
+ * A small HTTP service: answers every path with JSON naming the instance and revision,
+ * `/healthz` for health checks, and `?delay_ms=` to hold a request open.
+ */
+export async function startHttpEcho(
+  port: number,
+  behaviour: DemoBehaviour,
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const startedAt = Date.now();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const instance = `${req.socket.localAddress}:${(server.address() as AddressInfo).port}`;
+    if (url.pathname === '/healthz') {
+      const port = (server.address() as AddressInfo).port;
+      const failing =
+        (behaviour.unhealthyAfterMs > 0 && Date.now() - startedAt > behaviour.unhealthyAfterMs) ||
+        (behaviour.chaosDir !== undefined && existsSync(join(behaviour.chaosDir, `${port}.unhealthy`)));
+      res.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ healthy: !failing }));
+      return;
+    }
+    const delay = Math.min(60_000, Math.max(0, Number(url.searchParams.get('delay_ms') ?? 0) || 0));
+    setTimeout(() => {
+      const fail = Math.random() < behaviour.failRate;
+      res.writeHead(fail ? 503 : 200, { 'content-type': 'application/json', 'x-demo-instance': instance });
+      res.end(JSON.stringify({ instance, revision: behaviour.revision, path: url.pathname, host: req.headers.host ?? null }));
+    }, delay);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,100 @@
+import type { FastifyReply } from 'fastify';
+import type { ConfigStore, EndpointAllowlist, StoredService, StoredTenant, WriteCondition } from '../store/index.js';
+import type { Authenticator } from './auth.js';
+import { badRequest, conflict, notFound } from './errors.js';
+import type { StatusPublisher } from './events.js';
+import type { ServiceView, TenantView } from './schemas.js';
+import { statusFromSpec, type NodesProvider, type ServiceStatusProvider } from './status.js';
+import type { Logger } from '@switchyard/shared';
+
+/** What every route handler works with. */
+export interface ApiContext {
+  store: ConfigStore;
+  allowlist: EndpointAllowlist;
+  auth: Authenticator;
+  logger: Logger;
+  publishStatus: StatusPublisher;
+  status: ServiceStatusProvider | undefined;
+  nodes: NodesProvider;
+  /** Runs writes one at a time, so each is validated against the state the previous one left. */
+  exclusive<T>(write: () => Promise<T>): Promise<T>;
+}
+
+export function requireTenant(ctx: ApiContext, tenant: string): StoredTenant {
+  const stored = ctx.store.view.tenant(tenant);
+  if (stored === undefined) throw notFound('path.tenant', `no tenant "${tenant}"`);
+  return stored;
+}
+
+export function requireService(ctx: ApiContext, tenant: string, service: string): StoredService {
+  requireTenant(ctx, tenant);
+  const stored = ctx.store.view.service(tenant, service);
+  if (stored === undefined) throw notFound('path.service', `no service "${service}" in tenant "${tenant}"`);
+  return stored;
+}
+
+/** The revision an `If-Match` header names: `"42"` (an ETag as sent) or a bare `42`. */
+export function ifMatchRevision(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const match = /^\s*(?:"(\d+)"|(\d+))\s*$/.exec(header);
+  if (match === null) throw badRequest('header.if-match', `must be the ETag of a version, e.g. "42" (got ${JSON.stringify(header)})`);
+  return Number(match[1] ?? match[2]);
+}
+
+/**
+ * The PUT rule: without `If-Match` a PUT creates and refuses to replace; with it, it replaces
+ * exactly that version. The view gives the early, well-worded answer; the KV compare-and-set
+ * remains the authority when another writer races in between.
+ */
+export function putCondition(header: string | undefined, existing: { revision: number } | undefined, what: string): WriteCondition {
+  const revision = ifMatchRevision(header);
+  if (revision === undefined) {
+    if (existing !== undefined) {
+      throw conflict(
+        'header.if-match',
+        `is missing, and ${what} already exists (ETag "${existing.revision}"); send If-Match: "${existing.revision}" to replace it`,
+      );
+    }
+    return { ifAbsent: true };
+  }
+  if (existing === undefined)
+    throw conflict('header.if-match', `names "${revision}", but ${what} does not exist; send no If-Match to create it`);
+  checkRevision(revision, existing.revision, what);
+  return { ifRevision: revision };
+}
+
+export function checkRevision(expected: number, actual: number, what: string): void {
+  if (expected !== actual) {
+    throw conflict('header.if-match', `names "${expected}", but ${what} is at "${actual}" now; read it again and retry`);
+  }
+}
+
+export function setETag(reply: FastifyReply, revision: number): void {
+  reply.header('etag', `"${revision}"`);
+}
+
+export function tenantView(ctx: ApiContext, stored: StoredTenant): TenantView {
+  return {
+    name: stored.record.name,
+    domains: stored.record.spec.domains,
+    services: ctx.store.view.services(stored.record.name).length,
+    revision: stored.revision,
+    updatedAt: stored.record.updatedAt,
+  };
+}
+
+/** A service with its status; when the status provider fails, the spec-derived status stands in. */
+export async function serviceView(ctx: ApiContext, stored: StoredService): Promise<ServiceView> {
+  const { tenant, name, spec, updatedAt } = stored.record;
+  const ref = { tenant, service: name, spec, specRevision: stored.revision };
+  const fromSpec = statusFromSpec(ref);
+  let status = fromSpec;
+  if (ctx.status !== undefined) {
+    try {
+      status = await ctx.status(ref, fromSpec);
+    } catch (err) {
+      ctx.logger.warn({ err, tenant, service: name }, 'status provider failed; answering with the spec-derived status');
+    }
+  }
+  return { tenant, name, revision: stored.revision, updatedAt, spec, status };
+}

@@ -1,0 +1,18 @@
+export { createApiServer, type ApiServer, type ApiServerOptions } from './server.js';
+export { statusFromSpec, type ServiceRef, type ServiceStatusProvider, type NodesProvider } from './status.js';
+export { natsStatusPublisher, type StatusEvent, type StatusPublisher } from './events.js';
+export { hashToken, newToken, type Principal, type Access } from './auth.js';
+export {
+  errorBody,
+  serviceStatus,
+  xdsNodeStatus,
+  xdsDelivery,
+  type ErrorBody,
+  type ServiceStatus,
+  type RevisionStatus,
+  type EndpointStatus,
+  type XdsDelivery,
+  type XdsNodeStatus,
+  type ServiceView,
+  type TenantView,
+} from './schemas.js';

@@ -1,0 +1,152 @@
+import { z } from 'zod';
+import { dnsLabel, serviceSpec } from '@switchyard/shared';
+
+/**
+ * Request and response shapes of the management API. Request bodies reuse the shared spec
+ * schemas; responses are plain data so the OpenAPI document describes them exactly.
+ */
+
+export const issue = z.object({
+  field: z
+    .string()
+    .describe('The field at fault: a body path such as "revisions[0].endpoints[1].address", or "path.<param>", "header.<name>"'),
+  message: z.string(),
+});
+
+export const errorCodes = [
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'internal',
+  'unavailable',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+/** The one error body every non-2xx response has. */
+export const errorBody = z
+  .object({
+    status: z.number().int(),
+    code: z.enum(errorCodes),
+    message: z.string().describe('Every issue as "field: message", joined by "; "'),
+    issues: z.array(issue),
+  })
+  .meta({ id: 'Error' });
+export type ErrorBody = z.infer<typeof errorBody>;
+
+export const tenantParams = z.object({ tenant: dnsLabel });
+export const serviceParams = z.object({ tenant: dnsLabel, service: dnsLabel });
+
+/** Optimistic concurrency: the ETag (KV revision) a write expects to replace. */
+export const conditionalHeaders = z.looseObject({
+  'if-match': z.string().optional().describe('ETag of the version to replace, e.g. "42"; without it a PUT only creates'),
+});
+export const optionalConditionHeaders = z.looseObject({
+  'if-match': z.string().optional().describe('ETag of the version to change; without it the current version is used'),
+});
+
+export const tenantView = z
+  .object({
+    name: z.string(),
+    domains: z.array(z.string()).describe('Granted domains; each covers itself and all its subdomains'),
+    services: z.number().int().describe('How many services the tenant has'),
+    revision: z.number().int().describe('KV revision of the tenant record, also its ETag'),
+    updatedAt: z.number().int(),
+  })
+  .meta({ id: 'Tenant' });
+export type TenantView = z.infer<typeof tenantView>;
+
+export const tokenIssued = z.object({
+  tenant: z.string(),
+  token: z.string().describe('The secret, shown only this once; the store keeps its SHA-256'),
+});
+
+export const whoami = z.object({
+  role: z.enum(['admin', 'tenant']),
+  tenant: z.string().nullable(),
+});
+
+const trafficEntry = z.object({ revision: z.string(), percent: z.number() });
+
+export const trafficBody = z.object({ traffic: serviceSpec.shape.traffic.unwrap() }).strict();
+
+export const endpointStatus = z.object({
+  address: z.string(),
+  port: z.number().int(),
+  /** Instance id for managed endpoints; null for static ones. */
+  id: z.string().nullable(),
+  state: z.enum(['static', 'starting', 'ready', 'draining']),
+  health: z.enum(['healthy', 'unhealthy', 'unknown']),
+});
+export const revisionStatus = z.object({
+  name: z.string(),
+  source: z.enum(['static', 'managed']),
+  percent: z.number().describe('Share of traffic routed to this revision'),
+  endpoints: z.array(endpointStatus),
+});
+/** How far a service's config got into the data plane, per connected xDS client. */
+export const xdsDelivery = z.object({
+  version: z.string().nullable().describe('The config version that carries this spec revision; null until translated'),
+  nodes: z.array(
+    z.object({
+      node: z.string(),
+      state: z.enum(['ACKED', 'NACKED', 'PENDING']),
+      ackedVersion: z.string().nullable(),
+      error: z.string().nullable().describe('The NACK error, when NACKED'),
+    }),
+  ),
+});
+export const serviceStatus = z
+  .object({
+    specRevision: z.number().int(),
+    revisions: z.array(revisionStatus),
+    xds: xdsDelivery.nullable().describe('Null when no xDS engine reports to this API'),
+  })
+  .meta({ id: 'ServiceStatus' });
+export type ServiceStatus = z.infer<typeof serviceStatus>;
+export type RevisionStatus = z.infer<typeof revisionStatus>;
+export type EndpointStatus = z.infer<typeof endpointStatus>;
+export type XdsDelivery = z.infer<typeof xdsDelivery>;
+
+export const serviceView = z
+  .object({
+    tenant: z.string(),
+    name: z.string(),
+    revision: z.number().int().describe('KV revision of the service record, also its ETag'),
+    updatedAt: z.number().int(),
+    spec: z.record(z.string(), z.unknown()).describe('The ServiceSpec as stored: every default filled in, durations in milliseconds'),
+    status: serviceStatus,
+  })
+  .meta({ id: 'Service' });
+export type ServiceView = z.infer<typeof serviceView>;
+
+export const serviceSummary = z.object({
+  name: z.string(),
+  domains: z.array(z.string()),
+  protocol: z.enum(['http', 'grpc']),
+  revisions: z.array(z.string()),
+  traffic: z.array(trafficEntry),
+  revision: z.number().int(),
+  updatedAt: z.number().int(),
+});
+
+/** One connected xDS client, in the words CSDS uses. */
+export const xdsNodeStatus = z
+  .object({
+    id: z.string(),
+    cluster: z.string(),
+    userAgent: z.string().nullable().describe('user_agent_name from the node, e.g. "envoy" or "grpc-node-js"'),
+    connectedAt: z.number().int().nullable(),
+    resources: z.array(
+      z.object({
+        typeUrl: z.string(),
+        ackedVersion: z.string().nullable(),
+        lastNack: z.object({ version: z.string().nullable(), error: z.string(), at: z.number().int() }).nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'XdsNode' });
+export type XdsNodeStatus = z.infer<typeof xdsNodeStatus>;

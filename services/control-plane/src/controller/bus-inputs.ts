@@ -1,0 +1,82 @@
+import {
+  clusterName,
+  consumeStream,
+  streams,
+  subjectPattern,
+  subscribe,
+  type EndpointSet,
+  type LoadSample,
+  type Logger,
+  type NatsConnection,
+  type Subscription,
+} from '@switchyard/shared';
+import type { Registry } from 'prom-client';
+import { endpointKey, type EndpointHealth } from '../translator/index.js';
+import { recordEndpointSet, recordHealth } from '../translator/inputs.js';
+
+/**
+ * What the bus tells the control plane beyond the desired state: each managed revision's
+ * endpoint set (replayed last-per-subject from JetStream, so a restarted control plane misses
+ * nothing), endpoint health (replayed from JetStream) and the latest load per revision (core
+ * NATS, for the deployment controller's error ratio).
+ */
+export class BusInputs {
+  readonly endpointSets = new Map<string, EndpointSet>();
+  readonly health = new Map<string, Map<string, EndpointHealth>>();
+  readonly load = new Map<string, LoadSample>();
+  private readonly listeners = new Set<() => void>();
+  private stops: (() => Promise<void> | void)[] = [];
+
+  private constructor() {}
+
+  /** Starts following the bus; resolves once the JetStream replays have caught up. */
+  static async start(nc: NatsConnection, deps: { logger: Logger; registry: Registry }): Promise<BusInputs> {
+    const inputs = new BusInputs();
+    const endpoints = await consumeStream(
+      nc,
+      'endpoints',
+      { stream: streams.endpoints.name, pattern: subjectPattern('endpoints'), replay: { from: 'last_per_subject' } },
+      deps,
+      ({ payload }) => inputs.applyEndpointSet(payload),
+    );
+    const health = await consumeStream(
+      nc,
+      'health',
+      { stream: streams.health.name, pattern: subjectPattern('health'), replay: { from: 'all' } },
+      deps,
+      ({ payload }) => {
+        if (recordHealth(inputs.health, payload)) inputs.notify();
+      },
+    );
+    const load: Subscription = subscribe(nc, 'load', subjectPattern('load'), deps, ({ payload }) => {
+      inputs.load.set(clusterName(payload), payload);
+    });
+    inputs.stops = [endpoints.stop, health.stop, () => load.unsubscribe()];
+    await Promise.all([endpoints.caughtUp, health.caughtUp]);
+    return inputs;
+  }
+
+  applyEndpointSet(set: EndpointSet): void {
+    if (!recordEndpointSet(this.endpointSets, set)) return;
+    // Health of instances that are gone would otherwise accumulate forever.
+    const byEndpoint = this.health.get(clusterName(set));
+    if (byEndpoint !== undefined) {
+      const current = new Set(set.endpoints.map((e) => endpointKey(e.address, e.port)));
+      for (const key of byEndpoint.keys()) if (!current.has(key)) byEndpoint.delete(key);
+    }
+    this.notify();
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.stops.map((stop) => stop()));
+  }
+}

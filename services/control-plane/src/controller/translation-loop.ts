@@ -1,0 +1,108 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '@switchyard/shared';
+import type { ConfigView } from '../store/index.js';
+import type { XdsCache } from '../xds/index.js';
+import { translate, type TranslateOptions, type TranslationError } from '../translator/index.js';
+import type { BusInputs } from './bus-inputs.js';
+
+/**
+ * Keeps the xDS cache equal to translate(desired state). Changes are coalesced: a change
+ * schedules one translation on the next turn of the event loop, so a lone change goes out
+ * at once and a burst (a KV replay, many endpoint sets) becomes one translation.
+ */
+export class TranslationLoop {
+  private scheduled = false;
+  private reapTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private errorsByService = new Map<string, TranslationError[]>();
+  private readonly translations: Counter;
+  private readonly duration: Histogram;
+  private readonly rejected: Gauge;
+
+  constructor(
+    private readonly view: ConfigView,
+    private readonly inputs: BusInputs,
+    private readonly cache: XdsCache,
+    private readonly options: TranslateOptions,
+    private readonly logger: Logger,
+    registry: Registry,
+  ) {
+    this.translations = new Counter({
+      name: 'switchyard_control_plane_translations_total',
+      help: 'Translations of the desired state into Envoy resources.',
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'switchyard_control_plane_translation_seconds',
+      help: 'Time to translate the whole desired state.',
+      buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
+    this.rejected = new Gauge({
+      name: 'switchyard_control_plane_translation_errors',
+      help: 'Services or endpoints currently left out of the config because their input is invalid.',
+      registers: [registry],
+    });
+  }
+
+  /** Translates now (used once the initial state is loaded); later changes go through schedule(). */
+  runNow(): void {
+    if (this.stopped) return;
+    const end = this.duration.startTimer();
+    const now = Date.now();
+    const result = translate(
+      {
+        tenants: this.view.tenants().map((t) => t.record),
+        services: this.view.services().map((s) => s.record),
+        endpointSets: this.inputs.endpointSets,
+        health: this.inputs.health,
+        now,
+      },
+      this.options,
+    );
+    this.cache.setSnapshot(result.snapshot);
+    end();
+    this.translations.inc();
+    this.recordErrors(result.errors);
+    clearTimeout(this.reapTimer);
+    if (result.nextChangeAt !== undefined) {
+      this.reapTimer = setTimeout(() => this.schedule(), Math.max(0, result.nextChangeAt - now));
+      this.reapTimer.unref();
+    }
+  }
+
+  schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      try {
+        this.runNow();
+      } catch (err) {
+        // The cache kept its previous state; the next change retries.
+        this.logger.error({ err }, 'translation failed; serving the previous config');
+      }
+    });
+  }
+
+  /** Why parts of a service are left out of the config (empty when all of it is served). */
+  errorsOf(tenant: string, service: string): TranslationError[] {
+    return this.errorsByService.get(`${tenant}/${service}`) ?? [];
+  }
+
+  private recordErrors(errors: TranslationError[]): void {
+    const next = new Map<string, TranslationError[]>();
+    for (const error of errors) {
+      const key = `${error.tenant}/${error.service}`;
+      next.set(key, [...(next.get(key) ?? []), error]);
+      if (!this.errorsByService.has(key)) this.logger.warn({ ...error }, 'left out of the config');
+    }
+    this.errorsByService = next;
+    this.rejected.set(errors.length);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.reapTimer);
+  }
+}

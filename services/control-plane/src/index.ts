@@ -1,0 +1,128 @@
+import { jetstream } from '@nats-io/jetstream';
+import { ensureStreams, publish, publishDurable, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
+import { createApiServer, natsStatusPublisher, type ApiServer } from './api/index.js';
+import { ConfigStore } from './store/index.js';
+import { XdsCache, registerXdsServices } from './xds/index.js';
+import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
+import { BusInputs } from './controller/bus-inputs.js';
+import { TranslationLoop } from './controller/translation-loop.js';
+import { apiNodes, serviceStatus } from './controller/status.js';
+import { DeploymentController, eventOf } from './deployment/controller.js';
+import { defaultPlannerSettings } from './deployment/planner.js';
+
+export interface ControlPlaneOptions {
+  translate?: Partial<TranslateOptions>;
+  /** How often deployments are re-evaluated. */
+  deploymentIntervalMs?: number;
+  /** Host for the management API (default 0.0.0.0). */
+  apiHost?: string;
+}
+
+export interface ControlPlaneHandle {
+  apiUrl: string;
+  cache: XdsCache;
+}
+
+/**
+ * The control plane: desired state from the KV, endpoint sets and health from the bus →
+ * translator → xDS cache → every connected Envoy and proxyless gRPC client; plus the
+ * management API and the deployment controller. It answers no xDS request before the whole
+ * state is loaded and translated (an Envoy must never get an empty or partial config).
+ */
+export function createControlPlaneService(
+  config: ControlPlaneConfig,
+  options: ControlPlaneOptions = {},
+): ServiceModule & { handle?: ControlPlaneHandle } {
+  const module: ServiceModule & { handle?: ControlPlaneHandle } = {
+    name: 'control-plane',
+    async start(runtime) {
+      const { nc, logger, observability } = runtime;
+      const registry = observability.registry;
+      const stateLoaded = observability.readiness.require('control-plane-state');
+      await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS });
+      const js = jetstream(nc);
+
+      const cache = new XdsCache();
+      const xds = registerXdsServices(runtime.grpcServer, cache, {
+        logger: logger.child({ component: 'xds' }),
+        registry,
+        maxStreamAgeMs: config.XDS_MAX_CONNECTION_AGE_MS,
+        // Core publish: the SWITCHYARD_EVENTS stream stores it, and a NACK storm never waits on acks.
+        onEvent: (event) => publish(nc, 'xds', event),
+      });
+
+      const store = await ConfigStore.open({ nc, logger, registry, replicas: config.NATS_STREAM_REPLICAS });
+      const inputs = await BusInputs.start(nc, { logger, registry });
+      const translateOptions: TranslateOptions = {
+        ...defaultTranslateOptions,
+        reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
+        ...options.translate,
+      };
+      const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, logger, registry);
+      loop.runNow();
+      const unsubscribeView = store.view.onChange(() => loop.schedule());
+      const unsubscribeInputs = inputs.onChange(() => loop.schedule());
+      stateLoaded();
+      logger.info(
+        { services: store.view.services().length, tenants: store.view.tenants().length },
+        'desired state loaded and translated; serving xDS',
+      );
+
+      const publishStatus = natsStatusPublisher(nc, logger, registry);
+      const deployments = new DeploymentController({
+        store,
+        inputs,
+        logger: logger.child({ component: 'deployments' }),
+        publishStatus,
+        publishDeployment: async (event) => {
+          await publishDurable(js, 'deploy', { schemaVersion: 1, ...event, ts: Date.now() }).catch((err: unknown) =>
+            logger.warn({ err, tenant: event.tenant, service: event.service }, 'deploy event not published'),
+          );
+        },
+        settings: defaultPlannerSettings,
+        intervalMs: options.deploymentIntervalMs ?? 500,
+      });
+      deployments.start();
+
+      const api: ApiServer = await createApiServer({
+        store,
+        config,
+        logger,
+        registry,
+        publishStatus,
+        nodes: () => apiNodes(xds.nodes()),
+        status: (ref, fromSpec) => serviceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes() }),
+        deployments: {
+          started: async (deployment) => {
+            const service = store.view.service(deployment.tenant, deployment.service);
+            const event = eventOf(deployment, deployment.previousTraffic, inputs, service?.record.spec.scaling.minInstances ?? 1);
+            await publishDurable(js, 'deploy', { schemaVersion: 1, ...event, ts: Date.now() }).catch((err: unknown) =>
+              logger.warn({ err }, 'deploy event not published'),
+            );
+          },
+          apply: (stored, step) => deployments.apply(stored, step),
+        },
+      });
+      const { url } = await api.listen({ port: config.API_PORT, host: options.apiHost ?? '0.0.0.0' });
+      logger.info({ url }, 'management API listening');
+      module.handle = { apiUrl: url, cache };
+
+      return {
+        async stop() {
+          deployments.stop();
+          unsubscribeView();
+          unsubscribeInputs();
+          loop.stop();
+          await api.close();
+          xds.close();
+          await inputs.stop();
+          await store.close();
+        },
+      };
+    },
+  };
+  return module;
+}
+
+export { XdsCache } from './xds/index.js';
+export { translate } from './translator/index.js';

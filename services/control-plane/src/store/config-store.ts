@@ -1,0 +1,170 @@
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import {
+  buckets,
+  configKeys,
+  openBucket,
+  type KV,
+  type Logger,
+  type DeploymentRecord,
+  type NatsConnection,
+  type ServiceRecord,
+  type TenantRecord,
+  type TokenRecord,
+} from '@switchyard/shared';
+import type { Registry } from 'prom-client';
+import { ConfigView } from './config-view.js';
+import { ConfigWatcher } from './config-watcher.js';
+import { registryCounter } from './metrics.js';
+
+/**
+ * Optimistic concurrency on one key: `ifRevision` updates only the revision the writer read
+ * (its ETag); `ifAbsent` creates only a key that does not exist (or was deleted).
+ */
+export type WriteCondition = { ifRevision: number } | { ifAbsent: true };
+
+/** The key is not at the revision the writer expected (or exists when it expected none). */
+export class RevisionConflict extends Error {
+  constructor(
+    readonly key: string,
+    readonly condition: WriteCondition | { ifRevision: number | undefined },
+  ) {
+    super('ifAbsent' in condition ? `${key} already exists` : `${key} is not at revision ${condition.ifRevision}`);
+    this.name = 'RevisionConflict';
+  }
+}
+
+/** The bucket cannot be written now: NATS is disconnected. */
+export class StoreUnavailable extends Error {
+  constructor() {
+    super('the config store (NATS JetStream) is not connected');
+    this.name = 'StoreUnavailable';
+  }
+}
+
+export interface ConfigStoreOptions {
+  nc: NatsConnection;
+  logger: Logger;
+  registry: Registry;
+  /** How long a write waits for the watcher to bring it into the view. */
+  viewTimeoutMs?: number;
+  /** JetStream replicas of the bucket (NATS_STREAM_REPLICAS). */
+  replicas?: number;
+}
+
+/**
+ * The desired state in JetStream KV (`buckets.config`), the source of truth: writes go to the
+ * bucket with compare-and-set, reads come from the {@link ConfigView} the watcher keeps. A
+ * write returns once the view holds it, so this process reads its own writes.
+ */
+export class ConfigStore {
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly kv: KV,
+    readonly view: ConfigView,
+    private readonly watcher: ConfigWatcher,
+    private readonly logger: Logger,
+    private readonly viewTimeoutMs: number,
+  ) {}
+
+  /** Opens (or creates) the bucket and resolves once the whole bucket is loaded into the view. */
+  static async open(options: ConfigStoreOptions): Promise<ConfigStore> {
+    const { nc, logger } = options;
+    const kv = await openBucket(nc, buckets.config, { replicas: options.replicas ?? 1 });
+    const view = new ConfigView((err) => logger.error({ err }, 'config change listener failed'));
+    const watcher = await ConfigWatcher.start({
+      kv,
+      nc,
+      view,
+      logger,
+      rejected: registryCounter(
+        options.registry,
+        'switchyard_control_plane_config_rejected_total',
+        'Config bucket entries the control plane could not use (invalid: fails its schema, ignored: unknown key).',
+        ['outcome'],
+      ),
+    });
+    return new ConfigStore(nc, kv, view, watcher, logger, options.viewTimeoutMs ?? 5000);
+  }
+
+  putTenant(record: TenantRecord, condition: WriteCondition): Promise<number> {
+    return this.write(configKeys.tenant(record.name), record, condition);
+  }
+
+  putService(record: ServiceRecord, condition: WriteCondition): Promise<number> {
+    return this.write(configKeys.service(record.tenant, record.name), record, condition);
+  }
+
+  /** Stores a token under the SHA-256 of its secret; the hash never exists twice. */
+  putToken(sha256Hex: string, record: TokenRecord): Promise<number> {
+    return this.write(configKeys.token(sha256Hex), record, { ifAbsent: true });
+  }
+
+  /** The service's current (or last) deployment; the deployment controller advances it with `ifRevision`. */
+  putDeployment(record: DeploymentRecord, condition: WriteCondition): Promise<number> {
+    return this.write(configKeys.deployment(record.tenant, record.service), record, condition);
+  }
+
+  deleteDeployment(tenant: string, service: string, ifRevision?: number): Promise<void> {
+    return this.delete(configKeys.deployment(tenant, service), ifRevision);
+  }
+
+  deleteService(tenant: string, service: string, ifRevision?: number): Promise<void> {
+    return this.delete(configKeys.service(tenant, service), ifRevision);
+  }
+
+  deleteTenant(tenant: string, ifRevision?: number): Promise<void> {
+    return this.delete(configKeys.tenant(tenant), ifRevision);
+  }
+
+  deleteToken(sha256Hex: string): Promise<void> {
+    return this.delete(configKeys.token(sha256Hex));
+  }
+
+  /** Stops watching; the NATS connection belongs to the caller. */
+  async close(): Promise<void> {
+    await this.watcher.stop();
+  }
+
+  /** Writes fail at once while NATS is disconnected, instead of waiting for a request timeout. */
+  private checkConnected(): void {
+    if (!this.watcher.connected) throw new StoreUnavailable();
+  }
+
+  private async write(key: string, record: unknown, condition: WriteCondition): Promise<number> {
+    this.checkConnected();
+    const data = JSON.stringify(record);
+    let revision: number;
+    try {
+      revision = 'ifAbsent' in condition ? await this.kv.create(key, data) : await this.kv.update(key, data, condition.ifRevision);
+    } catch (err) {
+      throw isWrongLastSequence(err) ? new RevisionConflict(key, condition) : err;
+    }
+    await this.untilViewHas(revision);
+    return revision;
+  }
+
+  private async delete(key: string, ifRevision?: number): Promise<void> {
+    this.checkConnected();
+    try {
+      await this.kv.delete(key, ifRevision === undefined ? undefined : { previousSeq: ifRevision });
+    } catch (err) {
+      throw isWrongLastSequence(err) ? new RevisionConflict(key, { ifRevision }) : err;
+    }
+    // A delete does not report its revision; the bucket's last one is at least as new.
+    const status = await this.kv.status();
+    await this.untilViewHas(status.streamInfo.state.last_seq);
+  }
+
+  private async untilViewHas(revision: number): Promise<void> {
+    try {
+      await this.view.waitFor(revision, this.viewTimeoutMs);
+    } catch (err) {
+      // The write is in the bucket; the view will catch up when the watch recovers.
+      this.logger.warn({ err }, 'config write not yet visible in the view');
+    }
+  }
+}
+
+function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence;
+}

@@ -1,0 +1,27 @@
+export { ConfigStore, RevisionConflict, StoreUnavailable, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
+export {
+  ConfigView,
+  type ConfigChange,
+  type ChangeListener,
+  type ConfigEntry,
+  type ApplyOutcome,
+  type Versioned,
+  type StoredTenant,
+  type StoredService,
+  type StoredToken,
+  type StoredDeployment,
+} from './config-view.js';
+export { ConfigWatcher, type ConfigWatcherOptions } from './config-watcher.js';
+export {
+  EndpointAllowlist,
+  checkService,
+  checkTenantGrant,
+  grantCovers,
+  grantsOverlap,
+  hostsOverlap,
+  type Issue,
+  type PolicyResult,
+  type TenantGrant,
+  type ServiceDomains,
+} from './policy.js';
+export { registryCounter } from './metrics.js';

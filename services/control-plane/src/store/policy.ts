@@ -1,0 +1,260 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { ConfigError, type ServiceSpec } from '@switchyard/shared';
+
+/**
+ * Rules of the desired state that a single document cannot check on its own: domain grants
+ * between tenants, hosts between a tenant's services, the operator's endpoint allowlist and
+ * cross-field limits. Pure functions: no I/O, every refusal names the field at fault.
+ */
+
+export interface Issue {
+  field: string;
+  message: string;
+}
+
+/** 400: the document contradicts itself; 403: policy forbids it; 409: it collides with other state. */
+export type PolicyResult = { ok: true } | { ok: false; status: 400 | 403 | 409; issues: Issue[] };
+
+const ok: PolicyResult = { ok: true };
+
+/** A domain and every subdomain of it: `acme.test` covers `acme.test`, `api.acme.test`, `*.acme.test`. */
+function isWithin(host: string, domain: string): boolean {
+  return host === domain || host.endsWith(`.${domain}`);
+}
+
+/** Whether a granted domain lets a service use `host` (exact or `*.` wildcard). */
+export function grantCovers(grant: string, host: string): boolean {
+  return isWithin(host.startsWith('*.') ? host.slice(2) : host, grant);
+}
+
+/** Two grants overlap when one equals or contains the other. */
+export function grantsOverlap(a: string, b: string): boolean {
+  return isWithin(a, b) || isWithin(b, a);
+}
+
+/**
+ * Whether some request host matches both patterns. Envoy's `*.x` matches any host ending in
+ * `.x` (one label or several), so `*.x` overlaps `*.y.x` and `a.x`, but not `x` itself.
+ */
+export function hostsOverlap(a: string, b: string): boolean {
+  const wildA = a.startsWith('*.');
+  const wildB = b.startsWith('*.');
+  if (!wildA && !wildB) return a === b;
+  if (wildA && wildB) return grantsOverlap(a.slice(2), b.slice(2));
+  const [pattern, host] = wildA ? [a.slice(1), b] : [b.slice(1), a];
+  return host.endsWith(pattern);
+}
+
+export interface TenantGrant {
+  name: string;
+  domains: string[];
+}
+
+export interface ServiceDomains {
+  name: string;
+  domains: string[];
+}
+
+/**
+ * Checks a tenant's new grant against every other tenant's grant (no overlap) and against the
+ * tenant's own services (a grant may not shrink under a domain a service still uses).
+ */
+export function checkTenantGrant(input: {
+  tenant: string;
+  domains: string[];
+  otherTenants: Iterable<TenantGrant>;
+  services: Iterable<ServiceDomains>;
+}): PolicyResult {
+  const issues: Issue[] = [];
+  const others = [...input.otherTenants].filter((t) => t.name !== input.tenant);
+  input.domains.forEach((domain, i) => {
+    for (const other of others) {
+      const clash = other.domains.find((granted) => grantsOverlap(domain, granted));
+      if (clash !== undefined) {
+        issues.push({ field: `domains[${i}]`, message: `"${domain}" overlaps "${clash}", which is granted to tenant "${other.name}"` });
+      }
+    }
+  });
+  if (issues.length > 0) return { ok: false, status: 409, issues };
+  for (const service of input.services) {
+    for (const host of service.domains) {
+      if (!input.domains.some((grant) => grantCovers(grant, host))) {
+        issues.push({
+          field: 'domains',
+          message: `would no longer cover "${host}", which service "${service.name}" uses; change or delete that service first`,
+        });
+      }
+    }
+  }
+  return issues.length > 0 ? { ok: false, status: 409, issues } : ok;
+}
+
+interface ProtectedRange {
+  network: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+  what: string;
+}
+
+/** Addresses a tenant endpoint may reach only if the operator allows them explicitly. */
+const protectedRanges: ProtectedRange[] = [
+  { network: '127.0.0.0', prefix: 8, family: 'ipv4', what: "a loopback address (the proxy's admin interface listens there)" },
+  { network: '::1', prefix: 128, family: 'ipv6', what: "the loopback address (the proxy's admin interface listens there)" },
+  { network: '0.0.0.0', prefix: 8, family: 'ipv4', what: "an unspecified address (it reaches the proxy's own host)" },
+  { network: '::', prefix: 128, family: 'ipv6', what: "the unspecified address (it reaches the proxy's own host)" },
+  { network: '169.254.0.0', prefix: 16, family: 'ipv4', what: 'a link-local address (cloud metadata services live there)' },
+  { network: 'fe80::', prefix: 10, family: 'ipv6', what: 'a link-local address' },
+  { network: 'fd00:ec2::254', prefix: 128, family: 'ipv6', what: 'the cloud metadata address' },
+];
+
+interface Cidr {
+  network: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+function parseCidr(text: string): Cidr | undefined {
+  const [network = '', prefixText, ...rest] = text.split('/');
+  if (rest.length > 0) return undefined;
+  const family = isIPv4(network) ? 'ipv4' : isIPv6(network) ? 'ipv6' : undefined;
+  if (family === undefined) return undefined;
+  const max = family === 'ipv4' ? 32 : 128;
+  if (prefixText === undefined) return { network, prefix: max, family };
+  if (!/^\d{1,3}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  return prefix <= max ? { network, prefix, family } : undefined;
+}
+
+function blockListOf(ranges: Cidr[]): BlockList {
+  const list = new BlockList();
+  for (const range of ranges) list.addSubnet(range.network, range.prefix, range.family);
+  return list;
+}
+
+/**
+ * The operator's allowlist for static endpoint addresses (`SWITCHYARD_ENDPOINT_CIDRS`). An
+ * address must fall in an allowed range; a protected address (loopback, unspecified,
+ * link-local, cloud metadata) additionally needs an allowed range that lies inside its
+ * protected range: `127.0.0.0/8` allows loopback, `0.0.0.0/0` does not.
+ * IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) count as the IPv4 address they carry.
+ */
+export class EndpointAllowlist {
+  private readonly allowed: BlockList;
+  private readonly protectedChecks: { range: ProtectedRange; list: BlockList; explicitlyAllowed: BlockList }[];
+
+  private constructor(readonly ranges: string[]) {
+    const cidrs = ranges.map((text) => parseCidr(text) as Cidr);
+    this.allowed = blockListOf(cidrs);
+    this.protectedChecks = protectedRanges.map((range) => {
+      const list = blockListOf([range]);
+      const inside = cidrs.filter((cidr) => cidr.prefix >= range.prefix && list.check(cidr.network, cidr.family));
+      return { range, list, explicitlyAllowed: blockListOf(inside) };
+    });
+  }
+
+  /** Parses a comma-separated CIDR list; a bare address means that one address. Throws ConfigError naming every bad entry. */
+  static parse(text: string): EndpointAllowlist {
+    const entries = text
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+    const bad = entries.filter((entry) => parseCidr(entry) === undefined);
+    if (bad.length > 0) {
+      throw new ConfigError(
+        bad.map(
+          (entry) => `SWITCHYARD_ENDPOINT_CIDRS: "${entry}" is not a CIDR such as 10.0.0.0/8 or fd00::/8 (got ${JSON.stringify(text)})`,
+        ),
+      );
+    }
+    return new EndpointAllowlist(entries);
+  }
+
+  /** Undefined when the address is allowed, otherwise why not. */
+  refusal(address: string): string | undefined {
+    const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
+    if (family === undefined) return `"${address}" is not an IP address`;
+    for (const check of this.protectedChecks) {
+      if (check.list.check(address, family) && !check.explicitlyAllowed.check(address, family)) {
+        return `${address} is ${check.range.what}; refused unless the operator allows ${check.range.network}/${check.range.prefix} or a part of it in SWITCHYARD_ENDPOINT_CIDRS`;
+      }
+    }
+    if (!this.allowed.check(address, family)) {
+      return `${address} is outside the networks the operator allows for static endpoints (SWITCHYARD_ENDPOINT_CIDRS${this.ranges.length === 0 ? ' is empty' : `: ${this.ranges.join(', ')}`})`;
+    }
+    return undefined;
+  }
+}
+
+/** Cross-field limits the spec schema cannot see: a retry try may not outlast the request it belongs to. */
+function checkLimits(spec: ServiceSpec): Issue[] {
+  const issues: Issue[] = [];
+  const perTry = spec.retries.perTryTimeout;
+  if (spec.retries.attempts > 0 && spec.timeouts.request > 0 && perTry > spec.timeouts.request) {
+    issues.push({
+      field: 'retries.perTryTimeout',
+      message: `(${perTry} ms) must not exceed timeouts.request (${spec.timeouts.request} ms)`,
+    });
+  }
+  spec.routes.forEach((route, i) => {
+    if (spec.retries.attempts > 0 && route.timeout !== undefined && route.timeout > 0 && perTry > route.timeout) {
+      issues.push({
+        field: `routes[${i}].timeout`,
+        message: `(${route.timeout} ms) must not be below retries.perTryTimeout (${perTry} ms)`,
+      });
+    }
+  });
+  return issues;
+}
+
+/**
+ * Everything a service spec must satisfy beyond its schema, in order of blame: its own limits
+ * (400), the tenant's grant and the endpoint allowlist (403), the tenant's other services (409).
+ */
+export function checkService(input: {
+  tenant: string;
+  service: string;
+  spec: ServiceSpec;
+  grants: string[];
+  siblings: Iterable<ServiceDomains>;
+  allowlist: EndpointAllowlist;
+}): PolicyResult {
+  const { spec, grants } = input;
+  const limits = checkLimits(spec);
+  if (limits.length > 0) return { ok: false, status: 400, issues: limits };
+
+  const forbidden: Issue[] = [];
+  spec.domains.forEach((host, i) => {
+    if (!grants.some((grant) => grantCovers(grant, host))) {
+      const granted = grants.length === 0 ? 'none' : grants.join(', ');
+      forbidden.push({
+        field: `domains[${i}]`,
+        message: `"${host}" is not within the domains granted to tenant "${input.tenant}" (granted: ${granted}); ask the operator for a grant`,
+      });
+    }
+  });
+  spec.revisions.forEach((revision, r) => {
+    revision.endpoints?.forEach((endpoint, e) => {
+      const refusal = input.allowlist.refusal(endpoint.address);
+      if (refusal !== undefined) forbidden.push({ field: `revisions[${r}].endpoints[${e}].address`, message: refusal });
+    });
+  });
+  if (forbidden.length > 0) return { ok: false, status: 403, issues: forbidden };
+
+  const conflicts: Issue[] = [];
+  const siblings = [...input.siblings].filter((s) => s.name !== input.service);
+  spec.domains.forEach((host, i) => {
+    for (const sibling of siblings) {
+      const clash = sibling.domains.find((other) => hostsOverlap(host, other));
+      if (clash !== undefined) {
+        conflicts.push({
+          field: `domains[${i}]`,
+          message:
+            clash === host
+              ? `"${host}" is already served by service "${sibling.name}"`
+              : `"${host}" overlaps "${clash}" of service "${sibling.name}": a request host could match both`,
+        });
+      }
+    }
+  });
+  return conflicts.length > 0 ? { ok: false, status: 409, issues: conflicts } : ok;
+}

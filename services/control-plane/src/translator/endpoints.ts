@@ -1,0 +1,69 @@
+import { isIP } from 'node:net';
+import type { EndpointSet, RevisionSpec } from '@switchyard/shared';
+import { endpointKey, type DesiredState, type EndpointHealth } from './desired-state.js';
+import type { EndpointIR, EndpointStatus } from './ir.js';
+
+export interface ResolvedEndpoints {
+  endpoints: EndpointIR[];
+  /** Endpoints left out, by field (`endpoints.<revision>[<id>]`). */
+  dropped: { field: string; message: string }[];
+  /** When the next unhealthy endpoint of this revision is due to be reaped. */
+  nextReapAt?: number;
+}
+
+/**
+ * A revision's endpoints as EDS should carry them. Static revisions use the spec's addresses;
+ * managed ones the latest endpoint set, where `starting` instances are not routable yet and
+ * `draining` ones become DRAINING (no new requests). Health from the checkers sets the status;
+ * an endpoint unhealthy for `reapAfterMs` is left out altogether.
+ */
+export function resolveEndpoints(
+  revision: RevisionSpec,
+  cluster: string,
+  state: Pick<DesiredState, 'endpointSets' | 'health' | 'now'>,
+  reapAfterMs: number,
+): ResolvedEndpoints {
+  const health = state.health.get(cluster);
+  const result: ResolvedEndpoints = { endpoints: [], dropped: [] };
+  const seen = new Set<string>();
+  const candidates = revision.endpoints
+    ? revision.endpoints.map((e) => ({ address: e.address, port: e.port, draining: false, field: '' }))
+    : managedCandidates(state.endpointSets.get(cluster), revision.name, result);
+  for (const candidate of candidates) {
+    const key = endpointKey(candidate.address, candidate.port);
+    // Duplicates would make grpc-js-xds NACK the assignment; the first one stands.
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const observed = health?.get(key);
+    if (observed?.state === 'unhealthy') {
+      const reapAt = observed.since + reapAfterMs;
+      if (state.now >= reapAt) continue;
+      result.nextReapAt = Math.min(result.nextReapAt ?? Infinity, reapAt);
+    }
+    result.endpoints.push({ address: candidate.address, port: candidate.port, status: status(candidate.draining, observed) });
+  }
+  return result;
+}
+
+function managedCandidates(set: EndpointSet | undefined, revision: string, result: ResolvedEndpoints) {
+  const candidates: { address: string; port: number; draining: boolean }[] = [];
+  for (const endpoint of set?.endpoints ?? []) {
+    if (endpoint.state === 'starting') continue;
+    if (isIP(endpoint.address) === 0) {
+      result.dropped.push({
+        field: `endpoints.${revision}[${endpoint.id}]`,
+        message: `address "${endpoint.address}" is not an IP address (EDS carries IP addresses only)`,
+      });
+      continue;
+    }
+    candidates.push({ address: endpoint.address, port: endpoint.port, draining: endpoint.state === 'draining' });
+  }
+  return candidates;
+}
+
+function status(draining: boolean, observed: EndpointHealth | undefined): EndpointStatus {
+  if (draining) return 'DRAINING';
+  if (observed?.state === 'healthy') return 'HEALTHY';
+  if (observed?.state === 'unhealthy') return 'UNHEALTHY';
+  return 'UNKNOWN';
+}

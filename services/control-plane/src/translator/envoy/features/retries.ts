@@ -1,0 +1,50 @@
+import type { ProtoObject } from '../../../resources.js';
+import type { ServiceIR } from '../../ir.js';
+import type { Feature } from '../feature.js';
+import { EnvoyType, duration, typed, wrapped } from '../proto.js';
+
+type RetrySpec = NonNullable<ServiceIR['retry']>;
+
+/** HTTP retry conditions whose gRPC counterpart is UNAVAILABLE (the instance failed or could not be reached). */
+const unavailableConditions = new Set(['5xx', 'gateway-error', 'reset', 'connect-failure', 'refused-stream']);
+
+/**
+ * The gRPC status names (Envoy's `retry_on` gRPC conditions, the only ones grpc-js-xds reads)
+ * that correspond to the spec's HTTP conditions; HTTP 429 is RESOURCE_EXHAUSTED.
+ */
+export function grpcRetryConditions(retry: RetrySpec): string[] {
+  const conditions: string[] = [];
+  if (retry.on.some((condition) => unavailableConditions.has(condition))) conditions.push('unavailable');
+  if (retry.on.includes('retriable-status-codes') && retry.statusCodes.includes(429)) conditions.push('resource-exhausted');
+  return conditions;
+}
+
+function envoyRetryPolicy(retry: RetrySpec, protocol: ServiceIR['protocol']): ProtoObject {
+  // gRPC errors travel in trailers of a 200 response, so gRPC services also retry on gRPC status.
+  const conditions = protocol === 'grpc' ? [...retry.on, ...grpcRetryConditions(retry)] : retry.on;
+  const policy: ProtoObject = {
+    retry_on: conditions.join(','),
+    num_retries: wrapped(retry.attempts),
+    per_try_timeout: duration(retry.perTryTimeout),
+    // Each retry goes to another instance than the ones already tried.
+    retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: typed(EnvoyType.PreviousHostsPredicate) }],
+    host_selection_retry_max_attempts: 5,
+  };
+  if (retry.on.includes('retriable-status-codes')) policy.retriable_status_codes = retry.statusCodes;
+  return policy;
+}
+
+/** Retries (spec default: 5xx, reset, connect-failure and 429, twice, on another instance). */
+export const retries: Feature = {
+  name: 'retries',
+  routeAction(action, _route, service, { group }) {
+    if (service.retry === undefined) return;
+    if (group === 'envoy') {
+      action.retry_policy = envoyRetryPolicy(service.retry, service.protocol);
+      return;
+    }
+    // grpc-js-xds ignores HTTP conditions and per-try timeouts; without a gRPC condition it would not retry at all.
+    const conditions = grpcRetryConditions(service.retry);
+    if (conditions.length > 0) action.retry_policy = { retry_on: conditions.join(','), num_retries: wrapped(service.retry.attempts) };
+  },
+};

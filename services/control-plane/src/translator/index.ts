@@ -1,0 +1,15 @@
+/** The translator's public API: desired state in, one complete resource set per node group out. */
+export { translate, grpcRouteConfigName } from './translate.js';
+export {
+  defaultTranslateOptions,
+  endpointKey,
+  type DesiredState,
+  type EndpointHealth,
+  type HealthState,
+  type ListenerOptions,
+  type TranslateOptions,
+  type TranslationError,
+  type TranslationResult,
+} from './desired-state.js';
+export { EnvoyListener } from './envoy/listeners.js';
+export { recordEndpointSet, recordHealth } from './inputs.js';

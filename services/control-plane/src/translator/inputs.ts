@@ -1,0 +1,32 @@
+import { clusterName, type EndpointSet, type HealthTransition } from '@switchyard/shared';
+import { endpointKey, type EndpointHealth } from './desired-state.js';
+
+/**
+ * Folding bus messages into a {@link DesiredState}'s maps, for the wiring that receives them.
+ * Both mutate the given map (translation reads it synchronously) and say whether it changed.
+ */
+
+/** Keeps the newest endpoint set of a revision; a set older than (or as old as) the one held is ignored. */
+export function recordEndpointSet(sets: Map<string, EndpointSet>, set: EndpointSet): boolean {
+  const key = clusterName(set);
+  const held = sets.get(key);
+  if (held !== undefined && held.generation >= set.generation) return false;
+  sets.set(key, set);
+  return true;
+}
+
+/** Records an endpoint's health transition; one older than the state held is ignored. */
+export function recordHealth(health: Map<string, Map<string, EndpointHealth>>, transition: HealthTransition): boolean {
+  const cluster = clusterName(transition);
+  let byEndpoint = health.get(cluster);
+  if (byEndpoint === undefined) {
+    byEndpoint = new Map();
+    health.set(cluster, byEndpoint);
+  }
+  const key = endpointKey(transition.endpoint.address, transition.endpoint.port);
+  const held = byEndpoint.get(key);
+  if (held !== undefined && held.since > transition.ts) return false;
+  if (held?.state === transition.state) return false;
+  byEndpoint.set(key, { state: transition.state, since: transition.ts });
+  return true;
+}

@@ -1,0 +1,146 @@
+import { TypeUrl, type XdsTypeUrl } from '@switchyard/shared';
+import type { NodeGroup, ProtoObject, ResourceSet, ResourcesByName } from '../resources.js';
+import { buildIR } from './build-ir.js';
+import { defaultTranslateOptions, type DesiredState, type TranslateOptions, type TranslationResult } from './desired-state.js';
+import { isWildcard } from './domains.js';
+import { buildCluster, buildLoadAssignment } from './envoy/cluster.js';
+import { EnvoyListener, grpcApiListener, httpListener, httpsListener, tlsSecret } from './envoy/listeners.js';
+import { buildRedirectVirtualHost, buildVirtualHost, sharedRouteConfig } from './envoy/route-config.js';
+import type { EndpointIR, ServiceIR } from './ir.js';
+
+/**
+ * Desired state → Envoy resources, for each node group: a pure function (no I/O, time given
+ * in the state). Invalid or conflicting services are left out with errors; everything else
+ * translates as if they did not exist.
+ *
+ * Resources are immutable and shared between results: a resource that depends only on an
+ * unchanged service record and the same options object is the same object as last time, so a
+ * consumer can tell unchanged resources by identity (`===`) before encoding anything.
+ */
+export function translate(state: DesiredState, options: TranslateOptions = defaultTranslateOptions): TranslationResult {
+  const ir = buildIR(state, options);
+  const result: TranslationResult = {
+    snapshot: {
+      envoy: envoyResources(ir.services, ir.endpoints, options),
+      grpc: grpcResources(ir.services, ir.endpoints, options),
+    },
+    errors: ir.errors,
+  };
+  if (ir.nextChangeAt !== undefined) result.nextChangeAt = ir.nextChangeAt;
+  return result;
+}
+
+/** The RouteConfiguration a gRPC service's listeners share. */
+export function grpcRouteConfigName(service: Pick<ServiceIR, 'id'>): string {
+  return `grpc_${service.id}`;
+}
+
+/** What one service contributes to a node group, apart from its endpoints. */
+interface ServiceResources {
+  clusters: ProtoObject[];
+  virtualHost: ProtoObject;
+  /** Envoy: the virtual host on the plain-HTTP listener when it differs (a redirect to HTTPS). */
+  httpVirtualHost?: ProtoObject;
+  secret?: ProtoObject;
+  /** gRPC: the service's own route configuration and listeners. */
+  routeConfig?: ProtoObject;
+  listeners: ProtoObject[];
+}
+
+const built = new WeakMap<TranslateOptions, Record<NodeGroup, WeakMap<ServiceIR, ServiceResources>>>();
+
+function serviceResources(service: ServiceIR, group: NodeGroup, options: TranslateOptions): ServiceResources {
+  let byGroup = built.get(options);
+  if (byGroup === undefined) {
+    byGroup = { envoy: new WeakMap(), grpc: new WeakMap() };
+    built.set(options, byGroup);
+  }
+  const known = byGroup[group].get(service);
+  if (known !== undefined) return known;
+  const context = { group, options };
+  const resources: ServiceResources = {
+    clusters: service.revisions.map((revision) => buildCluster(revision, service, context)),
+    virtualHost: buildVirtualHost(service, context),
+    listeners: [],
+  };
+  if (group === 'envoy' && service.tls !== undefined) {
+    resources.secret = tlsSecret(service.tls);
+    if (service.tls.redirectHttp) resources.httpVirtualHost = buildRedirectVirtualHost(service, options.https);
+  }
+  if (group === 'grpc') {
+    const routeConfigName = grpcRouteConfigName(service);
+    resources.routeConfig = { name: routeConfigName, virtual_hosts: [resources.virtualHost] };
+    resources.listeners = service.domains.filter((domain) => !isWildcard(domain)).map((domain) => grpcApiListener(domain, routeConfigName));
+  }
+  byGroup[group].set(service, resources);
+  return resources;
+}
+
+const httpListeners = new WeakMap<TranslateOptions, ProtoObject>();
+
+class ResourceSetBuilder {
+  private readonly set: ResourceSet = new Map<XdsTypeUrl, ResourcesByName>(Object.values(TypeUrl).map((url) => [url, new Map()]));
+
+  /** Resources are named by `name`, load assignments by `cluster_name`. */
+  add(typeUrl: XdsTypeUrl, resource: ProtoObject): void {
+    const name = (typeUrl === TypeUrl.ClusterLoadAssignment ? resource.cluster_name : resource.name) as string;
+    (this.set.get(typeUrl) as ResourcesByName).set(name, resource);
+  }
+
+  addService(service: ServiceIR, resources: ServiceResources, endpoints: ReadonlyMap<string, EndpointIR[]>): void {
+    for (const cluster of resources.clusters) this.add(TypeUrl.Cluster, cluster);
+    for (const { cluster } of service.revisions)
+      this.add(TypeUrl.ClusterLoadAssignment, buildLoadAssignment(cluster, endpoints.get(cluster) ?? []));
+    for (const listener of resources.listeners) this.add(TypeUrl.Listener, listener);
+    if (resources.routeConfig) this.add(TypeUrl.RouteConfiguration, resources.routeConfig);
+    if (resources.secret) this.add(TypeUrl.Secret, resources.secret);
+  }
+
+  /** Resources sorted by name within each type, so equal states give identical output. */
+  build(): ResourceSet {
+    for (const [url, resources] of this.set) this.set.set(url, new Map([...resources].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    return this.set;
+  }
+}
+
+function envoyResources(
+  services: readonly ServiceIR[],
+  endpoints: ReadonlyMap<string, EndpointIR[]>,
+  options: TranslateOptions,
+): ResourceSet {
+  const set = new ResourceSetBuilder();
+  const httpHosts: ProtoObject[] = [];
+  const httpsHosts: ProtoObject[] = [];
+  for (const service of services) {
+    const resources = serviceResources(service, 'envoy', options);
+    set.addService(service, resources, endpoints);
+    httpHosts.push(resources.httpVirtualHost ?? resources.virtualHost);
+    if (service.tls !== undefined) httpsHosts.push(resources.virtualHost);
+  }
+  let http = httpListeners.get(options);
+  if (http === undefined) {
+    http = httpListener(options);
+    httpListeners.set(options, http);
+  }
+  set.add(TypeUrl.Listener, http);
+  set.add(TypeUrl.RouteConfiguration, sharedRouteConfig(EnvoyListener.http, httpHosts, options.http));
+  const https = httpsListener(services, options);
+  if (https !== undefined) {
+    set.add(TypeUrl.Listener, https);
+    set.add(TypeUrl.RouteConfiguration, sharedRouteConfig(EnvoyListener.https, httpsHosts, options.https));
+  }
+  return set.build();
+}
+
+/** gRPC services only: a proxyless gRPC client cannot call an HTTP/1 service. */
+function grpcResources(
+  services: readonly ServiceIR[],
+  endpoints: ReadonlyMap<string, EndpointIR[]>,
+  options: TranslateOptions,
+): ResourceSet {
+  const set = new ResourceSetBuilder();
+  for (const service of services) {
+    if (service.protocol === 'grpc') set.addService(service, serviceResources(service, 'grpc', options), endpoints);
+  }
+  return set.build();
+}

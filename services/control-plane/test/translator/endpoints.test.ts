@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import type { EndpointSet, RevisionSpec } from '@switchyard/shared';
+import { endpointKey, type EndpointHealth } from '../../src/translator/desired-state.js';
+import { resolveEndpoints } from '../../src/translator/endpoints.js';
+
+const cluster = 'sy_acme_api_v1';
+const managed: RevisionSpec = { name: 'v1', command: './server', env: {} };
+
+function endpointSet(endpoints: EndpointSet['endpoints']): Map<string, EndpointSet> {
+  return new Map([[cluster, { schemaVersion: 1, tenant: 'acme', service: 'api', revision: 'v1', generation: 3, endpoints, ts: 0 }]]);
+}
+
+function health(entries: [string, number, EndpointHealth][]): Map<string, Map<string, EndpointHealth>> {
+  return new Map([[cluster, new Map(entries.map(([address, port, h]) => [endpointKey(address, port), h]))]]);
+}
+
+describe('resolveEndpoints', () => {
+  it('uses the static endpoints of the spec, ignoring any endpoint set', () => {
+    const revision: RevisionSpec = { name: 'v1', env: {}, endpoints: [{ address: '10.0.0.1', port: 80 }] };
+    const state = { endpointSets: endpointSet([{ id: 'x', address: '10.9.9.9', port: 1, state: 'ready' }]), health: new Map(), now: 0 };
+    expect(resolveEndpoints(revision, cluster, state, 60_000).endpoints).toEqual([{ address: '10.0.0.1', port: 80, status: 'UNKNOWN' }]);
+  });
+
+  it('has no endpoints for a managed revision without an endpoint set yet', () => {
+    expect(resolveEndpoints(managed, cluster, { endpointSets: new Map(), health: new Map(), now: 0 }, 60_000)).toEqual({
+      endpoints: [],
+      dropped: [],
+    });
+  });
+
+  it('leaves out starting instances and marks draining ones DRAINING whatever their health', () => {
+    const state = {
+      endpointSets: endpointSet([
+        { id: 'a', address: '10.0.0.1', port: 80, state: 'starting' },
+        { id: 'b', address: '10.0.0.2', port: 80, state: 'draining' },
+      ]),
+      health: health([['10.0.0.2', 80, { state: 'healthy', since: 0 }]]),
+      now: 0,
+    };
+    expect(resolveEndpoints(managed, cluster, state, 60_000).endpoints).toEqual([{ address: '10.0.0.2', port: 80, status: 'DRAINING' }]);
+  });
+
+  it('maps checker health to EDS status, IPv6 included', () => {
+    const state = {
+      endpointSets: endpointSet([
+        { id: 'a', address: '10.0.0.1', port: 80, state: 'ready' },
+        { id: 'b', address: '10.0.0.2', port: 80, state: 'ready' },
+        { id: 'c', address: 'fd00::3', port: 80, state: 'ready' },
+        { id: 'd', address: '10.0.0.4', port: 80, state: 'ready' },
+      ]),
+      health: health([
+        ['10.0.0.1', 80, { state: 'healthy', since: 0 }],
+        ['10.0.0.2', 80, { state: 'unhealthy', since: 0 }],
+        ['fd00::3', 80, { state: 'unknown', since: 0 }],
+      ]),
+      now: 1000,
+    };
+    expect(resolveEndpoints(managed, cluster, state, 60_000).endpoints.map((e) => e.status)).toEqual([
+      'HEALTHY',
+      'UNHEALTHY',
+      'UNKNOWN',
+      'UNKNOWN',
+    ]);
+  });
+
+  it('reaps an endpoint unhealthy for the reap time, and says when the next one is due', () => {
+    const state = {
+      endpointSets: endpointSet([
+        { id: 'a', address: '10.0.0.1', port: 80, state: 'ready' },
+        { id: 'b', address: '10.0.0.2', port: 80, state: 'ready' },
+        { id: 'c', address: '10.0.0.3', port: 80, state: 'ready' },
+      ]),
+      health: health([
+        ['10.0.0.1', 80, { state: 'unhealthy', since: 40_000 }],
+        ['10.0.0.2', 80, { state: 'unhealthy', since: 70_000 }],
+        ['10.0.0.3', 80, { state: 'unhealthy', since: 50_000 }],
+      ]),
+      now: 100_000,
+    };
+    const resolved = resolveEndpoints(managed, cluster, state, 60_000);
+    expect(resolved.endpoints.map((e) => e.address)).toEqual(['10.0.0.2', '10.0.0.3']);
+    expect(resolved.nextReapAt).toBe(110_000);
+    expect(resolveEndpoints(managed, cluster, { ...state, now: 110_000 }, 60_000).endpoints.map((e) => e.address)).toEqual(['10.0.0.2']);
+  });
+
+  it('drops non-IP addresses with an error and keeps the first of duplicate addresses', () => {
+    const state = {
+      endpointSets: endpointSet([
+        { id: 'a', address: 'worker.internal', port: 80, state: 'ready' },
+        { id: 'b', address: '10.0.0.2', port: 80, state: 'ready' },
+        { id: 'c', address: '10.0.0.2', port: 80, state: 'draining' },
+      ]),
+      health: new Map(),
+      now: 0,
+    };
+    const resolved = resolveEndpoints(managed, cluster, state, 60_000);
+    expect(resolved.endpoints).toEqual([{ address: '10.0.0.2', port: 80, status: 'UNKNOWN' }]);
+    expect(resolved.dropped).toEqual([{ field: 'endpoints.v1[a]', message: expect.stringContaining('not an IP address') }]);
+  });
+});
+
+describe('endpointKey', () => {
+  it('brackets IPv6 addresses', () => {
+    expect(endpointKey('10.0.0.1', 80)).toBe('10.0.0.1:80');
+    expect(endpointKey('fd00::1', 80)).toBe('[fd00::1]:80');
+  });
+});

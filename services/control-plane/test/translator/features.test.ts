@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { serviceSpec } from '@switchyard/shared';
+import type { ProtoObject } from '../../src/resources.js';
+import { defaultTranslateOptions } from '../../src/translator/desired-state.js';
+import { localRateLimit } from '../../src/translator/envoy/features/local-rate-limit.js';
+import { grpcRetryConditions, retries } from '../../src/translator/envoy/features/retries.js';
+import { timeouts } from '../../src/translator/envoy/features/timeouts.js';
+import { headerMatcher, queryMatcher, routeAppliesTo, routeMatch } from '../../src/translator/envoy/route-match.js';
+import type { RouteIR, ServiceIR } from '../../src/translator/ir.js';
+
+/** A retry spec with the defaults filled, as a stored service has it. */
+function retrySpec(spec: object = {}): NonNullable<ServiceIR['retry']> {
+  return serviceSpec.parse({ domains: ['a.test'], revisions: [{ name: 'v1', command: 'x' }], retries: spec }).retries;
+}
+
+const route: RouteIR = { name: 'r', path: { kind: 'prefix', value: '/' }, headers: [], queryParams: [], timeoutMs: 30_000 };
+
+function service(overrides: Partial<ServiceIR> = {}): ServiceIR {
+  return { tenant: 'acme', name: 'api', id: 'acme_api', protocol: 'http', retry: retrySpec({}), ...overrides } as ServiceIR;
+}
+
+describe('retries', () => {
+  it.each([
+    [{}, ['unavailable', 'resource-exhausted']],
+    [{ on: ['reset'] }, ['unavailable']],
+    [{ on: ['retriable-status-codes'], statusCodes: [429] }, ['resource-exhausted']],
+    [{ on: ['retriable-status-codes'], statusCodes: [500] }, []],
+  ])('maps %j to gRPC conditions %j', (spec, expected) => {
+    expect(grpcRetryConditions(retrySpec(spec))).toEqual(expected);
+  });
+
+  it('retries on another instance in Envoy, with gRPC conditions added for gRPC services', () => {
+    const action: ProtoObject = {};
+    retries.routeAction?.(action, route, service({ protocol: 'grpc' }), { group: 'envoy', options: defaultTranslateOptions });
+    expect(action.retry_policy).toMatchObject({
+      retry_on: '5xx,reset,connect-failure,retriable-status-codes,unavailable,resource-exhausted',
+      retriable_status_codes: [429],
+      retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }],
+      per_try_timeout: { seconds: 30, nanos: 0 },
+    });
+  });
+
+  it('sends gRPC clients no retry policy that names no gRPC condition', () => {
+    const action: ProtoObject = {};
+    retries.routeAction?.(action, route, service({ retry: retrySpec({ on: ['retriable-status-codes'], statusCodes: [500] }) }), {
+      group: 'grpc',
+      options: defaultTranslateOptions,
+    });
+    expect(action.retry_policy).toBeUndefined();
+  });
+});
+
+describe('local rate limit', () => {
+  it('is a pass-through filter on the listener and an enabled, enforced bucket on the virtual host', () => {
+    expect(localRateLimit.httpFilter?.(defaultTranslateOptions)).toMatchObject({ typed_config: { stat_prefix: 'local_rate_limit' } });
+    expect(JSON.stringify(localRateLimit.httpFilter?.(defaultTranslateOptions))).not.toContain('token_bucket');
+    const virtualHost: ProtoObject = {};
+    localRateLimit.virtualHost?.(virtualHost, service({ rateLimit: { requestsPerSecond: 10, burst: 20 } }), {
+      group: 'envoy',
+      options: defaultTranslateOptions,
+    });
+    const config = (virtualHost.typed_per_filter_config as Record<string, ProtoObject>)['envoy.filters.http.local_ratelimit'];
+    expect(config).toMatchObject({
+      token_bucket: { max_tokens: 20, tokens_per_fill: { value: 10 }, fill_interval: { seconds: 1, nanos: 0 } },
+      filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+      filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+    });
+  });
+
+  it('leaves gRPC clients and unlimited services alone', () => {
+    const virtualHost: ProtoObject = {};
+    localRateLimit.virtualHost?.(virtualHost, service({ rateLimit: { requestsPerSecond: 10, burst: 10 } }), {
+      group: 'grpc',
+      options: defaultTranslateOptions,
+    });
+    localRateLimit.virtualHost?.(virtualHost, service(), { group: 'envoy', options: defaultTranslateOptions });
+    expect(virtualHost).toEqual({});
+  });
+});
+
+describe('timeouts', () => {
+  it('gives Envoy a route timeout and gRPC clients a max stream duration', () => {
+    const envoyAction: ProtoObject = {};
+    const grpcAction: ProtoObject = {};
+    timeouts.routeAction?.(envoyAction, route, service({ idleTimeoutMs: 60_000 }), { group: 'envoy', options: defaultTranslateOptions });
+    timeouts.routeAction?.(grpcAction, route, service({ protocol: 'grpc' }), { group: 'grpc', options: defaultTranslateOptions });
+    expect(envoyAction).toEqual({ timeout: { seconds: 30, nanos: 0 }, idle_timeout: { seconds: 60, nanos: 0 } });
+    expect(grpcAction).toEqual({
+      max_stream_duration: { max_stream_duration: { seconds: 30, nanos: 0 }, grpc_timeout_header_max: { seconds: 30, nanos: 0 } },
+    });
+  });
+});
+
+describe('route matchers', () => {
+  it.each([
+    [
+      { name: 'X-A', exact: 'v', invert: false },
+      { name: 'x-a', string_match: { exact: 'v' } },
+    ],
+    [
+      { name: 'x-a', prefix: 'v', invert: true },
+      { name: 'x-a', string_match: { prefix: 'v' }, invert_match: true },
+    ],
+    [
+      { name: 'x-a', regex: 'v+', invert: false },
+      { name: 'x-a', string_match: { safe_regex: { regex: 'v+' } } },
+    ],
+    [
+      { name: 'x-a', present: true as const, invert: false },
+      { name: 'x-a', present_match: true },
+    ],
+    [
+      { name: 'x-a', range: { start: 1, end: 9 }, invert: false },
+      { name: 'x-a', range_match: { start: 1, end: 9 } },
+    ],
+  ])('header %j', (header, expected) => {
+    expect(headerMatcher(header, 'envoy')).toEqual(expected);
+  });
+
+  it('groups regexes for gRPC clients, which anchor them without a group', () => {
+    expect(headerMatcher({ name: 'x-a', regex: 'a|b', invert: false }, 'grpc')).toEqual({
+      name: 'x-a',
+      string_match: { safe_regex: { regex: '(?:a|b)' } },
+    });
+    const regexRoute: RouteIR = { ...route, path: { kind: 'regex', value: '/a|/b' } };
+    expect(routeMatch(regexRoute, 'grpc')).toEqual({ safe_regex: { regex: '(?:/a|/b)' } });
+    expect(routeMatch(regexRoute, 'envoy')).toEqual({ safe_regex: { regex: '/a|/b' } });
+  });
+
+  it('matches query parameters by value or presence', () => {
+    expect(queryMatcher({ name: 'q', present: true })).toEqual({ name: 'q', present_match: true });
+    expect(queryMatcher({ name: 'q', exact: 'x' })).toEqual({ name: 'q', string_match: { exact: 'x' } });
+  });
+
+  it('keeps routes with query matchers away from gRPC clients', () => {
+    const withQuery = { ...route, queryParams: [{ name: 'q', present: true as const }] };
+    expect(routeAppliesTo(withQuery, 'envoy')).toBe(true);
+    expect(routeAppliesTo(withQuery, 'grpc')).toBe(false);
+    expect(routeAppliesTo(route, 'grpc')).toBe(true);
+  });
+});
