@@ -36,7 +36,7 @@ export function blame(inflight: SentForBlame, message: string): readonly { resou
     if (sent !== undefined) named.add(sent.name);
   }
   const mentions = (name: string) => new RegExp(`(^|[^\\w.-])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w.-])`).test(message);
-  const blamed = changed.filter((c) => named.has(c.resource.name) || mentions(c.resource.name));
+  const blamed = changed.filter((c) => named.has(c.resource.name) || (message.includes(c.resource.name) && mentions(c.resource.name)));
   if (blamed.length > 0) return blamed;
   return changed.length === 1 ? changed : [];
 }

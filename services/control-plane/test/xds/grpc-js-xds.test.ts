@@ -72,6 +72,7 @@ describe('grpc-js-xds against the xDS server', () => {
       return n && ['lds', 'rds', 'cds', 'eds'].every((t) => n.types[t as 'lds']?.status === 'ACKED') && n;
     });
     expect(node.group).toBe('grpc');
+    expect(['lds', 'rds', 'cds', 'eds'].every((t) => node.types[t as 'lds']?.upToDate)).toBe(true);
     expect(node.userAgent.name).toBe('gRPC Node Pure JS');
     expect(node.types.cds?.subscribed).toBe(1);
     expect(running.events.some((e) => e.event === 'connect' && e.nodeId === 'node-ack')).toBe(true);
@@ -98,6 +99,7 @@ describe('grpc-js-xds against the xDS server', () => {
       return nack ?? undefined;
     });
     expect(nacked.errorDetail).toContain('MAGLEV');
+    expect(running.xds.nodes().find((x) => x.nodeId === 'node-nack')?.types.cds?.upToDate).toBe(false);
     expect(running.events.some((e) => e.event === 'nack' && e.error?.includes('MAGLEV'))).toBe(true);
     expect(await metricValue(running.registry, 'switchyard_xds_nacks_total', { type: 'cds' })).toBe(1);
     expect(await callName(c)).toBe('blue');
