@@ -3,6 +3,7 @@ import protobuf from 'protobufjs';
 import { TypeUrl, lookupType } from '@switchyard/shared';
 import {
   adsPath,
+  bytesBidi,
   clusterNameOf,
   rawPath,
   wallMs,
@@ -70,20 +71,8 @@ function parseResponse(buf: Buffer): ParsedResponse {
   return parsed;
 }
 
-const identity = (b: Buffer) => b;
-const bidi = (path: string) => ({
-  Stream: {
-    path,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-});
-const AdsClient = grpc.makeGenericClientConstructor(bidi(adsPath), 'Ads');
-const RawClient = grpc.makeGenericClientConstructor(bidi(rawPath), 'Raw');
+const AdsClient = grpc.makeGenericClientConstructor(bytesBidi(adsPath), 'Ads');
+const RawClient = grpc.makeGenericClientConstructor(bytesBidi(rawPath), 'Raw');
 const channelOptions: grpc.ChannelOptions = {
   // One connection per client, as N separate Envoys would have.
   'grpc.use_local_subchannel_pool': 1,

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { rawPath, wallMs, type FromFloor, type ToFloor } from './xds-bench-protocol.js';
+import { bytesBidi, rawPath, wallMs, type FromFloor, type ToFloor } from './xds-bench-protocol.js';
 
 /**
  * The transport's floor, in a process of its own (so the control plane's peak RSS is its
@@ -8,39 +8,25 @@ import { rawPath, wallMs, type FromFloor, type ToFloor } from './xds-bench-proto
  */
 
 const send = (message: FromFloor) => process.send!(message);
-const identity = (b: Buffer) => b;
 const calls = new Set<grpc.ServerDuplexStream<Buffer, Buffer>>();
 let received = 0;
 let waitingFor: { round: number; count: number } | undefined;
 
 const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-server.addService(
-  {
-    Stream: {
-      path: rawPath,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
+server.addService(bytesBidi(rawPath), {
+  Stream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+    calls.add(call);
+    call.on('data', () => {
+      received++;
+      if (waitingFor !== undefined && received >= waitingFor.count) {
+        send({ kind: 'acked', round: waitingFor.round });
+        waitingFor = undefined;
+      }
+    });
+    call.on('error', () => calls.delete(call));
+    call.on('cancelled', () => calls.delete(call));
   },
-  {
-    Stream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-      calls.add(call);
-      call.on('data', () => {
-        received++;
-        if (waitingFor !== undefined && received >= waitingFor.count) {
-          send({ kind: 'acked', round: waitingFor.round });
-          waitingFor = undefined;
-        }
-      });
-      call.on('error', () => calls.delete(call));
-      call.on('cancelled', () => calls.delete(call));
-    },
-  },
-);
+});
 
 server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
   if (err) throw err;

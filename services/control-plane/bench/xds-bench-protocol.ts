@@ -41,3 +41,20 @@ export function clusterNameOf(i: number): string {
 /** Path of the bare bidi method used as the transport floor. */
 export const rawPath = '/bench.Raw/Stream';
 export const adsPath = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+
+const identity = (b: Buffer) => b;
+
+/** A bidi method named `Stream` at `path` whose messages are raw bytes (no (de)serializing). */
+export function bytesBidi(path: string) {
+  return {
+    Stream: {
+      path,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    },
+  };
+}

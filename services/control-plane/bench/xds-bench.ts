@@ -156,6 +156,12 @@ function percentile(samples: number[], p: number): number {
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
+/** CPU seconds this process (the control plane) has used so far: shows whose work a phase was. */
+const cpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
 async function main(): Promise<void> {
   log(
     `${clients} clients, ${clusters} clusters with EDS, ${rounds} rounds (+${warmupRounds} warm-up), EDS subscription: ${edsSubscription}`,
@@ -165,11 +171,13 @@ async function main(): Promise<void> {
   const floor = new Child<FromFloor, ToFloor>('xds-bench-floor.js', []);
   const rawPort = (await floor.next('listening')).port;
   const started = wallMs();
+  const startedCpu = cpuSeconds();
   const options: ClientProcessOptions = { xdsPort: engine.port, rawPort, clients, clusters, edsSubscription };
   const children = new Child<FromClients, ToClients>('xds-bench-clients.js', [JSON.stringify(options)]);
   const synced = await children.next('synced');
   const initialSyncS = (synced.at - started) / 1000;
-  log(`initial sync of all clients: ${initialSyncS.toFixed(2)} s; ${memory()}`);
+  const initialSyncCpuS = cpuSeconds() - startedCpu;
+  log(`initial sync of all clients: ${initialSyncS.toFixed(2)} s (control plane CPU ${initialSyncCpuS.toFixed(1)} s); ${memory()}`);
   for (;;) {
     floor.send({ kind: 'count' });
     const counted = await floor.next('counted');
@@ -184,8 +192,9 @@ async function main(): Promise<void> {
     children.send({ kind: 'arm', target: 'xds', round });
     await children.next('armed', (m) => m.target === 'xds' && m.round === round);
     const received = children.next('received', (m) => m.target === 'xds' && m.round === round);
+    const snapshot = snapshotForRound(round);
     const t0 = wallMs();
-    engine.cache.setSnapshot(snapshotForRound(round));
+    engine.cache.setSnapshot(snapshot);
     const updated = wallMs() - t0;
     // Runs after the engine's flush (scheduled first): when every write was handed to gRPC.
     const flushed = new Promise<number>((resolve) => setImmediate(() => resolve(wallMs() - t0)));
@@ -223,6 +232,8 @@ async function main(): Promise<void> {
   log(`after the rounds: ${memory()}`);
   let warmStormS: number | null = null;
   let coldStormS: number | null = null;
+  let warmStormCpuS: number | null = null;
+  let coldStormCpuS: number | null = null;
   if (!skipStorm) {
     const restart = async () => {
       engine.xds.close();
@@ -233,19 +244,27 @@ async function main(): Promise<void> {
     children.send({ kind: 'storm', cold: false });
     await children.next('stormArmed');
     const w0 = wallMs();
+    const wCpu = cpuSeconds();
     await restart();
     await until('warm storm', () => engine.xds.streamsInSync(2) === clients);
     warmStormS = (wallMs() - w0) / 1000;
-    log(`reconnect storm, clients keep their config: all ${clients} streams back in sync after ${warmStormS.toFixed(2)} s; ${memory()}`);
+    warmStormCpuS = cpuSeconds() - wCpu;
+    log(
+      `reconnect storm, clients keep their config: all ${clients} streams back in sync after ${warmStormS.toFixed(2)} s (control plane CPU ${warmStormCpuS.toFixed(1)} s); ${memory()}`,
+    );
 
     // Clients that lost everything: every client needs the full config again.
     children.send({ kind: 'storm', cold: true });
     await children.next('stormArmed');
     const done = children.next('stormDone');
     const c0 = wallMs();
+    const cCpu = cpuSeconds();
     await restart();
     coldStormS = ((await done).at - c0) / 1000;
-    log(`reconnect storm, clients start empty: all ${clients} hold the full config after ${coldStormS.toFixed(2)} s; ${memory()}`);
+    coldStormCpuS = cpuSeconds() - cCpu;
+    log(
+      `reconnect storm, clients start empty: all ${clients} hold the full config after ${coldStormS.toFixed(2)} s (control plane CPU ${coldStormCpuS.toFixed(1)} s); ${memory()}`,
+    );
   }
 
   const stats = children.next('stats');
@@ -271,8 +290,11 @@ async function main(): Promise<void> {
     client_rss_mb: Math.round(clientRssMb),
     floor_rss_mb: Math.round(floorRssMb),
     initial_sync_s: round2(initialSyncS),
+    initial_sync_cpu_s: round2(initialSyncCpuS),
     storm_s: coldStormS === null ? null : round2(coldStormS),
+    storm_cpu_s: coldStormCpuS === null ? null : round2(coldStormCpuS),
     warm_storm_s: warmStormS === null ? null : round2(warmStormS),
+    warm_storm_cpu_s: warmStormCpuS === null ? null : round2(warmStormCpuS),
     targets: { ratio: 1.5, rss_mb: 512 },
   };
   engine.xds.close();

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { XdsTypeUrl } from '@switchyard/shared';
-import { nodeGroups, type NodeGroup, type ProtoObject, type ResourcesByName, type Snapshot } from '../resources.js';
+import { nodeGroups, type NodeGroup, type ProtoObject, type ResourceSet, type ResourcesByName, type Snapshot } from '../resources.js';
 import { encodeResource, type EncodedResource } from './encoding.js';
 import { TypeState } from './type-state.js';
 import { pushOrder, typeNames, type NodeInfo } from './types.js';
@@ -72,7 +72,9 @@ export class XdsCache {
     const encodedThisTime = new Map<ProtoObject, EncodedResource>();
     const planned: { state: TypeState; changes: Map<string, EncodedResource | undefined>; counts: SnapshotChanges }[] = [];
     for (const group of nodeGroups) {
-      const set = snapshot[group];
+      const set = snapshot[group] as ResourceSet | undefined;
+      // A missing group is a translator bug, not "delete everything for those clients".
+      if (!(set instanceof Map)) throw new Error(`snapshot has no resource set for node group ${group}`);
       for (const typeUrl of pushOrder) {
         const state = this.typeState(group, typeUrl);
         const counts: SnapshotChanges = { group, typeUrl, added: 0, updated: 0, removed: 0, revision: state.revision };
@@ -133,6 +135,8 @@ export function diffResources(
     if (current === undefined) counts.added++;
     else counts.updated++;
   }
+  // Every desired name that already existed was found above: equal counts mean nothing is gone.
+  if (desired.size - counts.added === state.resources.size) return changes;
   for (const name of state.resources.keys()) {
     if (!desired.has(name)) {
       changes.set(name, undefined);

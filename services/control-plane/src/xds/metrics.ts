@@ -12,6 +12,7 @@ export interface XdsMetrics {
   badRequests: Counter<'reason'>;
   heldRequests: Gauge;
   pushQueue: Gauge;
+  bytesInFlight: Gauge;
 }
 
 /** Re-registering on the same registry (a restarted engine in one process) reuses the metric. */
@@ -23,6 +24,7 @@ interface GaugeSources {
   cache: XdsCache;
   held: () => number;
   queued: () => number;
+  bytesInFlight: () => number;
 }
 
 /** Scrape-time gauges read from whichever engine registered last on a registry. */
@@ -130,6 +132,19 @@ export function createXdsMetrics(registry: Registry, source: GaugeSources): XdsM
           registers,
           collect() {
             this.set(current().queued());
+          },
+        }),
+    ),
+    bytesInFlight: once(
+      registry,
+      'switchyard_xds_send_bytes_in_flight',
+      () =>
+        new Gauge({
+          name: 'switchyard_xds_send_bytes_in_flight',
+          help: 'Response bytes handed to gRPC and not yet taken by the transport (bounded by the send budget).',
+          registers,
+          collect() {
+            this.set(current().bytesInFlight());
           },
         }),
     ),

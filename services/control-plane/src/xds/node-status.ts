@@ -15,7 +15,15 @@ export interface TypeDelivery {
   ackedAt: string | null;
   /** A response is written and not yet ACKed or NACKed. */
   inFlight: boolean;
+  /**
+   * The client ACKed the desired state of everything it subscribes to, and nothing newer waits.
+   * (For named subscriptions the versions are of the subscribed subset, so comparing them with
+   * the whole type's version says nothing; this does.)
+   */
+  upToDate: boolean;
   lastNack: { version: string; errorDetail: string; at: string } | null;
+  /** CDS/LDS resources whose current version the client rejected; it is sent what it kept instead. */
+  rejected: { name: string; version: string }[];
 }
 
 export interface NodeStatus {
@@ -63,10 +71,18 @@ export function nodeStatuses(streams: Iterable<{ stream: XdsStream; api: string 
         ackedVersion: view.ackedVersion,
         ackedAt: view.ackedAt === undefined ? null : iso(view.ackedAt),
         inFlight: view.inflight !== undefined,
+        upToDate:
+          view.status === 'ACKED' &&
+          view.inflight === undefined &&
+          !view.mustRespond &&
+          view.synced === view.state.revision &&
+          view.overrides.size === 0 &&
+          view.rejected.size === 0,
         lastNack:
           view.nack === undefined
             ? null
             : { version: view.nack.version, errorDetail: view.nack.errorDetail.message, at: iso(view.nack.at) },
+        rejected: [...view.rejected].map(([name, r]) => ({ name, version: r.version })),
       };
     }
   }

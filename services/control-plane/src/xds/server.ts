@@ -19,7 +19,7 @@ import { nodeStatuses, type NodeStatus } from './node-status.js';
 import { PushScheduler } from './scheduler.js';
 import { BadRequest, XdsStream, type StreamHooks } from './stream.js';
 import { Subscription } from './type-state.js';
-import { isFullSetType, isXdsTypeUrl, typeNames, type XdsMode } from './types.js';
+import { isXdsTypeUrl, typeNames, type XdsMode } from './types.js';
 
 export interface XdsServerDeps {
   logger: Logger;
@@ -31,8 +31,10 @@ export interface XdsServerDeps {
    * so a fleet that connected at once (after a restart) reconnects spread out, not at once.
    */
   maxStreamAgeMs?: number;
-  /** Bytes written but not yet taken by the transport before pushes wait (default 64 MiB). */
+  /** Bytes written but not yet taken by the transport before pushes wait (default 32 MiB). */
   sendBudgetBytes?: number;
+  /** A stream whose writes make no progress for this long is ended (default 60 s). */
+  stalledWriteMs?: number;
   random?: () => number;
 }
 
@@ -40,6 +42,8 @@ export interface XdsServer {
   /** Per-node delivery state for GET /v1/nodes. */
   nodes(): NodeStatus[];
   readonly streamCount: number;
+  /** Bytes handed to gRPC and not yet taken by the transport (bounded by the send budget). */
+  readonly bytesInFlight: number;
   /** True when no stream has a request held, a push queued or a response unanswered. */
   settled(): boolean;
   /** Streams whose every requested type is sent, answered and current (at least `minTypes` requested). */
@@ -76,13 +80,15 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
   warmUpEncoding();
   const logger = deps.logger;
   const random = deps.random ?? Math.random;
+  const stalledWriteMs = deps.stalledWriteMs ?? 60_000;
   const entries = new Set<StreamEntry>();
   let nextStreamId = 0;
-  const scheduler = new PushScheduler<XdsStream>(deps.sendBudgetBytes ?? 64 * 1024 * 1024);
+  const scheduler = new PushScheduler<XdsStream>(deps.sendBudgetBytes ?? 32 * 1024 * 1024);
   const metrics = createXdsMetrics(deps.registry, {
     cache,
     held: () => [...entries].reduce((n, e) => n + e.stream.heldRequests, 0),
     queued: () => scheduler.queued,
+    bytesInFlight: () => scheduler.inFlight,
   });
   const emit = (event: Omit<XdsEvent, 'schemaVersion' | 'ts'>) => deps.onEvent?.({ schemaVersion: 1, ts: Date.now(), ...event });
   const labels = labelCache(metrics);
@@ -110,8 +116,17 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
         send: (response) => {
           if (ended) return;
           const size = response.bytes.length;
+          outstanding += size;
           scheduler.writing(size);
-          call.write(response.bytes, () => scheduler.written(size));
+          stalled ??= setTimeout(onStalled, stalledWriteMs).unref();
+          call.write(response.bytes, () => {
+            // grpc-js never calls back for writes on a call that died; cleanup releases those.
+            if (cleaned) return;
+            outstanding -= size;
+            scheduler.written(size);
+            clearTimeout(stalled);
+            stalled = outstanding > 0 ? setTimeout(onStalled, stalledWriteMs).unref() : undefined;
+          });
           const type = typeNames[response.typeUrl];
           labels.pushes(type, mode).inc();
           labels.pushBytes(type).inc(size);
@@ -156,6 +171,15 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
         dirty: () => scheduler.markDirty(stream),
       };
       const stream = new XdsStream(++nextStreamId, mode, cache, hooks, fixedType, Date.now());
+      // Bytes written to this call and not yet taken by the transport, and a timer that ends a
+      // call whose client stopped reading (it would otherwise hold the shared send budget).
+      let outstanding = 0;
+      let stalled: NodeJS.Timeout | undefined;
+      const onStalled = () => {
+        metrics.badRequests.inc({ reason: 'stalled' });
+        warnOnce('stalled', { outstandingBytes: outstanding }, 'xDS client stopped reading its responses; ending the stream');
+        end(grpc.status.UNAVAILABLE, 'the client stopped reading responses');
+      };
       const entry: StreamEntry = { stream, api, call: call as grpc.ServerDuplexStream<unknown, Buffer> };
       entries.add(entry);
 
@@ -198,6 +222,9 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
         cleaned = true;
         ended = true;
         if (ageTimer) clearTimeout(ageTimer);
+        clearTimeout(stalled);
+        scheduler.written(outstanding);
+        outstanding = 0;
         entries.delete(entry);
         scheduler.forget(stream);
         stream.close();
@@ -261,6 +288,9 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
     get streamCount() {
       return entries.size;
     },
+    get bytesInFlight() {
+      return scheduler.inFlight;
+    },
     settled: () =>
       scheduler.queued === 0 &&
       [...entries].every(({ stream }) => stream.heldRequests === 0 && [...stream.views.values()].every((v) => v.inflight === undefined)),
@@ -278,8 +308,8 @@ function fetchResponse(cache: XdsCache, request: SotwRequest, typeUrl: XdsTypeUr
   const group = request.node === undefined ? 'envoy' : nodeGroupOf(request.node);
   const state = cache.typeState(group, typeUrl);
   const names = decodeNames(request.names);
-  const wildcard = names.length === 0 || names.includes('*');
-  const sub = new Subscription(state, 'fetch', wildcard || (names.length === 0 && isFullSetType(typeUrl)), new Set(names));
+  // Fetch (REST-style polling) has no legacy rules: no names means every resource of the type.
+  const sub = new Subscription(state, 'fetch', names.length === 0 || names.includes('*'), new Set(names));
   return encodeDiscoveryResponse({ versionInfo: sub.contentVersion(), typeUrl, nonce: '', resources: sub.resources() });
 }
 

@@ -21,6 +21,7 @@ import {
   type TypeState,
 } from './type-state.js';
 import { isFullSetType, isXdsTypeUrl, pushOrder, type ErrorDetail, type NodeInfo, type XdsMode } from './types.js';
+import { blame, keepRejected, type RejectedResource, type SentForBlame } from './rejections.js';
 
 /** CSDS words for where a type stands with one client. */
 export type DeliveryStatus = 'REQUESTED' | 'ACKED' | 'NACKED';
@@ -32,7 +33,7 @@ export interface NackRecord {
   at: number;
 }
 
-interface Inflight {
+interface Inflight extends SentForBlame {
   nonce: string;
   version: string;
   resources: number;
@@ -61,6 +62,12 @@ export interface TypeView extends SyncedView {
   everNamed: boolean;
   /** SotW first request that arrived before the cache was ready: its version_info, checked once ready. */
   versionToCheck: string | undefined;
+  /**
+   * SotW CDS/LDS: resources the client rejected, by name. A full set must name every resource,
+   * so until the desired version changes, later sets carry what the client kept instead of the
+   * version it rejected — otherwise every unrelated change would be NACKed again.
+   */
+  rejected: Map<string, RejectedResource>;
 }
 
 /** A response ready to write: the bytes may be shared with every other stream that gets the same. */
@@ -89,6 +96,8 @@ export interface StreamHooks {
 
 /** A request the stream cannot serve; the server ends the stream with INVALID_ARGUMENT. */
 export class BadRequest extends Error {}
+
+const nothingPending: Pending = Object.freeze({ upserts: [], replaced: [], removals: [] });
 
 let nonceCounter = 0;
 /** Nonces are unique process-wide, so one encoded response can be shared by many streams. */
@@ -231,6 +240,7 @@ export class XdsStream {
         mustRespond: false,
         everNamed: false,
         versionToCheck: undefined,
+        rejected: new Map(),
       };
       state.views.add(view);
       this.views.set(typeUrl, view);
@@ -251,6 +261,9 @@ export class XdsStream {
     if (errorDetail !== undefined) {
       view.status = 'NACKED';
       view.nack = { version: inflight.version, nonce, errorDetail, at: this.now() };
+      for (const { resource, had } of blame(inflight, errorDetail.message)) {
+        view.rejected.set(resource.name, { version: resource.version, keeps: had });
+      }
       this.hooks.nacked(view, view.nack);
     } else {
       view.status = 'ACKED';
@@ -262,7 +275,7 @@ export class XdsStream {
 
   private updateSotwSubscription(view: TypeView, req: SotwRequest): void {
     const current = view.subscription;
-    if (current?.raw !== undefined && current.raw.equals(req.names)) return;
+    if (current?.raw !== undefined && (req.knownNames === current.raw || current.raw.equals(req.names))) return;
     const state = view.state;
     const full = isFullSetType(view.typeUrl);
     let next: Subscription;
@@ -271,7 +284,7 @@ export class XdsStream {
       next = full && !view.everNamed ? state.wildcard : state.intern('raw:none', () => ({ names: [], wildcard: false }));
     } else {
       next = state.intern(
-        rawNamesKey(req.names),
+        req.namesKey ?? rawNamesKey(req.names),
         () => {
           const names = decodeNames(req.names);
           const wildcard = names.includes('*');
@@ -370,7 +383,8 @@ export class XdsStream {
       }
     }
     if (withUpserts.size > 0) return;
-    for (const plan of [...plans].reverse()) {
+    for (let i = plans.length - 1; i >= 0; i--) {
+      const plan = plans[i]!;
       if (plan.done || plan.view.inflight !== undefined || plan.pending.removals.length === 0) continue;
       this.sendRemovals(plan.view, plan.pending);
     }
@@ -378,7 +392,7 @@ export class XdsStream {
 
   private pendingOf(view: TypeView): Pending {
     const sub = view.subscription!;
-    if (view.synced === view.state.revision && view.overrides.size === 0) return { upserts: [], removals: [] };
+    if (view.synced === view.state.revision && view.overrides.size === 0) return nothingPending;
     if (view.overrides.size > 0) return pendingFor(view.state, view);
     return sub.memoized(`pending:${view.synced}`, () => pendingFor(view.state, view));
   }
@@ -387,21 +401,17 @@ export class XdsStream {
     const sub = view.subscription!;
     const retained = deferRemovals ? pending.removals : [];
     const shareable = view.overrides.size === 0;
-    let response: OutgoingResponse;
-    if (this.mode === 'sotw') {
-      if (isFullSetType(view.typeUrl)) {
-        const build = () => this.sotwResponse(view, [...sub.resources(), ...retained], retained.length > 0 ? '+retained' : '');
-        response = shareable && retained.length === 0 ? sub.memoized('sotw:full', build) : build();
-      } else {
-        const build = () => this.sotwResponse(view, pending.upserts, '');
-        response = shareable ? sub.memoized(`sotw:${view.synced}`, build) : build();
-      }
+    if (this.mode === 'sotw' && isFullSetType(view.typeUrl)) {
+      const full = this.fullSetResponse(view, retained);
+      this.transmit(view, full, { sent: full.sent, pending });
+    } else if (this.mode === 'sotw') {
+      const build = () => this.sotwResponse(view, pending.upserts, '');
+      this.transmit(view, shareable ? sub.memoized(`sotw:${view.synced}`, build) : build());
     } else {
       const removed = deferRemovals ? [] : pending.removals.map((r) => r.name);
       const build = () => this.deltaResponse(view, pending.upserts, removed);
-      response = shareable ? sub.memoized(`delta:${view.synced}:${deferRemovals}`, build) : build();
+      this.transmit(view, shareable ? sub.memoized(`delta:${view.synced}:${deferRemovals}`, build) : build());
     }
-    this.transmit(view, response);
     this.advance(view, retained);
   }
 
@@ -411,8 +421,7 @@ export class XdsStream {
     let response: OutgoingResponse;
     if (this.mode === 'sotw') {
       // Full-set type: the set without the removed resources is the removal.
-      const build = () => this.sotwResponse(view, sub.resources(), '');
-      response = shareable ? sub.memoized('sotw:full', build) : build();
+      response = this.fullSetResponse(view, []);
     } else {
       const build = () =>
         this.deltaResponse(
@@ -424,6 +433,28 @@ export class XdsStream {
     }
     this.transmit(view, response);
     this.advance(view, []);
+  }
+
+  /**
+   * A CDS/LDS set: every subscribed resource, plus resources kept back for a later removal, with
+   * rejected versions replaced by what the client kept. Shared between streams when plain.
+   */
+  private fullSetResponse(view: TypeView, retained: readonly HeldResource[]): OutgoingResponse & { sent: readonly HeldResource[] } {
+    const sub = view.subscription!;
+    let resources: readonly HeldResource[] = sub.resources();
+    let suffix = '';
+    if (view.rejected.size > 0) {
+      resources = keepRejected(view.rejected, sub.resources());
+      if (view.rejected.size > 0) suffix = '+kept';
+    }
+    if (retained.length > 0) {
+      resources = [...resources, ...retained];
+      suffix += '+retained';
+    }
+    if (suffix === '' && view.overrides.size === 0) {
+      return sub.memoized('sotw:full', () => ({ ...this.sotwResponse(view, resources, ''), sent: resources }));
+    }
+    return { ...this.sotwResponse(view, resources, suffix), sent: resources };
   }
 
   private sotwResponse(view: TypeView, resources: readonly HeldResource[], versionSuffix: string): OutgoingResponse {
@@ -448,7 +479,7 @@ export class XdsStream {
     };
   }
 
-  private transmit(view: TypeView, response: OutgoingResponse): void {
+  private transmit(view: TypeView, response: OutgoingResponse, blameable: SentForBlame = {}): void {
     view.latestNonce = response.nonce;
     view.sentVersion = response.version;
     view.inflight = {
@@ -457,6 +488,7 @@ export class XdsStream {
       resources: response.resources,
       removed: response.removed,
       sentAt: this.now(),
+      ...blameable,
     };
     view.mustRespond = false;
     this.hooks.send(response);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { XdsTypeUrl } from '@switchyard/shared';
-import { setVersion, type EncodedResource, type HeldResource } from './encoding.js';
+import { forgetNameSpan, rememberNameSpan, setVersion, type EncodedResource, type HeldResource } from './encoding.js';
 
 /**
  * The resources of one type for one node group, with a revision counter and a log of what
@@ -127,6 +127,7 @@ export class TypeState {
         wildcard && set.size === 0
           ? this.wildcard
           : new Subscription(this, key, wildcard, set, raw === undefined ? undefined : Buffer.from(raw));
+      if (sub.raw !== undefined) rememberNameSpan(sub.raw, set.size + (wildcard ? 1 : 0), key);
       this.interned.set(key, sub);
     }
     return sub;
@@ -134,7 +135,9 @@ export class TypeState {
 
   release(sub: Subscription): void {
     if (sub === this.wildcard) return;
-    if (--sub.refs <= 0) this.interned.delete(sub.key);
+    if (--sub.refs > 0) return;
+    this.interned.delete(sub.key);
+    if (sub.raw !== undefined) forgetNameSpan(sub.raw);
   }
 
   get subscriptionCount(): number {
@@ -162,6 +165,8 @@ export interface SyncedView {
 
 export interface Pending {
   upserts: EncodedResource[];
+  /** For each upsert, what the client holds now (null: nothing). */
+  replaced: (HeldResource | null)[];
   /** Resources the client holds that no longer exist. */
   removals: HeldResource[];
 }
@@ -240,13 +245,15 @@ export function rawNamesKey(raw: Uint8Array): string {
  */
 export function pendingFor(state: TypeState, view: SyncedView): Pending {
   const sub = view.subscription;
-  const pending: Pending = { upserts: [], removals: [] };
+  const pending: Pending = { upserts: [], replaced: [], removals: [] };
   if (sub === undefined) return pending;
   const consider = (name: string, had: HeldResource | null | undefined) => {
     if (!sub.includes(name)) return;
     const want = state.resources.get(name);
-    if (want !== undefined && had?.version !== want.version) pending.upserts.push(want);
-    else if (want === undefined && had) pending.removals.push(had);
+    if (want !== undefined && had?.version !== want.version) {
+      pending.upserts.push(want);
+      pending.replaced.push(had ?? null);
+    } else if (want === undefined && had) pending.removals.push(had);
   };
   if (view.synced === emptyView) {
     for (const r of sub.resources()) consider(r.name, view.overrides.get(r.name));

@@ -92,6 +92,13 @@ describe('the cache', () => {
     expect(cache.summary()).toEqual(before);
   });
 
+  it('refuses a snapshot without a resource set for every node group', () => {
+    const cache = new XdsCache();
+    const { envoy } = snapshotOf({ clusters: [cluster('a')] });
+    expect(() => cache.setSnapshot({ envoy } as never)).toThrow(/node group grpc/);
+    expect(cache.ready).toBe(false);
+  });
+
   it('notifies listeners with what changed, per group and type', () => {
     const cache = new XdsCache();
     cache.setSnapshot(snapshotOf({}));

@@ -72,6 +72,7 @@ describe('grpc-js-xds against the xDS server', () => {
       return n && ['lds', 'rds', 'cds', 'eds'].every((t) => n.types[t as 'lds']?.status === 'ACKED') && n;
     });
     expect(node.group).toBe('grpc');
+    expect(['lds', 'rds', 'cds', 'eds'].every((t) => node.types[t as 'lds']?.upToDate)).toBe(true);
     expect(node.userAgent.name).toBe('gRPC Node Pure JS');
     expect(node.types.cds?.subscribed).toBe(1);
     expect(running.events.some((e) => e.event === 'connect' && e.nodeId === 'node-ack')).toBe(true);
@@ -98,6 +99,7 @@ describe('grpc-js-xds against the xDS server', () => {
       return nack ?? undefined;
     });
     expect(nacked.errorDetail).toContain('MAGLEV');
+    expect(running.xds.nodes().find((x) => x.nodeId === 'node-nack')?.types.cds?.upToDate).toBe(false);
     expect(running.events.some((e) => e.event === 'nack' && e.error?.includes('MAGLEV'))).toBe(true);
     expect(await metricValue(running.registry, 'switchyard_xds_nacks_total', { type: 'cds' })).toBe(1);
     expect(await callName(c)).toBe('blue');
@@ -109,6 +111,30 @@ describe('grpc-js-xds against the xDS server', () => {
     await answers(c, 'green');
     expect(await metricValue(running.registry, 'switchyard_xds_pushes_total', { type: 'cds' })).toBe(cdsPushesBefore + 1);
     expect(await metricValue(running.registry, 'switchyard_xds_nacks_total', { type: 'cds' })).toBe(1);
+
+    // The node state names the rejected cluster; a new cluster makes CDS go out again, carrying
+    // the rejected one at the version the client kept, so it is ACKed, not NACKed again.
+    expect(running.xds.nodes().find((x) => x.nodeId === 'node-nack')?.types.cds?.rejected).toEqual([
+      { name: 'greeter-cluster', version: expect.any(String) },
+    ]);
+    // (grpc-js-xds asks for clusters by name: a second route makes it ask for a second one.)
+    const twoRoutes = route('greeter-route', 'greeter-cluster');
+    const vhost = (twoRoutes.virtual_hosts as { routes: unknown[] }[])[0]!;
+    vhost.routes.unshift({ match: { prefix: '/never.Used/' }, route: { cluster: 'other-cluster' } });
+    running.cache.setSnapshot(
+      snapshotOf({
+        ...badCluster,
+        routes: [twoRoutes],
+        clusters: [...badCluster.clusters!, cluster('other-cluster')],
+        endpoints: [...badCluster.endpoints!, endpoints('other-cluster', [green.port])],
+      }),
+    );
+    await waitFor(
+      'CDS with the new cluster ACKed',
+      () => running!.xds.nodes().find((x) => x.nodeId === 'node-nack')?.types.cds?.status === 'ACKED',
+    );
+    expect(await metricValue(running.registry, 'switchyard_xds_nacks_total', { type: 'cds' })).toBe(1);
+    expect(await callName(c)).toBe('green');
 
     // A fixed config goes out and is ACKed.
     running.cache.setSnapshot(snapshotOf(config([green.port])));

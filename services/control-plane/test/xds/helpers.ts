@@ -24,7 +24,9 @@ export interface RunningXds {
 }
 
 /** A real gRPC server with the xDS services on a free port (or the given one, for restarts). */
-export async function startXds(options: { cache?: XdsCache; port?: number; maxStreamAgeMs?: number } = {}): Promise<RunningXds> {
+export async function startXds(
+  options: { cache?: XdsCache; port?: number; maxStreamAgeMs?: number; stalledWriteMs?: number } = {},
+): Promise<RunningXds> {
   const cache = options.cache ?? new XdsCache();
   const server = new grpc.Server();
   const registry = new Registry();
@@ -34,6 +36,7 @@ export async function startXds(options: { cache?: XdsCache; port?: number; maxSt
     registry,
     onEvent: (e) => events.push(e),
     maxStreamAgeMs: options.maxStreamAgeMs,
+    stalledWriteMs: options.stalledWriteMs,
   });
   const port = await bind(server, options.port);
   return {

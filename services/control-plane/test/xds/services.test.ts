@@ -1,6 +1,7 @@
+import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { grpcService, loadGrpcPackage, protoFiles, TypeUrl } from '@switchyard/shared';
+import { grpcService, loadGrpcPackage, lookupType, protoFiles, TypeUrl } from '@switchyard/shared';
 import { cluster, endpoints, metricValue, snapshotOf, startXds, waitFor, type RunningXds } from './helpers.js';
 
 /** The per-type services, Fetch, bad input and stream age, with proto-loader clients. */
@@ -8,6 +9,7 @@ import { cluster, endpoints, metricValue, snapshotOf, startXds, waitFor, type Ru
 const pkg = loadGrpcPackage([protoFiles.cds, protoFiles.eds, protoFiles.sds]);
 const service = (name: string) => grpcService(pkg, name);
 const node = { id: 'per-type', cluster: 'test', user_agent_name: 'envoy' };
+const DiscoveryRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
 
 interface Response {
   version_info: string;
@@ -86,6 +88,34 @@ describe('per-type xDS services', () => {
     expect((await first).resources).toHaveLength(1);
     expect(await metricValue(running.registry, 'switchyard_xds_bad_requests_total', { reason: 'unknown_type' })).toBe(1);
     call.cancel();
+  });
+
+  it('ends a stream whose client stops reading, releasing its share of the send budget', async () => {
+    running = await startXds({ stalledWriteMs: 300 });
+    // About 1.5 MB of clusters, far more than one HTTP/2 window.
+    running.cache.setSnapshot(snapshotOf({ clusters: Array.from({ length: 20_000 }, (_, i) => cluster(`c${i}`)) }));
+    // A raw HTTP/2 client that sends one request and never reads: no window updates, so the
+    // server's write cannot complete.
+    const session = http2.connect(`http://127.0.0.1:${running.port}`);
+    session.on('error', () => undefined);
+    const req = session.request({
+      ':method': 'POST',
+      ':path': '/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    req.on('error', () => undefined);
+    req.pause();
+    const message = DiscoveryRequest.encode(DiscoveryRequest.fromObject({ node, type_url: TypeUrl.Cluster })).finish();
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    req.write(frame);
+    await waitFor('bytes stuck in flight', () => running!.xds.bytesInFlight > 1024 * 1024);
+    await waitFor('the stalled stream ended', () => running!.xds.streamCount === 0);
+    expect(running.xds.bytesInFlight).toBe(0);
+    expect(await metricValue(running.registry, 'switchyard_xds_bad_requests_total', { reason: 'stalled' })).toBe(1);
+    session.destroy();
   });
 
   it('ends streams at their (jittered) maximum age so clients reconnect', async () => {

@@ -3,6 +3,8 @@ import { lookupType, TypeUrl, type XdsTypeUrl } from '@switchyard/shared';
 import { XdsCache } from '../../src/xds/cache.js';
 import { decodeDiscoveryRequest, type SotwRequest } from '../../src/xds/encoding.js';
 import { XdsStream, type NackRecord, type OutgoingResponse } from '../../src/xds/stream.js';
+import { blame } from '../../src/xds/rejections.js';
+import { encodeResource } from '../../src/xds/encoding.js';
 import { cluster, endpoints, listener, route, snapshotOf, type ConfigSpec } from './helpers.js';
 
 /**
@@ -43,6 +45,8 @@ function request(fields: {
 interface Sent {
   type: string;
   names: string[];
+  /** The resources as decoded from the wire (enums as names). */
+  decoded: Record<string, unknown>[];
   version: string;
   nonce: string;
 }
@@ -58,21 +62,14 @@ function harness(spec: ConfigSpec | undefined) {
     cache,
     {
       send: (r) => {
-        const decoded = DiscoveryResponse.toObject(DiscoveryResponse.decode(r.bytes)) as {
-          resources?: { value: Uint8Array }[];
-          version_info: string;
-        };
-        const names = (decoded.resources ?? []).map((any) => {
-          const inner = lookupType(r.typeUrl).decode(any.value) as unknown as { name?: string; cluster_name?: string };
-          return inner.name ?? inner.cluster_name ?? '';
-        });
-        sent.push({
-          type: { [CDS]: 'cds', [EDS]: 'eds', [LDS]: 'lds', [RDS]: 'rds' }[r.typeUrl as string] ?? '?',
-          names,
-          version: r.version,
-          nonce: r.nonce,
-          raw: r,
-        });
+        const decoded = DiscoveryResponse.toObject(DiscoveryResponse.decode(r.bytes)) as { resources?: { value: Uint8Array }[] };
+        const type = lookupType(r.typeUrl);
+        const resources = (decoded.resources ?? []).map(
+          (any) => type.toObject(type.decode(any.value), { enums: String }) as Record<string, unknown>,
+        );
+        const names = resources.map((x) => (x.name ?? x.cluster_name ?? '') as string);
+        const short = { [CDS]: 'cds', [EDS]: 'eds', [LDS]: 'lds', [RDS]: 'rds' }[r.typeUrl as string] ?? '?';
+        sent.push({ type: short, names, decoded: resources, version: r.version, nonce: r.nonce, raw: r });
       },
       connected: () => undefined,
       acked: () => undefined,
@@ -189,6 +186,46 @@ describe('State-of-the-World stream', () => {
     expect(h.sent).toHaveLength(3);
   });
 
+  it('keeps sending what the client kept for a rejected cluster, so unrelated changes are not NACKed again', () => {
+    const h = harness(twoClusters);
+    h.send({ type: CDS });
+    h.tick();
+    const good = h.last('cds');
+    h.send({ type: CDS, nonce: good.nonce, version: good.version });
+    const aVersion = (spec: ConfigSpec) => {
+      const c = new XdsCache();
+      c.setSnapshot(snapshotOf(spec));
+      return c.typeState('envoy', CDS).resources.get('a')!.version;
+    };
+    const badA = { ...twoClusters, clusters: [cluster('a', { lb_policy: 'MAGLEV' }), cluster('b')] };
+    h.cache.setSnapshot(snapshotOf(badA));
+    h.tick();
+    const bad = h.last('cds');
+    h.send({ type: CDS, nonce: bad.nonce, version: bad.version, error: 'resource index 0: unsupported lb_policy' });
+    expect(h.stream.views.get(CDS)?.rejected).toEqual(new Map([['a', expect.objectContaining({ version: aVersion(badA) })]]));
+
+    // b changes: the set carries a at the version the client kept.
+    const bChanged = {
+      ...twoClusters,
+      clusters: [cluster('a', { lb_policy: 'MAGLEV' }), cluster('b', { connect_timeout: { seconds: 3 } })],
+    };
+    h.cache.setSnapshot(snapshotOf(bChanged));
+    h.tick();
+    const next = h.last('cds');
+    const lbPolicy = (sent: Sent, name: string) => sent.decoded.find((x) => x.name === name)?.lb_policy;
+    expect(next.names).toEqual(['a', 'b']);
+    expect(lbPolicy(next, 'a')).toBe('ROUND_ROBIN');
+    expect(next.decoded.find((x) => x.name === 'b')?.connect_timeout).toEqual(expect.objectContaining({ seconds: expect.anything() }));
+    h.send({ type: CDS, nonce: next.nonce, version: next.version });
+    expect(h.stream.views.get(CDS)?.status).toBe('ACKED');
+
+    // a is fixed: the new version goes out and the rejection is forgotten.
+    h.cache.setSnapshot(snapshotOf({ ...bChanged, clusters: [cluster('a', { lb_policy: 'LEAST_REQUEST' }), bChanged.clusters![1]!] }));
+    h.tick();
+    expect(lbPolicy(h.last('cds'), 'a')).toBe('LEAST_REQUEST');
+    expect(h.stream.views.get(CDS)?.rejected.size).toBe(0);
+  });
+
   it('ignores requests with a stale nonce', () => {
     const h = harness(twoClusters);
     h.send({ type: EDS, names: ['a'] });
@@ -278,5 +315,31 @@ describe('State-of-the-World stream', () => {
       ['eds', ['green']],
       ['cds', ['green']],
     ]);
+  });
+});
+
+describe('blaming a NACK', () => {
+  const a = encodeResource(CDS, 'sy-acme-api-blue', cluster('sy-acme-api-blue'));
+  const b = encodeResource(CDS, 'sy-acme-api-green', cluster('sy-acme-api-green'));
+  const c = encodeResource(CDS, 'other', cluster('other'));
+  const inflight = { sent: [c, a, b], pending: { upserts: [a, b], replaced: [null, null], removals: [] } };
+  const cases: [string, string, string[]][] = [
+    ['Envoy names the cluster', 'Error adding/updating cluster(s) sy-acme-api-green: bad lb', ['sy-acme-api-green']],
+    [
+      'grpc-js-xds points at the index sent',
+      'xDS response validation errors: [resource index 1: unsupported lb_policy]',
+      ['sy-acme-api-blue'],
+    ],
+    ['a name inside a longer name is not a mention', 'Error adding/updating cluster(s) sy-acme-api-blue-2: x', []],
+    ['nothing recognisable and two changes: nobody', 'something failed', []],
+    ['an unchanged cluster named: nobody', 'cluster other is bad', []],
+  ];
+  for (const [label, message, want] of cases) {
+    it(label, () => expect(blame(inflight, message).map((x) => x.resource.name)).toEqual(want));
+  }
+  it('the only change is blamed when the message says nothing usable', () => {
+    expect(blame({ sent: [a], pending: { upserts: [a], replaced: [null], removals: [] } }, 'rejected').map((x) => x.resource.name)).toEqual(
+      [a.name],
+    );
   });
 });
