@@ -42,7 +42,7 @@ const ioByProgram = new WeakMap<Command, CliIO>();
 /** The root `syctl` command with the global options; commands are added by `register<Thing>(program)`. */
 export function createProgram(io: CliIO): Command {
   const program = new Command('syctl')
-    .description('Manage Switchyard: tenants, tokens, services, traffic and the xDS clients.')
+    .description('Manage Switchyard: tenants, tokens, services, traffic, deployments, events, load and the xDS clients.')
     .version('0.1.0')
     .addOption(new Option('--api <url>', `management API URL (env SWITCHYARD_API, default ${defaultApi})`))
     .addOption(new Option('--token <token>', 'bearer token: the admin token or a tenant token (env SWITCHYARD_TOKEN)'))

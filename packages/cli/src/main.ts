@@ -10,6 +10,7 @@ import { registerToken } from './commands/token.js';
 import { registerTraffic } from './commands/traffic.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerLoad } from './commands/load.js';
+import { registerEvents } from './commands/events.js';
 
 /** `syctl` with every command. A new command is a file in commands/ exporting `register<Thing>(program)`, added here. */
 export function buildProgram(io: CliIO): Command {
@@ -21,6 +22,7 @@ export function buildProgram(io: CliIO): Command {
   registerNodes(program);
   registerDeploy(program);
   registerLoad(program);
+  registerEvents(program);
   return program;
 }
 

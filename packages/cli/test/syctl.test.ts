@@ -308,7 +308,7 @@ describe('syctl exit codes and error messages', () => {
     const help = await syctl(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain(
-      'Exit codes: 0 ok, 1 the API answered with an error, 2 usage or input file error, 3 the API cannot be reached.',
+      'Exit codes: 0 ok, 1 the API answered with an error, 2 usage or input file error, 3 the API cannot be reached,\n4 a followed deployment was rolled back or failed.',
     );
     for (const command of ['tenant', 'token', 'service', 'traffic', 'nodes']) expect(help.stdout).toContain(command);
     expect((await syctl(['--version'])).code).toBe(0);

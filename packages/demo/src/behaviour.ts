@@ -9,6 +9,12 @@ export interface DemoBehaviour {
   failRate: number;
   /** Milliseconds after start when the health endpoint starts failing; 0 = never. */
   unhealthyAfterMs: number;
+  /**
+   * A directory where a file named `<port>.unhealthy` makes this one instance fail its health
+   * checks (gRPC: it stops accepting new connections, so TCP checks fail while calls on open
+   * connections still finish). Lets a test break exactly one instance of a revision.
+   */
+  chaosDir?: string;
 }
 
 export function behaviourFromEnv(env: NodeJS.ProcessEnv = process.env): DemoBehaviour {
@@ -16,6 +22,7 @@ export function behaviourFromEnv(env: NodeJS.ProcessEnv = process.env): DemoBeha
     revision: env.REVISION ?? env.SWITCHYARD_REVISION ?? 'unknown',
     failRate: clampRate(Number(env.FAIL_RATE ?? 0)),
     unhealthyAfterMs: Math.max(0, Number(env.UNHEALTHY_AFTER_MS ?? 0) || 0),
+    ...(env.CHAOS_DIR ? { chaosDir: env.CHAOS_DIR } : {}),
   };
 }
 

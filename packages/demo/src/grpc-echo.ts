@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { grpcService, loadGrpcPackage, protoFiles } from '@switchyard/shared';
 import type { DemoBehaviour } from './behaviour.js';
@@ -42,9 +44,22 @@ export async function startGrpcEcho(
   boundPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  const startedAt = Date.now();
+  const chaos = setInterval(() => {
+    const expired = behaviour.unhealthyAfterMs > 0 && Date.now() - startedAt > behaviour.unhealthyAfterMs;
+    const flagged = behaviour.chaosDir !== undefined && existsSync(join(behaviour.chaosDir, `${boundPort}.unhealthy`));
+    if (expired || flagged) {
+      clearInterval(chaos);
+      server.unbind(`127.0.0.1:${boundPort}`);
+    }
+  }, 100);
+  chaos.unref();
   return {
     port: boundPort,
     calls: () => calls,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    close: () => {
+      clearInterval(chaos);
+      return new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
   };
 }

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { DemoBehaviour } from './behaviour.js';
 
@@ -15,7 +17,10 @@ export async function startHttpEcho(
     const url = new URL(req.url ?? '/', 'http://localhost');
     const instance = `${req.socket.localAddress}:${(server.address() as AddressInfo).port}`;
     if (url.pathname === '/healthz') {
-      const failing = behaviour.unhealthyAfterMs > 0 && Date.now() - startedAt > behaviour.unhealthyAfterMs;
+      const port = (server.address() as AddressInfo).port;
+      const failing =
+        (behaviour.unhealthyAfterMs > 0 && Date.now() - startedAt > behaviour.unhealthyAfterMs) ||
+        (behaviour.chaosDir !== undefined && existsSync(join(behaviour.chaosDir, `${port}.unhealthy`)));
       res.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ healthy: !failing }));
       return;

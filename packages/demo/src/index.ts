@@ -1,4 +1,5 @@
 export { behaviourFromEnv, listenPort, type DemoBehaviour } from './behaviour.js';
 export { startHttpEcho } from './http-echo.js';
 export { startGrpcEcho, echoClientConstructor, echoServiceName, type EchoReply, type EchoRequest } from './grpc-echo.js';
-export { runLoad, xdsBootstrap, type LoadOptions, type LoadReport } from './load.js';
+export { runLoad, xdsBootstrap, useControlPlane, type LoadOptions, type LoadReport } from './load.js';
+export { demoPlan, type DemoPlan } from './demo-services.js';

@@ -35,6 +35,20 @@ export function xdsBootstrap(controlPlane: string, nodeId: string): string {
   });
 }
 
+let xdsRegistered = false;
+
+/**
+ * Points this process's proxyless gRPC clients at a control plane. grpc-js-xds reads its
+ * bootstrap once, so this must run before the first xds:/// channel; later calls are ignored.
+ */
+export async function useControlPlane(controlPlane: string, nodeId: string): Promise<void> {
+  if (xdsRegistered) return;
+  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = xdsBootstrap(controlPlane, nodeId);
+  const xds = await import('@grpc/grpc-js-xds');
+  xds.register();
+  xdsRegistered = true;
+}
+
 type Caller = () => Promise<{ instance: string }>;
 
 function grpcCaller(options: LoadOptions): { call: Caller; close(): void } {

@@ -74,6 +74,14 @@ export const eventStreamerEnv = z.object({
   SWITCHYARD_ADMIN_TOKEN: optionalString,
   /** Comma-separated JSON-lines files written by Envoy (health check `file` sink, outlier `event_log_path`). */
   EVENT_TAIL_FILES: z.string().default(''),
+  /** The node id of the Envoy whose event logs are tailed, named in its events. */
+  EVENT_TAIL_NODE: optionalString,
+  /** `server`: HDS, EventReporting and Watch (and tails EVENT_TAIL_FILES if set); `tailer`: only follows the files, beside an Envoy. */
+  EVENT_STREAMER_MODE: z.enum(['server', 'tailer']).default('server'),
+  /** How often Envoys send HDS results (the specifier's interval); a checker silent for three intervals stops voting. */
+  HDS_REPORT_INTERVAL_MS: millis(1000),
+  /** A Watch stream that stays full this long (the client does not read) is ended with RESOURCE_EXHAUSTED. */
+  WATCH_SLOW_WATCHER_MS: millis(10_000),
 });
 export type EventStreamerConfig = z.infer<typeof eventStreamerEnv>;
 
@@ -85,6 +93,14 @@ export const autoscalerEnv = z.object({
   AUTOSCALER_REPLICA_ID: optionalString,
   AUTOSCALER_LEASE_TTL_MS: millis(5000),
   DRAIN_TIMEOUT_MS: millis(30_000),
+  /** Address local instances listen on and are published with. */
+  LOCAL_INSTANCE_HOST: z.string().default('127.0.0.1'),
+  /** How long a local instance may take to pass its first health check. */
+  INSTANCE_START_TIMEOUT_MS: millis(60_000),
+  /** SIGTERM to SIGKILL for a local instance being stopped. */
+  INSTANCE_STOP_TIMEOUT_MS: millis(10_000),
+  /** Load samples stamped further ahead of this replica's clock are dropped. */
+  LOAD_MAX_CLOCK_SKEW_MS: millis(2000),
 });
 export type AutoscalerConfig = z.infer<typeof autoscalerEnv>;
 

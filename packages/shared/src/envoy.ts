@@ -49,6 +49,8 @@ export const protoFiles = {
   openTelemetryTracer: 'envoy/config/trace/v3/opentelemetry.proto',
   previousHosts: 'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   healthCheckEventFileSink: 'envoy/extensions/health_check/event_sinks/file/v3/file.proto',
+  healthCheckEvent: 'envoy/data/core/v3/health_check_event.proto',
+  outlierDetectionEvent: 'envoy/data/cluster/v3/outlier_detection_event.proto',
   fixedHeap: 'envoy/extensions/resource_monitors/fixed_heap/v3/fixed_heap.proto',
   downstreamConnections: 'envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto',
   metricsSink: 'envoy/config/metrics/v3/metrics_service.proto',

@@ -25,6 +25,7 @@ export {
   type JetStreamClient,
   type JetStreamManager,
 } from './nats.js';
+export { deliverOptions } from './nats.js';
 export * as messages from './messages.js';
 export {
   subjectKinds,
@@ -62,6 +63,7 @@ export {
   type ScalingSpec,
   type TenantSpec,
 } from './spec.js';
+export { scalingSpec } from './spec.js';
 export {
   protoIncludeDirs,
   protoFiles,

@@ -87,7 +87,7 @@ export const instanceEvent = z.object({
   schemaVersion: z.literal(1),
   ...revisionScope,
   instance: z.string(),
-  event: z.enum(['starting', 'ready', 'exited', 'start_failed', 'draining', 'stopped', 'replaced']),
+  event: z.enum(['starting', 'ready', 'exited', 'start_failed', 'draining', 'stopped', 'replaced', 'not_runnable']),
   detail: z.string().default(''),
   ts: timestamp,
 });

@@ -221,6 +221,17 @@ export function subscribe<K extends SubjectKindName>(
 
 export type ReplayFrom = { from: 'all' } | { from: 'new' } | { from: 'last_per_subject' } | { from: 'sequence'; sequence: number };
 
+/** The consumer settings that start delivery where `replay` says. */
+export function deliverOptions(replay: ReplayFrom) {
+  return replay.from === 'all'
+    ? { deliver_policy: 'all' as const }
+    : replay.from === 'new'
+      ? { deliver_policy: 'new' as const }
+      : replay.from === 'last_per_subject'
+        ? { deliver_policy: 'last_per_subject' as const }
+        : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
+}
+
 /**
  * Reads a JetStream stream through an ordered consumer (which survives reconnects and server
  * restarts by itself), typed and validated like {@link subscribe}. The handler gets the
@@ -235,18 +246,9 @@ export async function consumeStream<K extends SubjectKindName>(
 ): Promise<{ stop: () => Promise<void>; caughtUp: Promise<void> }> {
   const { dropped } = messageCounters(deps.registry);
   const js = jetstream(nc);
-  const replay = options.replay;
   let markCaughtUp = () => {};
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
-  const deliver =
-    replay.from === 'all'
-      ? { deliver_policy: 'all' as const }
-      : replay.from === 'new'
-        ? { deliver_policy: 'new' as const }
-        : replay.from === 'last_per_subject'
-          ? { deliver_policy: 'last_per_subject' as const }
-          : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
-  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.pattern, ...deliver });
+  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.pattern, ...deliverOptions(options.replay) });
   const messages = await consumer.consume();
   // Nothing to replay: caught up at once. Otherwise the message that leaves nothing pending marks it.
   if ((await consumer.info()).num_pending === 0) markCaughtUp();

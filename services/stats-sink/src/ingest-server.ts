@@ -140,7 +140,11 @@ export class IngestServer {
     call.on('error', () => stream.finish());
   };
 
-  private start(source: Source, call: grpc.ServerSurfaceCall, respond: (status?: Status) => void): IngestStream {
+  private start(
+    source: Source,
+    call: Pick<grpc.ServerReadableStream<unknown, unknown>, 'getPeer'>,
+    respond: (status?: Status) => void,
+  ): IngestStream {
     const { metrics, logger, limits, clock, aggregator } = this.options;
     const id = `${source}-${++this.nextId}`;
     const streamLogger = logger.child({ stream: id, source, peer: call.getPeer() });

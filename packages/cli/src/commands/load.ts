@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runLoad, xdsBootstrap, type LoadReport } from '@switchyard/demo';
+import { runLoad, useControlPlane, type LoadReport } from '@switchyard/demo';
 import { cliOf } from '../cli.js';
 import { usageError } from '../errors.js';
 import { table } from '../output.js';
@@ -27,12 +27,8 @@ export function registerLoad(program: Command): void {
           throw usageError(`--concurrency must be 1–10000 (got "${opts.concurrency}")`);
         const durationMs = parseDuration('--duration', opts.duration);
         const delayMs = parseDuration('--delay', opts.delay);
-        if (opts.envoy === undefined) {
-          const controlPlane = opts.xds ?? cli.io.env.SWITCHYARD_XDS ?? '127.0.0.1:18000';
-          process.env.GRPC_XDS_BOOTSTRAP_CONFIG = xdsBootstrap(controlPlane, `syctl-load-${process.pid}`);
-          const xds = await import('@grpc/grpc-js-xds');
-          xds.register();
-        }
+        if (opts.envoy === undefined)
+          await useControlPlane(opts.xds ?? cli.io.env.SWITCHYARD_XDS ?? '127.0.0.1:18000', `syctl-load-${process.pid}`);
         const target = opts.envoy ?? `xds:///${domain}`;
         const report = await runLoad({
           target,

@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buckets,
+  configKeys,
+  ensureStreams,
+  eventStreamerEnv,
+  loadConfig,
+  openBucket,
+  publishDurable,
+  startHost,
+  type Host,
+} from '@switchyard/shared';
+import { NatsServer, freePort } from '@switchyard/shared/testing';
+import { createEventStreamerService } from '@switchyard/event-streamer';
+import { createProgram, reportError, type CliIO } from '../src/cli.js';
+import { registerEvents } from '../src/commands/events.js';
+
+const adminToken = 'events-admin';
+const acmeToken = 'events-acme';
+
+let nats: NatsServer;
+let host: Host;
+let address: string;
+
+/** `syctl events …` in-process, against the event-streamer started below. */
+async function syctl(args: string[], env: Record<string, string | undefined> = {}) {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIO = {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+    env: { SWITCHYARD_EVENTS: address, ...env },
+    readFile: async () => '',
+  };
+  const program = createProgram(io);
+  registerEvents(program);
+  let code = 0;
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } catch (err) {
+    code = reportError(err, program, io);
+  }
+  return { code, stdout, stderr };
+}
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  const config = loadConfig(eventStreamerEnv, {
+    NATS_URL: nats.url,
+    LOG_LEVEL: 'silent',
+    SWITCHYARD_ADMIN_TOKEN: adminToken,
+    EVENT_STREAMER_GRPC_PORT: '0',
+    EVENT_STREAMER_ADMIN_PORT: String(await freePort()),
+  });
+  host = await startHost({
+    name: 'event-streamer',
+    services: [createEventStreamerService(config)],
+    natsUrl: config.NATS_URL,
+    grpcPort: config.EVENT_STREAMER_GRPC_PORT,
+    adminPort: config.EVENT_STREAMER_ADMIN_PORT,
+    logLevel: config.LOG_LEVEL,
+    otlpEndpoint: undefined,
+  });
+  address = `127.0.0.1:${host.grpcPort}`;
+  const kv = await openBucket(host.runtime.nc, buckets.config);
+  const tokenHash = createHash('sha256').update(acmeToken).digest('hex');
+  await kv.put(configKeys.token(tokenHash), JSON.stringify({ schemaVersion: 1, tenant: 'acme', createdAt: 1 }));
+  const { js } = await ensureStreams(host.runtime.nc);
+  const ts = Date.UTC(2024, 4, 1, 10, 0, 0);
+  await publishDurable(js, 'status', {
+    schemaVersion: 1,
+    tenant: 'acme',
+    service: 'api',
+    event: 'applied',
+    specRevision: 4,
+    revisions: ['blue'],
+    traffic: [{ revision: 'blue', percent: 100 }],
+    ts,
+  });
+  await publishDurable(js, 'health', {
+    schemaVersion: 1,
+    tenant: 'acme',
+    service: 'api',
+    revision: 'blue',
+    endpoint: { address: '10.0.0.5', port: 8080, id: 'i-3' },
+    state: 'unhealthy',
+    previous: 'healthy',
+    reason: '2 of 3 checkers report unhealthy',
+    votes: [],
+    ts: ts + 1000,
+  });
+  await publishDurable(js, 'instance', {
+    schemaVersion: 1,
+    tenant: 'beta',
+    service: 'db',
+    revision: 'r1',
+    instance: 'i-9',
+    event: 'ready',
+    detail: '',
+    ts: ts + 2000,
+  });
+});
+
+afterAll(async () => {
+  await host?.stop();
+  await nats?.dispose();
+});
+
+describe('syctl events against a running event-streamer', () => {
+  it('prints the retained events as readable lines and exits', async () => {
+    const result = await syctl(['events', '--token', adminToken]);
+    expect(result).toEqual({
+      code: 0,
+      stderr: '',
+      stdout: [
+        '2024-05-01T10:00:00.000Z  status    acme/api                  applied spec #4: revisions blue; traffic blue 100%',
+        '2024-05-01T10:00:01.000Z  health    acme/api/blue             10.0.0.5:8080 (i-3) healthy -> unhealthy: 2 of 3 checkers report unhealthy',
+        '2024-05-01T10:00:02.000Z  instance  beta/db/r1                i-9 ready',
+        '',
+      ].join('\n'),
+    });
+  });
+
+  it('prints JSON lines with -o json and narrows by kind', async () => {
+    const result = await syctl(['events', '-o', 'json', '--kind', 'health,instance'], { SWITCHYARD_TOKEN: adminToken });
+    expect(result.code).toBe(0);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { kind: string; payload: { state?: string } });
+    expect(lines.map((l) => l.kind)).toEqual(['health', 'instance']);
+    expect(lines[0]?.payload.state).toBe('unhealthy');
+  });
+
+  it('keeps a tenant token to its tenant', async () => {
+    const own = await syctl(['events'], { SWITCHYARD_TOKEN: acmeToken });
+    expect(own.code).toBe(0);
+    expect(own.stdout).not.toContain('beta/');
+    expect(own.stdout.trim().split('\n')).toHaveLength(2);
+    const other = await syctl(['events', '--tenant', 'beta'], { SWITCHYARD_TOKEN: acmeToken });
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('may only watch tenant "acme"');
+  });
+
+  it('exits 2 without a token, 1 with a bad one, 3 when the event-streamer cannot be reached', async () => {
+    expect((await syctl(['events'])).code).toBe(2);
+    const bad = await syctl(['events', '--token', 'nope']);
+    expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('unknown or revoked token') });
+    const nobody = `127.0.0.1:${await freePort()}`;
+    expect((await syctl(['events', '--token', adminToken, '--events', nobody])).code).toBe(3);
+  });
+});

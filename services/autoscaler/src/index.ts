@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { AutoscalerConfig, ServiceModule } from '@switchyard/shared';
+import { Autoscaler } from './autoscaler.js';
+import { staticProvider, type InstanceProvider } from './provider.js';
+import { localProvider } from './providers/local.js';
+
+export { Autoscaler, leaseKey, type AutoscalerOptions } from './autoscaler.js';
+export { decide, initialDeciderState, type Decision, type DeciderSettings, type DeciderState } from './decider/decider.js';
+export { revisionPlans, type RevisionPlan } from './desired-state.js';
+export { LeaderLease } from './lease.js';
+export { localProvider, type LocalProviderOptions } from './providers/local.js';
+export {
+  staticProvider,
+  notRunnableReason,
+  type InstanceProvider,
+  type InstanceView,
+  type RevisionInstances,
+  type RevisionHooks,
+} from './provider.js';
+
+/**
+ * The autoscaler as a service module: standalone (src/main.ts) or next to the other
+ * services in one host. Its admin route `GET /v1/autoscaler` shows the lease, every
+ * revision's instances and last decision, and the revisions the provider cannot run.
+ */
+export function createAutoscalerService(config: AutoscalerConfig): ServiceModule {
+  return {
+    name: 'autoscaler',
+    async start(runtime) {
+      const logger = runtime.logger;
+      const provider: InstanceProvider =
+        config.INSTANCE_PROVIDER === 'local'
+          ? localProvider({
+              host: config.LOCAL_INSTANCE_HOST,
+              startTimeoutMs: config.INSTANCE_START_TIMEOUT_MS,
+              stopTimeoutMs: config.INSTANCE_STOP_TIMEOUT_MS,
+              logger: logger.child({ provider: 'local' }),
+            })
+          : staticProvider;
+      const autoscaler = new Autoscaler({
+        nc: runtime.nc,
+        logger,
+        registry: runtime.observability.registry,
+        readiness: runtime.observability.readiness,
+        provider,
+        holder: `${config.AUTOSCALER_REPLICA_ID ?? hostname()}#${process.pid}-${randomBytes(3).toString('hex')}`,
+        leaseTtlMs: config.AUTOSCALER_LEASE_TTL_MS,
+        drainTimeoutMs: config.DRAIN_TIMEOUT_MS,
+        maxClockSkewMs: config.LOAD_MAX_CLOCK_SKEW_MS,
+        streamReplicas: config.NATS_STREAM_REPLICAS,
+      });
+      await autoscaler.start();
+      runtime.observability.health.set('autoscaler', () => ({ leader: autoscaler.isLeader, provider: provider.name }));
+      return {
+        adminRoutes: (app) => {
+          app.get('/v1/autoscaler', async () => autoscaler.describe());
+        },
+        stop: () => autoscaler.stop(),
+      };
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import type { InstanceEvent } from '@switchyard/shared';
+import type { RevisionPlan } from './desired-state.js';
+
+/**
+ * The seam between the autoscaler and whatever runs instances. The autoscaler decides how
+ * many instances a revision should serve with, publishes endpoint sets and decides when a
+ * draining instance may stop; a provider starts, health-gates, restarts and stops instances.
+ *
+ * Providers here: `local` (child processes, the all-in-one default) and `static` (runs
+ * nothing: revisions with endpoints in their spec go straight from spec to EDS through the
+ * control plane). A Kubernetes provider would implement the same interface with one
+ * Deployment per revision: `scale` sets `replicas` (plus instances still draining),
+ * `instances` comes from the revision's EndpointSlices (`ready` → ready, not ready →
+ * starting, `terminating`/`serving` → draining), a retired pod gets the lowest
+ * `controller.kubernetes.io/pod-deletion-cost` and is deleted once `drained` resolves, and
+ * `update` rolls the Deployment's pod template.
+ */
+
+export type InstanceState = 'starting' | 'ready' | 'draining';
+
+export interface InstanceView {
+  id: string;
+  address: string;
+  port: number;
+  state: InstanceState;
+  startedAt: number;
+}
+
+export type InstanceEventKind = InstanceEvent['event'];
+
+/** What a provider reports back to the autoscaler for one revision. */
+export interface RevisionHooks {
+  /** An instance appeared, changed state or went away: the endpoint set must be republished. */
+  changed(): void;
+  /** A lifecycle event, for the bus and the logs. */
+  event(instance: string, event: InstanceEventKind, detail: string): void;
+  /**
+   * Resolves once a draining instance may stop: its in-flight requests finished, or the
+   * drain timeout passed. The provider publishes nothing itself: the instance is already
+   * `draining` in the revision's endpoint set when this is called.
+   */
+  drained(instance: InstanceView): Promise<void>;
+}
+
+/** One revision's instances as a provider runs them. */
+export interface RevisionInstances {
+  /**
+   * Keep `count` instances of the current spec serving (starting or ready). Surplus ones
+   * are retired: starting ones stop at once, ready ones drain first (newest first); a
+   * draining one is put back into service before a new one is started.
+   */
+  scale(count: number): void;
+  /** New launch settings (command, env, health check): instances are replaced by new ones as those become ready. */
+  update(plan: RevisionPlan): void;
+  /** Replaces an instance (e.g. unhealthy): a new one starts and the old one drains once it is ready. */
+  replace(instanceId: string): void;
+  /** Current instances; stopped and exited ones are gone. */
+  instances(): InstanceView[];
+  /** Retires every instance (ready ones drain) and resolves when all have stopped. */
+  close(): Promise<void>;
+}
+
+export type RunnableSource = 'command' | 'image';
+
+export interface InstanceProvider {
+  readonly name: string;
+  /** The revision sources this provider runs. */
+  readonly runs: readonly RunnableSource[];
+  open(plan: RevisionPlan, hooks: RevisionHooks): RevisionInstances;
+}
+
+/** Why `provider` cannot run a revision, or undefined when it can (static revisions need no provider). */
+export function notRunnableReason(provider: InstanceProvider, plan: RevisionPlan): string | undefined {
+  const kind = plan.source.kind;
+  if (kind === 'static' || provider.runs.includes(kind)) return undefined;
+  return kind === 'image'
+    ? `revision has an image, but the configured instance provider "${provider.name}" runs no images`
+    : `revision has a command, but the configured instance provider "${provider.name}" runs no commands`;
+}
+
+/** The provider for INSTANCE_PROVIDER=static: it runs nothing; only revisions with static endpoints are served. */
+export const staticProvider: InstanceProvider = {
+  name: 'static',
+  runs: [],
+  open() {
+    throw new Error('the static instance provider runs no instances');
+  },
+};

@@ -1,0 +1,258 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RevisionPlan } from '../../src/desired-state.js';
+import type { InstanceEventKind, InstanceView, RevisionHooks, RevisionInstances } from '../../src/provider.js';
+import { localProvider } from '../../src/providers/local.js';
+import { capturingLogger, defaultScaling, httpGet, instancePid, instanceServer, processRunning, until } from '../helpers.js';
+
+/** Records what a provider reports; drains finish when the test says so (at once by default). */
+const recorders: { stopHolding: () => void }[] = [];
+
+function recorder() {
+  const events: { instance: string; event: InstanceEventKind; detail: string; at: number }[] = [];
+  const drainRequests: InstanceView[] = [];
+  let holdDrains = false;
+  const held: (() => void)[] = [];
+  let changes = 0;
+  const hooks: RevisionHooks = {
+    changed: () => changes++,
+    event: (instance, event, detail) => events.push({ instance, event, detail, at: Date.now() }),
+    drained: (instance) => {
+      drainRequests.push(instance);
+      return holdDrains ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve();
+    },
+  };
+  const rec = {
+    hooks,
+    events,
+    drainRequests,
+    changes: () => changes,
+    of: (event: InstanceEventKind) => events.filter((e) => e.event === event),
+    holdDrains: () => (holdDrains = true),
+    releaseDrains: () => held.splice(0).forEach((release) => release()),
+    stopHolding: () => {
+      holdDrains = false;
+      held.splice(0).forEach((release) => release());
+    },
+  };
+  recorders.push(rec);
+  return rec;
+}
+
+function plan(
+  command: string | string[],
+  env: Record<string, string> = {},
+  healthCheck: Partial<RevisionPlan['healthCheck']> = {},
+): RevisionPlan {
+  return {
+    ref: { tenant: 'acme', service: 'web', revision: 'blue' },
+    source: { kind: 'command', command, env },
+    scaling: defaultScaling,
+    healthCheck: {
+      protocol: 'http',
+      path: '/healthz',
+      interval: 1000,
+      timeout: 500,
+      healthyThreshold: 1,
+      unhealthyThreshold: 3,
+      gracePeriod: 1000,
+      ...healthCheck,
+    },
+    trafficPercent: 100,
+    deploying: false,
+  };
+}
+
+const node = process.execPath;
+const open: RevisionInstances[] = [];
+
+function start(p: RevisionPlan, hooks: RevisionHooks, options: { stopTimeoutMs?: number; startTimeoutMs?: number } = {}) {
+  const { logger, lines } = capturingLogger();
+  const provider = localProvider({
+    host: '127.0.0.1',
+    startTimeoutMs: options.startTimeoutMs ?? 10_000,
+    stopTimeoutMs: options.stopTimeoutMs ?? 5000,
+    logger,
+    backoff: { initialMs: 200, maxMs: 1600 },
+    probeIntervalMs: 50,
+  });
+  const revision = provider.open(p, hooks);
+  open.push(revision);
+  return { revision, lines };
+}
+
+const ready = (revision: RevisionInstances) => revision.instances().filter((i) => i.state === 'ready');
+
+afterEach(async () => {
+  recorders.splice(0).forEach((rec) => rec.stopHolding());
+  await Promise.all(open.splice(0).map((r) => r.close()));
+});
+
+describe('local provider', () => {
+  it('runs instances with PORT, the revision env and nothing else from the autoscaler, and logs their output', async () => {
+    process.env.LEAK_CHECK = 'must-not-reach-instances';
+    const rec = recorder();
+    const { revision, lines } = start(plan([node, instanceServer], { GREETING: 'hello' }), rec.hooks);
+    revision.scale(2);
+    await until(() => ready(revision).length === 2, 15_000, 'two ready instances');
+    const instances = ready(revision);
+    expect(new Set(instances.map((i) => i.port)).size).toBe(2);
+    for (const instance of instances) {
+      const answer = await httpGet(instance.port, '/env');
+      expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({ port: instance.port, greeting: 'hello', leaked: null });
+    }
+    expect(rec.of('starting')).toHaveLength(2);
+    expect(rec.of('ready')).toHaveLength(2);
+    const output = await until(() => lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('listening on')));
+    expect(output).toMatchObject({ tenant: 'acme', service: 'web', revision: 'blue', stream: 'stdout' });
+    expect(instances.map((i) => i.id)).toContain(output.instance);
+    delete process.env.LEAK_CHECK;
+  });
+
+  it('runs a string command through the shell', async () => {
+    const rec = recorder();
+    const { revision } = start(plan(`GREETING=from-shell exec "${node}" "${instanceServer}"`, {}, { protocol: 'tcp' }), rec.hooks);
+    revision.scale(1);
+    const [instance] = await until(() => ready(revision).length === 1 && ready(revision));
+    const answer = await httpGet(instance!.port, '/env');
+    expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({ greeting: 'from-shell' });
+  });
+
+  it('waits for the health check before an instance is ready', async () => {
+    const rec = recorder();
+    const { revision } = start(plan([node, instanceServer], { READY_AFTER_MS: '600' }), rec.hooks);
+    revision.scale(1);
+    await until(() => ready(revision).length === 1);
+    const startedAt = rec.of('starting')[0]!.at;
+    expect(rec.of('ready')[0]!.at - startedAt).toBeGreaterThanOrEqual(500);
+  });
+
+  it('restarts an instance that crashes', async () => {
+    const rec = recorder();
+    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    revision.scale(1);
+    const [first] = await until(() => ready(revision).length === 1 && ready(revision));
+    await httpGet(first!.port, '/crash');
+    const [second] = await until(() => ready(revision).length === 1 && ready(revision)[0]!.id !== first!.id && ready(revision));
+    expect(second!.id).not.toBe(first!.id);
+    expect(rec.of('exited')[0]).toMatchObject({ instance: first!.id, detail: expect.stringContaining('exited with code 1') });
+  });
+
+  it('drains before stopping on scale-down: SIGTERM, newest first', async () => {
+    const rec = recorder();
+    rec.holdDrains();
+    const { revision, lines } = start(plan([node, instanceServer]), rec.hooks);
+    revision.scale(2);
+    await until(() => ready(revision).length === 2);
+    const [older, newer] = [...ready(revision)].sort((a, b) => a.startedAt - b.startedAt);
+    revision.scale(1);
+    expect(rec.drainRequests.map((i) => i.id)).toEqual([newer!.id]);
+    expect(revision.instances().find((i) => i.id === newer!.id)?.state).toBe('draining');
+    // Still running while draining: in-flight requests can finish.
+    expect((await httpGet(newer!.port, '/'))?.status).toBe(200);
+    rec.releaseDrains();
+    await until(() => rec.of('stopped').length === 1);
+    expect(rec.of('stopped')[0]).toMatchObject({ instance: newer!.id, detail: 'exited with code 0' });
+    expect(lines.some((l) => l.instance === newer!.id && l.msg === 'SIGTERM: closing')).toBe(true);
+    expect(revision.instances().map((i) => i.id)).toEqual([older!.id]);
+  });
+
+  it('puts a draining instance back into service instead of starting a new one', async () => {
+    const rec = recorder();
+    rec.holdDrains();
+    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    revision.scale(2);
+    await until(() => ready(revision).length === 2);
+    revision.scale(1);
+    revision.scale(2);
+    expect(ready(revision)).toHaveLength(2);
+    expect(rec.of('starting')).toHaveLength(2);
+    rec.releaseDrains();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(ready(revision)).toHaveLength(2);
+    expect(rec.of('stopped')).toHaveLength(0);
+  });
+
+  it('kills an instance that ignores SIGTERM after the stop timeout', async () => {
+    const rec = recorder();
+    const { revision } = start(plan([node, instanceServer], { IGNORE_SIGTERM: '1' }), rec.hooks, { stopTimeoutMs: 300 });
+    revision.scale(1);
+    await until(() => ready(revision).length === 1);
+    revision.scale(0);
+    await until(() => rec.of('stopped').length === 1);
+    expect(rec.of('stopped')[0]?.detail).toBe('killed by SIGKILL');
+  });
+
+  it('retries a command that fails to start with growing backoff, without holding up another revision', async () => {
+    const failing = recorder();
+    const { revision: broken } = start(plan([node, instanceServer], { FAIL_START: '1' }), failing.hooks);
+    broken.scale(1);
+    const healthy = recorder();
+    const { revision: fine } = start(plan([node, instanceServer]), healthy.hooks);
+    fine.scale(1);
+    await until(() => ready(fine).length === 1, 15_000, 'the healthy revision');
+    await until(() => failing.of('start_failed').length >= 4, 15_000, 'four failed starts');
+    const failures = failing.of('start_failed');
+    expect(failures[0]?.detail).toContain('refusing to start');
+    const gaps = failures.slice(1).map((f, i) => f.at - failures[i]!.at);
+    // 200 ms, 400 ms, 800 ms between attempts (plus the start itself).
+    expect(gaps[0]).toBeGreaterThanOrEqual(180);
+    expect(gaps[2]).toBeGreaterThanOrEqual(780);
+    expect(gaps[2]!).toBeGreaterThan(gaps[0]!);
+    expect(ready(broken)).toHaveLength(0);
+  });
+
+  it('reports a command that cannot be executed', async () => {
+    const rec = recorder();
+    const { revision } = start(plan(['/nonexistent/binary']), rec.hooks);
+    revision.scale(1);
+    await until(() => rec.of('start_failed').length >= 1);
+    expect(revision.instances().filter((i) => i.state === 'ready')).toHaveLength(0);
+  });
+
+  it('gives up on an instance that does not become healthy in time', async () => {
+    const rec = recorder();
+    const { revision } = start(plan([node, instanceServer], { READY_AFTER_MS: '60000' }), rec.hooks, { startTimeoutMs: 400 });
+    revision.scale(1);
+    const failure = await until(() => rec.of('start_failed')[0]);
+    expect(failure.detail).toBe('not ready within 400 ms');
+  });
+
+  it('replaces instances one by one when the launch settings change', async () => {
+    const rec = recorder();
+    const first = plan([node, instanceServer], { GREETING: 'v1' });
+    const { revision } = start(first, rec.hooks);
+    revision.scale(2);
+    await until(() => ready(revision).length === 2);
+    const old = ready(revision).map((i) => i.id);
+    revision.update({ ...first, source: { kind: 'command', command: [node, instanceServer], env: { GREETING: 'v2' } } });
+    await until(() => ready(revision).length === 2 && ready(revision).every((i) => !old.includes(i.id)), 15_000, 'new instances');
+    for (const instance of ready(revision)) {
+      expect(JSON.parse((await httpGet(instance.port, '/env'))?.body ?? '{}').greeting).toBe('v2');
+    }
+    expect(rec.drainRequests.map((i) => i.id).sort()).toEqual([...old].sort());
+  });
+
+  it('replaces an instance on request: the new one first, then the old one drains', async () => {
+    const rec = recorder();
+    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    revision.scale(1);
+    const [sick] = await until(() => ready(revision).length === 1 && ready(revision));
+    revision.replace(sick!.id);
+    expect(rec.of('replaced')[0]?.instance).toBe(sick!.id);
+    expect(revision.instances().find((i) => i.id === sick!.id)?.state).toBe('ready');
+    await until(() => rec.of('stopped').some((e) => e.instance === sick!.id));
+    expect(ready(revision)).toHaveLength(1);
+    expect(ready(revision)[0]?.id).not.toBe(sick!.id);
+  });
+
+  it('stops everything on close', async () => {
+    const rec = recorder();
+    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    revision.scale(3);
+    await until(() => ready(revision).length === 3);
+    const pids = await Promise.all(ready(revision).map((i) => instancePid(i.port)));
+    await revision.close();
+    expect(revision.instances()).toHaveLength(0);
+    for (const pid of pids) expect(processRunning(pid!)).toBe(false);
+  });
+});
