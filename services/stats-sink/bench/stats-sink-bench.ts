@@ -9,6 +9,7 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadConfig, lookupType, startHost, statsSinkEnv, type Host } from '@switchyard/shared';
 import { NatsServer } from '@switchyard/shared/testing';
 import type { Registry } from 'prom-client';
@@ -113,16 +114,22 @@ interface Phase {
   /** Main-thread CPU seconds: everything the sink did there (gRPC, decoding, aggregating, publishing). */
   sinkCpuSeconds: number;
   lags: number[];
+  /** How late the sink's event loop ran timers (p99 and max), in ms. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
 }
 
 /** Counts what the sink took in over `ms`, and the lag of every sample it published meanwhile. */
 async function measure(registry: Registry, lagSink: { lags: number[] | undefined }, ms: number): Promise<Phase> {
   const lags: number[] = [];
   lagSink.lags = lags;
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const before = await snapshot(registry);
   await new Promise((r) => setTimeout(r, ms));
   const after = await snapshot(registry);
   lagSink.lags = undefined;
+  loopDelay.disable();
   return {
     seconds: (after.at - before.at) / 1000,
     lrsClusters: after.lrsClusters - before.lrsClusters,
@@ -132,6 +139,8 @@ async function measure(registry: Registry, lagSink: { lags: number[] | undefined
     metricsMessages: after.metricsMessages - before.metricsMessages,
     sinkCpuSeconds: after.mainCpu - before.mainCpu,
     lags: lags.sort((a, b) => a - b),
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6,
   };
 }
 
@@ -182,8 +191,7 @@ async function main(): Promise<void> {
     },
   });
 
-  log(`building corpus: ${JSON.stringify(params)}`);
-  const corpus = buildCorpus(params);
+  log(`load: ${JSON.stringify(params)}`);
   const client = fork(fileURLToPath(new URL('./load-client.js', import.meta.url)), { stdio: 'inherit' });
   const started = new Promise<void>((resolve) => client.once('message', () => resolve()));
   client.send({ type: 'start', target: `127.0.0.1:${host.grpcPort}`, params });
@@ -216,7 +224,9 @@ async function main(): Promise<void> {
   client.send({ type: 'stop' });
   await new Promise((r) => client.once('exit', r));
 
+  // Built only now (the load process builds its own), so the sink's memory above is its own.
   log('decoding the same bytes with protobufjs only');
+  const corpus = buildCorpus(params);
   const lrsDecode = decodeCost(
     loadStatsRequestType,
     corpus.lrs.flatMap((s) => s.bodies),
@@ -255,6 +265,8 @@ async function main(): Promise<void> {
     lag_p50_ms: round(percentile(paced.lags, 50), 1),
     lag_p99_ms: round(percentile(paced.lags, 99), 1),
     lag_max_ms: round(paced.lags.at(-1) ?? 0, 1),
+    loop_delay_p99_ms: round(paced.loopDelayP99Ms, 1),
+    loop_delay_max_ms: round(paced.loopDelayMaxMs, 1),
     rss_mb: round(peak.rss / 1024 / 1024, 1),
     heap_used_mb: round(peak.heapUsed / 1024 / 1024, 1),
     external_mb: round(peak.external / 1024 / 1024, 1),

@@ -112,21 +112,12 @@ export interface CallStatus {
   details: string;
 }
 
-/** A MetricsService stream as Envoy's metrics_service sink opens it. */
-export class MetricsStream {
-  readonly status: Promise<CallStatus>;
-  private readonly call: grpc.ClientWritableStream<Record<string, unknown>>;
-  private readonly client: grpc.Client;
+/** A client stream the test writes proto-JSON messages to, then ends (waiting for its status) or cancels. */
+abstract class TestStream {
+  abstract readonly status: Promise<CallStatus>;
+  protected abstract readonly call: grpc.ClientWritableStream<Record<string, unknown>> & { cancel(): void };
 
-  constructor(target: string) {
-    this.client = new MetricsServiceClient(target, grpc.credentials.createInsecure());
-    let settle: (status: CallStatus) => void = () => undefined;
-    this.status = new Promise((resolve) => (settle = resolve));
-    const open = this.client as unknown as {
-      StreamMetrics(cb: (err: grpc.ServiceError | null) => void): grpc.ClientWritableStream<Record<string, unknown>>;
-    };
-    this.call = open.StreamMetrics((err) => settle(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' }));
-  }
+  constructor(protected readonly client: grpc.Client) {}
 
   send(message: Record<string, unknown>): void {
     this.call.write(message);
@@ -145,15 +136,30 @@ export class MetricsStream {
   }
 }
 
-/** An LRS stream following lrs.proto: node in the first request, the server answers with what to report. */
-export class LrsStream {
-  readonly responses: Record<string, unknown>[] = [];
+/** A MetricsService stream as Envoy's metrics_service sink opens it. */
+export class MetricsStream extends TestStream {
   readonly status: Promise<CallStatus>;
-  private readonly call: grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
-  private readonly client: grpc.Client;
+  protected readonly call: grpc.ClientWritableStream<Record<string, unknown>>;
 
   constructor(target: string) {
-    this.client = new LoadReportingClient(target, grpc.credentials.createInsecure());
+    super(new MetricsServiceClient(target, grpc.credentials.createInsecure()));
+    let settle: (status: CallStatus) => void = () => undefined;
+    this.status = new Promise((resolve) => (settle = resolve));
+    const open = this.client as unknown as {
+      StreamMetrics(cb: (err: grpc.ServiceError | null) => void): grpc.ClientWritableStream<Record<string, unknown>>;
+    };
+    this.call = open.StreamMetrics((err) => settle(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' }));
+  }
+}
+
+/** An LRS stream following lrs.proto: node in the first request, the server answers with what to report. */
+export class LrsStream extends TestStream {
+  readonly responses: Record<string, unknown>[] = [];
+  readonly status: Promise<CallStatus>;
+  protected readonly call: grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+
+  constructor(target: string) {
+    super(new LoadReportingClient(target, grpc.credentials.createInsecure()));
     const open = this.client as unknown as {
       StreamLoadStats(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
     };
@@ -165,24 +171,8 @@ export class LrsStream {
     });
   }
 
-  send(message: Record<string, unknown>): void {
-    this.call.write(message);
-  }
-
   async response(index: number): Promise<Record<string, unknown>> {
     return until(() => this.responses[index], `LRS response #${index}`);
-  }
-
-  async end(): Promise<CallStatus> {
-    this.call.end();
-    const status = await this.status;
-    this.client.close();
-    return status;
-  }
-
-  close(): void {
-    this.call.cancel();
-    this.client.close();
   }
 }
 
