@@ -145,6 +145,11 @@ describe('routing through the control plane to proxyless gRPC clients', () => {
       const { nodes } = await api.ok('GET', '/v1/nodes');
       return nodes.some((n: { id: string }) => n.id === 'restart-node');
     });
+    // The reconnected client holds exactly what the restarted control plane serves.
+    await eventually(async () => {
+      const status = (await api.ok('GET', '/v1/tenants/globex/services/echo')).status;
+      return status.xds.nodes.find((n: { node: string }) => n.node === 'restart-node')?.state === 'ACKED';
+    });
     for (let i = 0; i < 10; i++) expect((await steady.say()).revision).toBe('globex');
   });
 });

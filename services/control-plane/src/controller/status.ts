@@ -60,12 +60,9 @@ export function serviceStatus(
     .nodes()
     .filter((node) => group === null || node.group === group)
     .map((node) => {
-      const deliveries = Object.entries(node.types).filter(([name]) => name !== 'sds');
-      // CDS and LDS are always the full set, so their acked version is comparable with the cache's.
-      const current = deliveries
-        .filter(([name]) => name === 'cds' || name === 'lds')
-        .every(([name, d]) => d.ackedVersion === deps.cache.typeState(node.group, typeUrlOf[name as keyof typeof typeUrlOf]).version);
-      const nack = deliveries.find(([, d]) => d.status === 'NACKED')?.[1].lastNack;
+      const deliveries = Object.values(node.types);
+      const current = deliveries.every((d) => d.upToDate);
+      const nack = deliveries.find((d) => d.status === 'NACKED')?.lastNack;
       return {
         node: node.nodeId,
         state: nack ? ('NACKED' as const) : current ? ('ACKED' as const) : ('PENDING' as const),
