@@ -184,6 +184,11 @@ export class XdsStream {
     const holdsCurrent = versionInfo !== '' && versionInfo === view.subscription!.contentVersion();
     view.synced = holdsCurrent ? view.state.revision : emptyView;
     view.mustRespond = isFullSetType(view.typeUrl) && !holdsCurrent;
+    // It ACKed this version on its previous stream; without that, a restart would show it pending for ever.
+    if (holdsCurrent) {
+      view.ackedVersion = versionInfo;
+      view.status = 'ACKED';
+    }
   }
 
   /** Every requested type is current for this client, nothing held, queued or unanswered. */
