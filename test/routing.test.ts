@@ -31,7 +31,7 @@ describe('routing through the control plane to proxyless gRPC clients', () => {
       ['flaky', 1],
       ['steady', 0],
     ] as const) {
-      backends[name] = await startGrpcEcho(0, { revision: name, failRate, unhealthyAfterMs: 0 });
+      backends[name] = await startGrpcEcho(0, { revision: name, host: '127.0.0.1', failRate, unhealthyAfterMs: 0 });
     }
     stack = await startStack(nats, [controlPlane]);
     api = new Api(stack.apiUrl);

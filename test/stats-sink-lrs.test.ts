@@ -40,7 +40,7 @@ describe('LRS from proxyless gRPC clients to the load subject', () => {
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    backend = await startGrpcEcho(0, { revision: 'v1', failRate: 0, unhealthyAfterMs: 0 });
+    backend = await startGrpcEcho(0, { revision: 'v1', host: '127.0.0.1', failRate: 0, unhealthyAfterMs: 0 });
     stack = await startStack(nats, [controlPlane, statsSink]);
     const api = new Api(stack.apiUrl);
     await api.ok('PUT', '/v1/tenants/acme', { domains: ['acme.test'] });

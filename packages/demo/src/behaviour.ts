@@ -5,6 +5,8 @@
  */
 export interface DemoBehaviour {
   revision: string;
+  /** Address to listen on: HOST as the local provider sets it (the pod IP in a cluster), else loopback. */
+  host: string;
   /** Fraction of requests answered with an error (HTTP 503 / gRPC UNAVAILABLE, as a failing instance would). */
   failRate: number;
   /** Milliseconds after start when the health endpoint starts failing; 0 = never. */
@@ -20,6 +22,7 @@ export interface DemoBehaviour {
 export function behaviourFromEnv(env: NodeJS.ProcessEnv = process.env): DemoBehaviour {
   return {
     revision: env.REVISION ?? env.SWITCHYARD_REVISION ?? 'unknown',
+    host: env.HOST ?? '127.0.0.1',
     failRate: clampRate(Number(env.FAIL_RATE ?? 0)),
     unhealthyAfterMs: Math.max(0, Number(env.UNHEALTHY_AFTER_MS ?? 0) || 0),
     ...(env.CHAOS_DIR ? { chaosDir: env.CHAOS_DIR } : {}),

@@ -37,12 +37,12 @@ export async function startGrpcEcho(
           callback({ code: grpc.status.UNAVAILABLE, details: `revision ${behaviour.revision} failed on purpose (FAIL_RATE)` });
           return;
         }
-        callback(null, { message: call.request.message ?? '', instance: `127.0.0.1:${boundPort}`, revision: behaviour.revision });
+        callback(null, { message: call.request.message ?? '', instance: `${behaviour.host}:${boundPort}`, revision: behaviour.revision });
       }, delay);
     },
   });
   boundPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${behaviour.host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const startedAt = Date.now();
   const chaos = setInterval(() => {
@@ -50,7 +50,7 @@ export async function startGrpcEcho(
     const flagged = behaviour.chaosDir !== undefined && existsSync(join(behaviour.chaosDir, `${boundPort}.unhealthy`));
     if (expired || flagged) {
       clearInterval(chaos);
-      server.unbind(`127.0.0.1:${boundPort}`);
+      server.unbind(`${behaviour.host}:${boundPort}`);
     }
   }, 100);
   chaos.unref();

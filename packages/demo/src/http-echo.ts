@@ -32,7 +32,7 @@ export async function startHttpEcho(
       res.end(JSON.stringify({ instance, revision: behaviour.revision, path: url.pathname, host: req.headers.host ?? null }));
     }, delay);
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, behaviour.host, resolve));
   return {
     server,
     port: (server.address() as AddressInfo).port,

@@ -6,9 +6,9 @@ describe('demo services and the load generator', () => {
   let httpEcho: Awaited<ReturnType<typeof startHttpEcho>>;
   let failing: Awaited<ReturnType<typeof startGrpcEcho>>;
   beforeAll(async () => {
-    grpcEcho = await startGrpcEcho(0, { revision: 'blue', failRate: 0, unhealthyAfterMs: 0 });
-    failing = await startGrpcEcho(0, { revision: 'red', failRate: 1, unhealthyAfterMs: 0 });
-    httpEcho = await startHttpEcho(0, { revision: 'green', failRate: 0, unhealthyAfterMs: 1 });
+    grpcEcho = await startGrpcEcho(0, { revision: 'blue', host: '127.0.0.1', failRate: 0, unhealthyAfterMs: 0 });
+    failing = await startGrpcEcho(0, { revision: 'red', host: '127.0.0.1', failRate: 1, unhealthyAfterMs: 0 });
+    httpEcho = await startHttpEcho(0, { revision: 'green', host: '127.0.0.1', failRate: 0, unhealthyAfterMs: 1 });
   });
   afterAll(async () => {
     await Promise.all([grpcEcho.close(), failing.close(), httpEcho.close()]);
