@@ -5,6 +5,8 @@ import { createLogger, type Logger } from './logger.js';
 import { createObservability, startAdminServer, type Observability } from './observability.js';
 import { connectNats } from './nats.js';
 import { startTracing, stopTracing } from './tracing.js';
+import { ConfigError, loadConfig } from './config.js';
+import type { z } from 'zod';
 
 /** What a service module gets from its host: shared plumbing, never business state. */
 export interface Runtime {
@@ -111,4 +113,30 @@ export function stopOnSignals(host: Pick<Host, 'stop'>, logger: Logger): void {
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+}
+
+/**
+ * A service's standalone `main`: reads its env config (a bad variable exits 2 with one message
+ * listing every problem), starts the host and stops it on SIGTERM/SIGINT.
+ */
+export async function runStandalone<C extends { NATS_URL: string; LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT: string | undefined }>(
+  schema: z.ZodType<C>,
+  plan: (config: C) => Pick<HostOptions, 'name' | 'services' | 'grpcPort' | 'adminPort'>,
+): Promise<Host> {
+  let config: C;
+  try {
+    config = loadConfig(schema);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(2);
+  }
+  const host = await startHost({
+    ...plan(config),
+    natsUrl: config.NATS_URL,
+    logLevel: config.LOG_LEVEL,
+    otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+  });
+  stopOnSignals(host, host.runtime.logger);
+  return host;
 }

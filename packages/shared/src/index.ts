@@ -79,7 +79,16 @@ export {
   type XdsTypeUrl,
   type AnyMessage,
 } from './envoy.js';
-export { startHost, stopOnSignals, type Runtime, type ServiceHandle, type ServiceModule, type Host, type HostOptions } from './host.js';
+export {
+  startHost,
+  stopOnSignals,
+  runStandalone,
+  type Runtime,
+  type ServiceHandle,
+  type ServiceModule,
+  type Host,
+  type HostOptions,
+} from './host.js';
 export { freePort } from './net.js';
 export {
   configKeys,
