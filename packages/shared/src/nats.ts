@@ -3,7 +3,7 @@ import { headers as natsHeaders, type Msg, type NatsConnection, type Subscriptio
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Counter, type Registry } from 'prom-client';
-import { context as otelContext } from '@opentelemetry/api';
+import { SpanKind, trace } from '@opentelemetry/api';
 import type { Logger } from './logger.js';
 import type { Observability } from './observability.js';
 import { injectTraceContext, extractTraceContext } from './tracing.js';
@@ -126,15 +126,53 @@ function encode<K extends SubjectKindName>(name: K, payload: PayloadOf<K>): Uint
   return new TextEncoder().encode(JSON.stringify(checked));
 }
 
-function traceHeaders() {
-  const h = natsHeaders();
-  injectTraceContext(h);
-  return h;
+const busTracer = trace.getTracer('switchyard.bus');
+
+/**
+ * Runs `send` inside a PRODUCER span whose context travels in the message headers (W3C
+ * traceparent), so the receiver's CONSUMER span joins the same trace. Without an SDK
+ * (no OTEL_EXPORTER_OTLP_ENDPOINT) the spans are no-ops.
+ */
+function withProducerSpan<T>(subject: string, send: (headers: ReturnType<typeof natsHeaders>) => T): T {
+  return busTracer.startActiveSpan(
+    `${subject} publish`,
+    { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
+    (span) => {
+      const headers = natsHeaders();
+      injectTraceContext(headers);
+      try {
+        const result = send(headers);
+        if (result instanceof Promise) return result.finally(() => span.end()) as T;
+        span.end();
+        return result;
+      } catch (err) {
+        span.end();
+        throw err;
+      }
+    },
+  );
+}
+
+function withConsumerSpan<T>(subject: string, parent: Context, handle: () => T | Promise<T>): Promise<T> {
+  return busTracer.startActiveSpan(
+    `${subject} process`,
+    { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
+    parent,
+    async (span) => {
+      try {
+        return await handle();
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 /** Publishes on core NATS (fire and forget), with the active trace context in the headers. */
 export function publish<K extends SubjectKindName>(nc: NatsConnection, name: K, payload: PayloadOf<K>): void {
-  nc.publish(subjectFor(name, payload), encode(name, payload), { headers: traceHeaders() });
+  const subject = subjectFor(name, payload);
+  const data = encode(name, payload);
+  withProducerSpan(subject, (headers) => nc.publish(subject, data, { headers }));
 }
 
 /**
@@ -147,10 +185,9 @@ export async function publishDurable<K extends SubjectKindName>(
   payload: PayloadOf<K>,
   msgId?: string,
 ): Promise<void> {
-  await js.publish(subjectFor(name, payload), encode(name, payload), {
-    headers: traceHeaders(),
-    ...(msgId ? { msgID: msgId } : {}),
-  });
+  const subject = subjectFor(name, payload);
+  const data = encode(name, payload);
+  await withProducerSpan(subject, (headers) => js.publish(subject, data, { headers, ...(msgId ? { msgID: msgId } : {}) }));
 }
 
 export interface TypedMessage<K extends SubjectKindName> {
@@ -209,7 +246,7 @@ export function subscribe<K extends SubjectKindName>(
       const decoded = decodeMessage(name, msg, deps.logger, dropped);
       if (decoded === undefined) continue;
       try {
-        await otelContext.with(decoded.trace, () => handler(decoded));
+        await withConsumerSpan(msg.subject, decoded.trace, () => handler(decoded));
       } catch (err) {
         dropped.inc({ kind: name, reason: 'handler_error' });
         deps.logger.error({ err, subject: msg.subject }, 'message handler failed');
@@ -257,7 +294,7 @@ export async function consumeStream<K extends SubjectKindName>(
       const decoded = decodeMessage(name, msg, deps.logger, dropped);
       if (decoded !== undefined) {
         try {
-          await otelContext.with(decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
+          await withConsumerSpan(msg.subject, decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
         } catch (err) {
           dropped.inc({ kind: name, reason: 'handler_error' });
           deps.logger.error({ err, subject: msg.subject }, 'stream handler failed');
