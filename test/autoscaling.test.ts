@@ -8,17 +8,13 @@ import {
   eventually,
   fastEnv,
   grpcEchoCommand,
+  managedInstances,
   startStack,
   xdsEchoClient,
   type EchoClient,
+  type ManagedInstance,
   type Stack,
 } from './support/stack.js';
-
-interface InstanceView {
-  id: string;
-  port: number;
-  state: 'starting' | 'ready' | 'draining';
-}
 
 /**
  * Issues 5 and 7's scaling loop with every piece real: NATS, the four services in one host,
@@ -34,11 +30,7 @@ describe('autoscaling on request concurrency, end to end', () => {
   let bus: BusRecorder;
   let client: EchoClient | undefined;
 
-  const instances = async (): Promise<InstanceView[]> => {
-    const res = await fetch(`${stack.adminUrl}/v1/autoscaler`);
-    const body = (await res.json()) as { revisions: { revision: string; instances: InstanceView[] }[] };
-    return body.revisions.find((r) => r.revision === 'v1')?.instances ?? [];
-  };
+  const instances = () => managedInstances(stack, 'v1');
   const ready = async () => (await instances()).filter((i) => i.state === 'ready');
 
   beforeAll(async () => {
@@ -76,7 +68,7 @@ describe('autoscaling on request concurrency, end to end', () => {
     await eventually(async () => (await ready()).length === 1, 20_000, 100);
     client = xdsEchoClient('echo.acme.test', stack.grpcPort, 'autoscaling-client');
     expect((await client.say()).revision).toBe('v1');
-    const first = (await ready())[0] as InstanceView;
+    const first = (await ready())[0] as ManagedInstance;
 
     // 12 calls held in flight, 400 ms each: 3 instances' worth at 4 per instance.
     const load = new LoadLoop(client, 12, 400);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import {
   autoscalerEnv,
   connectNats,
+  consumeStream,
   controlPlaneEnv,
   createLogger,
   createObservability,
@@ -281,6 +282,8 @@ export class LoadLoop {
 
 /** A NATS connection of the test's own that records what the services publish. */
 export class BusRecorder {
+  private readonly consumers: { stop(): Promise<void> }[] = [];
+
   private constructor(
     readonly nc: NatsConnection,
     private readonly deps: Parameters<typeof subscribe>[3],
@@ -302,7 +305,32 @@ export class BusRecorder {
     return seen;
   }
 
-  close(): Promise<void> {
-    return this.nc.close();
+  /** Every message of `kind` on `pattern` stored in JetStream `stream`, from its first, then live. */
+  async replay<K extends SubjectKindName>(kind: K, stream: string, pattern: string): Promise<PayloadOf<K>[]> {
+    const seen: PayloadOf<K>[] = [];
+    const consumer = await consumeStream(this.nc, kind, { stream, pattern, replay: { from: 'all' } }, this.deps, (m) => {
+      seen.push(m.payload);
+    });
+    this.consumers.push(consumer);
+    return seen;
   }
+
+  async close(): Promise<void> {
+    await Promise.all(this.consumers.map((c) => c.stop()));
+    await this.nc.close();
+  }
+}
+
+export interface ManagedInstance {
+  id: string;
+  address: string;
+  port: number;
+  state: 'starting' | 'ready' | 'draining';
+}
+
+/** A revision's instances as the autoscaler's admin route shows them (none when it manages no such revision). */
+export async function managedInstances(stack: Stack, revision: string): Promise<ManagedInstance[]> {
+  const res = await fetch(`${stack.adminUrl}/v1/autoscaler`);
+  const body = (await res.json()) as { revisions: { revision: string; instances: ManagedInstance[] }[] };
+  return body.revisions.find((r) => r.revision === revision)?.instances ?? [];
 }
