@@ -65,6 +65,7 @@ describe('autoscaling on request concurrency, end to end', () => {
 
   it('scales out under load, spreads the calls over the new instances, and scales in without a failed call', async () => {
     const decisions = bus.record('scale', 'switchyard.scale.acme.echo.v1');
+    const endpointSets = bus.record('endpoints', 'switchyard.endpoints.acme.echo.v1');
     await eventually(async () => (await ready()).length === 1, 20_000, 100);
     client = xdsEchoClient('echo.acme.test', stack.grpcPort, 'autoscaling-client');
     expect((await client.say()).revision).toBe('v1');
@@ -102,6 +103,9 @@ describe('autoscaling on request concurrency, end to end', () => {
     expect(afterDrain.failed, afterDrain.errors.join('\n')).toBe(0);
     expect(total.failed, total.errors.join('\n')).toBe(0);
     expect(decisions.some((d) => d.desired < peak)).toBe(true);
+    // The retired instances were published as draining (EDS DRAINING) before they stopped.
+    const drained = endpointSets.flatMap((set) => set.endpoints.filter((e) => e.state === 'draining').map((e) => e.id));
+    expect(new Set(drained).size).toBeGreaterThanOrEqual(peak - scaledIn.length);
     const survivors = new Set(scaledIn.map((i) => `127.0.0.1:${i.port}`));
     expect([...load.current.byInstance.keys()].every((instance) => survivors.has(instance))).toBe(true);
   }, 120_000);
