@@ -65,6 +65,7 @@ describe('blue-green and canary deployments under load', () => {
   });
 
   it('deploys a new revision blue-green under load without a failed call, then drains the old one', async () => {
+    const blueSets = bus.record('endpoints', 'switchyard.endpoints.acme.web.blue');
     const started = await api.ok('POST', `${servicePath}/deployments`, {
       revision: 'green',
       command: grpcEchoCommand,
@@ -87,8 +88,10 @@ describe('blue-green and canary deployments under load', () => {
     load!.mark();
     await eventually(() => (load!.current.byRevision.get('green') ?? 0) >= 20, 10_000, 50);
     expect([...load!.current.byRevision.keys()]).toEqual(['green']);
-    // The old revision is drained and stopped.
+    // The old revision is drained (published as draining, then an empty set) and stopped.
     await eventually(async () => (await managedInstances(stack, 'blue')).length === 0, 30_000, 200);
+    await eventually(() => blueSets.at(-1)?.endpoints.length === 0, 5000);
+    expect(blueSets.some((set) => set.endpoints.some((e) => e.state === 'draining'))).toBe(true);
     expect(load!.total.failed, load!.total.errors.join('\n')).toBe(0);
     // Every step was published on the deploy subject (JetStream stream SWITCHYARD_EVENTS).
     await eventually(() => deployEvents.some((e) => e.deploymentId === started.id && e.phase === 'completed'), 5000);
@@ -123,6 +126,12 @@ describe('blue-green and canary deployments under load', () => {
     );
     expect(done.phase, done.message).toBe('rolled_back');
     expect(done.message).toMatch(/error ratio/);
+    // It failed during the first canary step, with half of the traffic.
+    const canary = deployEvents.find((e) => e.deploymentId === started.id && e.phase === 'shifting');
+    expect(canary?.traffic).toEqual([
+      { revision: 'red', percent: 50 },
+      { revision: 'green', percent: 50 },
+    ]);
     expect((await traffic()).filter((t) => t.percent > 0)).toEqual([{ revision: 'green', percent: 100 }]);
     // The canary did get its share (and failed it) before the rollback.
     expect(load!.total.errors.some((e) => /revision red failed on purpose/.test(e))).toBe(true);
