@@ -1,29 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '@switchyard/shared/testing';
-import {
-  connectNats,
-  createLogger,
-  createObservability,
-  loadConfig,
-  statsSinkEnv,
-  subscribe,
-  type LoadSample,
-  type NatsConnection,
-} from '@switchyard/shared';
-import { createStatsSinkService } from '@switchyard/stats-sink';
+import { connectNats, createLogger, createObservability, subscribe, type LoadSample, type NatsConnection } from '@switchyard/shared';
 import { startGrpcEcho } from '@switchyard/demo';
-import {
-  Api,
-  controlPlane,
-  eventually,
-  startStack,
-  xdsEchoClient,
-  type EchoClient,
-  type ModuleFactory,
-  type Stack,
-} from './support/stack.js';
-
-const statsSink: ModuleFactory = (env) => createStatsSinkService(loadConfig(statsSinkEnv, { ...env, LOAD_REPORTING_INTERVAL_MS: '200' }));
+import { Api, controlPlane, eventually, startStack, statsSink, xdsEchoClient, type EchoClient, type Stack } from './support/stack.js';
 
 /**
  * Issue 4's end-to-end load path, all-in-one as `syctl up` runs it: the control plane serves
@@ -41,7 +20,7 @@ describe('LRS from proxyless gRPC clients to the load subject', () => {
   beforeAll(async () => {
     nats = await NatsServer.start();
     backend = await startGrpcEcho(0, { revision: 'v1', host: '127.0.0.1', failRate: 0, unhealthyAfterMs: 0 });
-    stack = await startStack(nats, [controlPlane, statsSink]);
+    stack = await startStack(nats, [controlPlane, statsSink], { env: { LOAD_REPORTING_INTERVAL_MS: '200' } });
     const api = new Api(stack.apiUrl);
     await api.ok('PUT', '/v1/tenants/acme', { domains: ['acme.test'] });
     await api.ok('PUT', '/v1/tenants/acme/services/held', {

@@ -2,8 +2,28 @@ import * as grpc from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
 import { freePort, startHost, type Host, type ServiceModule } from '@switchyard/shared';
 import type { NatsServer } from '@switchyard/shared/testing';
-import { controlPlaneEnv, loadConfig } from '@switchyard/shared';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  autoscalerEnv,
+  connectNats,
+  consumeStream,
+  controlPlaneEnv,
+  createLogger,
+  createObservability,
+  eventStreamerEnv,
+  loadConfig,
+  statsSinkEnv,
+  subscribe,
+  type NatsConnection,
+  type PayloadOf,
+  type SubjectKindName,
+} from '@switchyard/shared';
 import { createControlPlaneService } from '@switchyard/control-plane';
+import { createStatsSinkService } from '@switchyard/stats-sink';
+import { createEventStreamerService } from '@switchyard/event-streamer';
+import { createAutoscalerService } from '@switchyard/autoscaler';
 import { echoClientConstructor, xdsBootstrap, type EchoReply } from '@switchyard/demo';
 
 export const adminToken = 'test-admin-token';
@@ -19,6 +39,43 @@ export interface Stack {
 export type ModuleFactory = (env: Record<string, string>) => ServiceModule;
 
 export const controlPlane: ModuleFactory = (env) => createControlPlaneService(loadConfig(controlPlaneEnv, env));
+export const statsSink: ModuleFactory = (env) => createStatsSinkService(loadConfig(statsSinkEnv, env));
+export const eventStreamer: ModuleFactory = (env) => createEventStreamerService(loadConfig(eventStreamerEnv, env));
+export const autoscaler: ModuleFactory = (env) => createAutoscalerService(loadConfig(autoscalerEnv, env));
+/** The four services, as `syctl up` runs them. */
+export const allServices: ModuleFactory[] = [controlPlane, statsSink, eventStreamer, autoscaler];
+
+/**
+ * The gRPC echo demo as a managed revision's command: the local provider runs it with PORT
+ * set. It is the build output (CI builds before it tests).
+ */
+export const grpcEchoCommand = [process.execPath, join(repoRoot(), 'packages/demo/dist/src/grpc-echo-main.js')];
+
+/** The repository root, found from this file whether it runs from source or from dist. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'pnpm-workspace.yaml'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('repository root not found');
+    dir = parent;
+  }
+  return dir;
+}
+
+/**
+ * Settings that make the loops fast enough for tests: load reports every 200 ms, a short
+ * lease (the autoscaler acts within a second of starting), short drains and instance stops.
+ * Every name is in the services' env schemas (packages/shared/src/config.ts).
+ */
+export const fastEnv: Record<string, string> = {
+  LOAD_REPORTING_INTERVAL_MS: '200',
+  STATS_STALE_AFTER_MS: '2000',
+  AUTOSCALER_LEASE_TTL_MS: '1000',
+  DRAIN_TIMEOUT_MS: '5000',
+  INSTANCE_START_TIMEOUT_MS: '15000',
+  INSTANCE_STOP_TIMEOUT_MS: '2000',
+  HDS_REPORT_INTERVAL_MS: '300',
+};
 
 /**
  * Runs services in one host as `syctl up` does: one gRPC server, one admin server, one NATS
@@ -122,13 +179,13 @@ export function xdsEchoClient(domain: string, grpcPort: number, nodeId: string):
 }
 
 /** Polls until `check` stops throwing or returns true, or fails with its last error. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_000, intervalMs = 50): Promise<Exclude<T, false>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const result = await check();
-      if (result !== false) return result;
+      if (result !== false) return result as Exclude<T, false>;
       lastError = new Error('condition still false');
     } catch (err) {
       lastError = err;
@@ -136,4 +193,144 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_
     if (Date.now() > deadline) throw lastError;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** What a {@link LoadLoop} saw: replies per instance and per revision, and every failure. */
+export interface LoadTally {
+  ok: number;
+  failed: number;
+  errors: string[];
+  byInstance: Map<string, number>;
+  byRevision: Map<string, number>;
+}
+
+function emptyTally(): LoadTally {
+  return { ok: 0, failed: 0, errors: [], byInstance: new Map(), byRevision: new Map() };
+}
+
+/**
+ * Keeps `workers` calls in flight through one xDS client, each held `delayMs` by the echo
+ * server, until stopped. `setWorkers` changes the load while it runs; `mark` starts a new
+ * tally (for a phase of the test) while the total keeps counting.
+ */
+export class LoadLoop {
+  readonly total = emptyTally();
+  private phase = emptyTally();
+  private running = 0;
+  private wanted: number;
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly client: EchoClient,
+    workers: number,
+    private readonly delayMs: number,
+  ) {
+    this.wanted = workers;
+    this.spawn();
+  }
+
+  setWorkers(workers: number): void {
+    this.wanted = workers;
+    this.spawn();
+  }
+
+  /** Starts a new phase tally and returns the previous one. */
+  mark(): LoadTally {
+    const previous = this.phase;
+    this.phase = emptyTally();
+    return previous;
+  }
+
+  get current(): LoadTally {
+    return this.phase;
+  }
+
+  async stop(): Promise<LoadTally> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+    return this.total;
+  }
+
+  private spawn(): void {
+    while (this.running < this.wanted && !this.stopped) {
+      this.running++;
+      this.loops.push(this.work());
+    }
+  }
+
+  private async work(): Promise<void> {
+    // A worker leaves when there are more than wanted (check and decrement happen in one turn).
+    while (!this.stopped && this.running <= this.wanted) {
+      try {
+        const reply = await this.client.say(this.delayMs);
+        for (const tally of [this.total, this.phase]) {
+          tally.ok++;
+          tally.byInstance.set(reply.instance, (tally.byInstance.get(reply.instance) ?? 0) + 1);
+          tally.byRevision.set(reply.revision, (tally.byRevision.get(reply.revision) ?? 0) + 1);
+        }
+      } catch (err) {
+        for (const tally of [this.total, this.phase]) {
+          tally.failed++;
+          if (tally.errors.length < 20) tally.errors.push(String((err as Error).message ?? err));
+        }
+      }
+    }
+    this.running--;
+  }
+}
+
+/** A NATS connection of the test's own that records what the services publish. */
+export class BusRecorder {
+  private readonly consumers: { stop(): Promise<void> }[] = [];
+
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly deps: Parameters<typeof subscribe>[3],
+  ) {}
+
+  static async connect(nats: NatsServer): Promise<BusRecorder> {
+    const logger = createLogger('test-bus', 'silent');
+    const observability = createObservability('test-bus');
+    const nc = await connectNats({ servers: nats.url, name: 'test-bus', logger, observability });
+    return new BusRecorder(nc, { logger, registry: observability.registry });
+  }
+
+  /** Every message of `kind` on `pattern` from now on (JetStream subjects are delivered to core subscribers too). */
+  record<K extends SubjectKindName>(kind: K, pattern: string): PayloadOf<K>[] {
+    const seen: PayloadOf<K>[] = [];
+    subscribe(this.nc, kind, pattern, this.deps, (m) => {
+      seen.push(m.payload);
+    });
+    return seen;
+  }
+
+  /** Every message of `kind` on `pattern` stored in JetStream `stream`, from its first, then live. */
+  async replay<K extends SubjectKindName>(kind: K, stream: string, pattern: string): Promise<PayloadOf<K>[]> {
+    const seen: PayloadOf<K>[] = [];
+    const consumer = await consumeStream(this.nc, kind, { stream, pattern, replay: { from: 'all' } }, this.deps, (m) => {
+      seen.push(m.payload);
+    });
+    this.consumers.push(consumer);
+    return seen;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.consumers.map((c) => c.stop()));
+    await this.nc.close();
+  }
+}
+
+export interface ManagedInstance {
+  id: string;
+  address: string;
+  port: number;
+  state: 'starting' | 'ready' | 'draining';
+}
+
+/** A revision's instances as the autoscaler's admin route shows them (none when it manages no such revision). */
+export async function managedInstances(stack: Stack, revision: string): Promise<ManagedInstance[]> {
+  const res = await fetch(`${stack.adminUrl}/v1/autoscaler`);
+  const body = (await res.json()) as { revisions: { revision: string; instances: ManagedInstance[] }[] };
+  return body.revisions.find((r) => r.revision === revision)?.instances ?? [];
 }

@@ -45,12 +45,16 @@ export async function startGrpcEcho(
     server.bindAsync(`${behaviour.host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const startedAt = Date.now();
+  // Without its listener nothing else keeps the process alive (grpc-js does not hold the event
+  // loop for open connections): an instance failing its checks must stay up until it is stopped.
+  let keepAlive: NodeJS.Timeout | undefined;
   const chaos = setInterval(() => {
     const expired = behaviour.unhealthyAfterMs > 0 && Date.now() - startedAt > behaviour.unhealthyAfterMs;
     const flagged = behaviour.chaosDir !== undefined && existsSync(join(behaviour.chaosDir, `${boundPort}.unhealthy`));
     if (expired || flagged) {
       clearInterval(chaos);
       server.unbind(`${behaviour.host}:${boundPort}`);
+      keepAlive = setInterval(() => undefined, 60_000);
     }
   }, 100);
   chaos.unref();
@@ -59,6 +63,7 @@ export async function startGrpcEcho(
     calls: () => calls,
     close: () => {
       clearInterval(chaos);
+      clearInterval(keepAlive);
       return new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     },
   };

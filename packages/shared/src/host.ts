@@ -88,7 +88,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
       for (const handle of [...handles].reverse()) {
         await handle.stop().catch((err: unknown) => logger.error({ err }, 'service stop failed'));
       }
-      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      // Clients reconnect as soon as a service ends their streams (an Envoy or grpc-js-xds client
+      // reopens ADS/LRS on the same connection), so a graceful shutdown alone can wait forever.
+      const shutDown = new Promise<'done'>((resolve) => grpcServer.tryShutdown(() => resolve('done')));
+      const late = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 3000).unref());
+      if ((await Promise.race([shutDown, late])) === 'timeout') {
+        logger.warn('gRPC streams still open 3 s after the services stopped; closing them');
+        grpcServer.forceShutdown();
+      }
       await admin.close();
       // Draining needs the server; when NATS is down, close instead of waiting for it.
       const drained = nc.drain().catch(() => undefined);
