@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '@switchyard/shared/testing';
 import { startGrpcEcho } from '@switchyard/demo';
-import { Api, controlPlane, eventually, startStack, xdsEchoClient, type EchoClient, type Stack } from './support/stack.js';
+import { Api, controlPlane, startStack, xdsEchoClient, type EchoClient, type Stack } from './support/stack.js';
 
 /** Issue 3: two control-plane replicas on one KV serve identical config. */
 describe('two control-plane replicas', () => {
