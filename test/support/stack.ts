@@ -1,29 +1,21 @@
 import * as grpc from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
-import { freePort, startHost, type Host, type ServiceModule } from '@switchyard/shared';
+import { freePort, type Host } from '@switchyard/shared';
+import { allServices, autoscaler, controlPlane, eventStreamer, startAllInOne, statsSink, type ServiceFactory } from '@switchyard/local';
 import type { NatsServer } from '@switchyard/shared/testing';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  autoscalerEnv,
   connectNats,
   consumeStream,
-  controlPlaneEnv,
   createLogger,
   createObservability,
-  eventStreamerEnv,
-  loadConfig,
-  statsSinkEnv,
   subscribe,
   type NatsConnection,
   type PayloadOf,
   type SubjectKindName,
 } from '@switchyard/shared';
-import { createControlPlaneService } from '@switchyard/control-plane';
-import { createStatsSinkService } from '@switchyard/stats-sink';
-import { createEventStreamerService } from '@switchyard/event-streamer';
-import { createAutoscalerService } from '@switchyard/autoscaler';
 import { echoClientConstructor, xdsBootstrap, type EchoReply } from '@switchyard/demo';
 
 export const adminToken = 'test-admin-token';
@@ -33,17 +25,13 @@ export interface Stack {
   grpcPort: number;
   apiUrl: string;
   adminUrl: string;
+  /** Where Envoys configured by this stack listen (loopback). */
+  envoyHttpPort: number;
+  envoyHttpsPort: number;
   stop(): Promise<void>;
 }
 
-export type ModuleFactory = (env: Record<string, string>) => ServiceModule;
-
-export const controlPlane: ModuleFactory = (env) => createControlPlaneService(loadConfig(controlPlaneEnv, env));
-export const statsSink: ModuleFactory = (env) => createStatsSinkService(loadConfig(statsSinkEnv, env));
-export const eventStreamer: ModuleFactory = (env) => createEventStreamerService(loadConfig(eventStreamerEnv, env));
-export const autoscaler: ModuleFactory = (env) => createAutoscalerService(loadConfig(autoscalerEnv, env));
-/** The four services, as `syctl up` runs them. */
-export const allServices: ModuleFactory[] = [controlPlane, statsSink, eventStreamer, autoscaler];
+export { allServices, autoscaler, controlPlane, eventStreamer, statsSink };
 
 /**
  * The gRPC echo demo as a managed revision's command: the local provider runs it with PORT
@@ -78,40 +66,39 @@ export const fastEnv: Record<string, string> = {
 };
 
 /**
- * Runs services in one host as `syctl up` does: one gRPC server, one admin server, one NATS
- * connection; every port free and chosen here.
+ * Runs services in one host as `syctl up` does (through the same composition): one gRPC
+ * server, one admin server, one NATS connection; every port free and chosen here, Envoy's
+ * listeners included.
  */
 export async function startStack(
   nats: NatsServer,
-  modules: ModuleFactory[],
+  modules: readonly ServiceFactory[],
   options: { grpcPort?: number; env?: Record<string, string> } = {},
 ): Promise<Stack> {
-  const grpcPort = options.grpcPort ?? (await freePort());
   const apiPort = await freePort();
   const adminPort = await freePort();
-  const env: Record<string, string> = {
-    NATS_URL: nats.url,
-    API_PORT: String(apiPort),
-    SWITCHYARD_ADMIN_TOKEN: adminToken,
-    SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    ...options.env,
-  };
-  const host = await startHost({
-    name: 'all-in-one',
-    services: modules.map((factory) => factory(env)),
+  const stack = await startAllInOne({
     natsUrl: nats.url,
-    grpcPort,
+    env: {
+      SWITCHYARD_ADMIN_TOKEN: adminToken,
+      SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      ...options.env,
+    },
+    services: modules,
+    grpcPort: options.grpcPort ?? (await freePort()),
     adminPort,
-    logLevel: env.LOG_LEVEL ?? 'silent',
-    otlpEndpoint: undefined,
+    apiPort,
+    envoyListeners: { http: await freePort(), https: await freePort() },
   });
   return {
-    host,
-    grpcPort: host.grpcPort,
+    host: stack.host,
+    grpcPort: stack.grpcPort,
     apiUrl: `http://127.0.0.1:${apiPort}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
-    stop: () => host.stop(),
+    envoyHttpPort: Number(stack.env.ENVOY_HTTP_PORT),
+    envoyHttpsPort: Number(stack.env.ENVOY_HTTPS_PORT),
+    stop: () => stack.stop(),
   };
 }
 

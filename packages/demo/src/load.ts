@@ -1,4 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
+import { Agent } from 'node:http';
+import { httpRequest } from './http-client.js';
 import { echoClientConstructor, type EchoReply, type EchoRequest } from './grpc-echo.js';
 
 export interface LoadOptions {
@@ -68,16 +70,14 @@ function grpcCaller(options: LoadOptions): { call: Caller; close(): void } {
 function httpCaller(options: LoadOptions): { call: Caller; close(): void } {
   const url = new URL(options.target);
   url.searchParams.set('delay_ms', String(options.delayMs));
+  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
   const call: Caller = async () => {
-    const res = await fetch(url, {
-      headers: options.host ? { host: options.host } : {},
-      signal: AbortSignal.timeout(options.delayMs + 10_000),
-    });
-    const body = (await res.json().catch(() => ({}))) as { instance?: string; revision?: string };
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const res = await httpRequest(url, { host: options.host, agent, timeoutMs: options.delayMs + 10_000 });
+    if (res.status >= 300) throw new Error(`HTTP ${res.status}`);
+    const body = JSON.parse(res.body) as { instance?: string; revision?: string };
     return { instance: `${body.revision ?? '?'} ${body.instance ?? '?'}` };
   };
-  return { call, close: () => undefined };
+  return { call, close: () => agent.destroy() };
 }
 
 /** Runs `concurrency` workers calling the target back to back for `durationMs`. */

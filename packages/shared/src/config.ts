@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** Raised when environment variables do not match a service's config schema; lists every bad variable. */
@@ -15,6 +16,11 @@ const flag = (fallback: boolean) =>
     .enum(['true', 'false', '1', '0'])
     .default(fallback ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1');
+const ipAddress = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => isIP(v) !== 0, 'must be an IP address');
 const optionalString = z
   .string()
   .optional()
@@ -40,6 +46,13 @@ export const controlPlaneEnv = z.object({
   SWITCHYARD_REAP_UNHEALTHY_MS: millis(60_000),
   /** Upper bound on a stream's connection age; jittered so a fleet reconnects gradually. */
   XDS_MAX_CONNECTION_AGE_MS: millis(30 * 60_000),
+  /** Where the Envoys' shared listeners bind (sent to them over LDS). */
+  ENVOY_LISTENER_ADDRESS: ipAddress('0.0.0.0'),
+  ENVOY_HTTP_PORT: port(8080),
+  ENVOY_HTTPS_PORT: port(8443),
+  /** The ports clients connect to (a load balancer or Kubernetes Service in front), sent as X-Forwarded-Port. */
+  ENVOY_HTTP_PUBLIC_PORT: port(80),
+  ENVOY_HTTPS_PUBLIC_PORT: port(443),
 });
 export type ControlPlaneConfig = z.infer<typeof controlPlaneEnv>;
 

@@ -55,6 +55,8 @@ export function createControlPlaneService(
       const inputs = await BusInputs.start(nc, { logger, registry });
       const translateOptions: TranslateOptions = {
         ...defaultTranslateOptions,
+        http: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTP_PORT, publicPort: config.ENVOY_HTTP_PUBLIC_PORT },
+        https: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTPS_PORT, publicPort: config.ENVOY_HTTPS_PUBLIC_PORT },
         reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
         ...options.translate,
       };

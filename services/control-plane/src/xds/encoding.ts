@@ -16,7 +16,7 @@ interface WireTypes {
   any: protobuf.Type;
   node: protobuf.Type;
   status: protobuf.Type;
-  resource: protobuf.Type;
+  resourceFields: FieldTags;
   deltaRequest: protobuf.Type;
   response: FieldTags;
   deltaResponse: FieldTags;
@@ -36,7 +36,7 @@ function wire(): WireTypes {
     any: lookupType('google.protobuf.Any'),
     node: lookupType('envoy.config.core.v3.Node'),
     status: lookupType('google.rpc.Status'),
-    resource: lookupType('envoy.service.discovery.v3.Resource'),
+    resourceFields: fieldIds(lookupType('envoy.service.discovery.v3.Resource')),
     deltaRequest: lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
     response: fieldIds(lookupType('envoy.service.discovery.v3.DiscoveryResponse')),
     deltaResponse: fieldIds(lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse')),
@@ -85,11 +85,16 @@ export class EncodedResource implements HeldResource {
     readonly json: string,
   ) {}
 
-  /** The delta `Resource` wrapper (name, version, Any), encoded on first use. */
+  /** The delta `Resource` wrapper (name, version, Any), encoded on first use; the Any is embedded as encoded, not wrapped again. */
   deltaBytes(): Uint8Array {
-    this.deltaEncoded ??= wire()
-      .resource.encode({ name: this.name, version: this.version, resource: { type_url: this.typeUrl, value: this.any } })
-      .finish();
+    if (this.deltaEncoded === undefined) {
+      const ids = wire().resourceFields;
+      const w = protobuf.Writer.create();
+      w.uint32(tag(ids.version!)).string(this.version);
+      w.uint32(tag(ids.resource!)).bytes(this.any);
+      w.uint32(tag(ids.name!)).string(this.name);
+      this.deltaEncoded = w.finish();
+    }
     return this.deltaEncoded;
   }
 }

@@ -1,0 +1,84 @@
+import {
+  autoscalerEnv,
+  controlPlaneEnv,
+  eventStreamerEnv,
+  loadConfig,
+  startHost,
+  statsSinkEnv,
+  type Host,
+  type ServiceModule,
+} from '@switchyard/shared';
+import { createControlPlaneService } from '@switchyard/control-plane';
+import { createStatsSinkService } from '@switchyard/stats-sink';
+import { createEventStreamerService } from '@switchyard/event-streamer';
+import { createAutoscalerService } from '@switchyard/autoscaler';
+
+/** Builds one service from the process environment (each reads its own schema, so a bad variable is reported by name). */
+export type ServiceFactory = (env: Record<string, string | undefined>) => ServiceModule;
+
+export const controlPlane: ServiceFactory = (env) => createControlPlaneService(loadConfig(controlPlaneEnv, env));
+export const statsSink: ServiceFactory = (env) => createStatsSinkService(loadConfig(statsSinkEnv, env));
+export const eventStreamer: ServiceFactory = (env) => createEventStreamerService(loadConfig(eventStreamerEnv, env));
+export const autoscaler: ServiceFactory = (env) => createAutoscalerService(loadConfig(autoscalerEnv, env));
+/** The four services, in start order: the control plane first so its streams and buckets exist for the others. */
+export const allServices: readonly ServiceFactory[] = [controlPlane, statsSink, eventStreamer, autoscaler];
+
+/** Ports of the local Envoy's listeners, as the control plane tells Envoy over LDS (Envoy's documented defaults). */
+export interface EnvoyListenerPorts {
+  http: number;
+  https: number;
+}
+
+export const defaultEnvoyListenerPorts: EnvoyListenerPorts = { http: 10000, https: 10443 };
+
+export interface AllInOneOptions {
+  natsUrl: string;
+  /** Process environment the services read their settings from; the options below win over it. */
+  env: Record<string, string | undefined>;
+  services?: readonly ServiceFactory[];
+  /** The one gRPC port (xDS, LRS, MetricsService, HDS, Watch); 0 picks a free one. */
+  grpcPort: number;
+  adminPort: number;
+  apiPort: number;
+  /** Envoy's listeners on this machine: bound to loopback, ports as given. */
+  envoyListeners?: EnvoyListenerPorts;
+}
+
+export interface AllInOne {
+  host: Host;
+  grpcPort: number;
+  /** The environment the services were configured from (for callers that print what is in effect). */
+  env: Record<string, string | undefined>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Switchyard on one machine: the chosen services in one process sharing one NATS connection,
+ * one gRPC server (so LRS shares the xDS port, as gRPC clients require) and one admin server.
+ * `syctl up` and the end-to-end tests both start the stack through this function.
+ */
+export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne> {
+  const listeners = options.envoyListeners ?? defaultEnvoyListenerPorts;
+  const env: Record<string, string | undefined> = {
+    ...options.env,
+    NATS_URL: options.natsUrl,
+    API_PORT: String(options.apiPort),
+    ENVOY_LISTENER_ADDRESS: options.env.ENVOY_LISTENER_ADDRESS ?? '127.0.0.1',
+    ENVOY_HTTP_PORT: String(listeners.http),
+    ENVOY_HTTPS_PORT: String(listeners.https),
+    ENVOY_HTTP_PUBLIC_PORT: String(listeners.http),
+    ENVOY_HTTPS_PUBLIC_PORT: String(listeners.https),
+  };
+  const services = (options.services ?? allServices).map((factory) => factory(env));
+  const common = loadConfig(controlPlaneEnv, env);
+  const host = await startHost({
+    name: 'all-in-one',
+    services,
+    natsUrl: options.natsUrl,
+    grpcPort: options.grpcPort,
+    adminPort: options.adminPort,
+    logLevel: common.LOG_LEVEL,
+    otlpEndpoint: common.OTEL_EXPORTER_OTLP_ENDPOINT,
+  });
+  return { host, grpcPort: host.grpcPort, env, stop: () => host.stop() };
+}
