@@ -31,7 +31,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export { allServices, autoscaler, controlPlane, eventStreamer, statsSink };
+export { allServices, autoscaler, controlPlane, eventStreamer, statsSink, type ServiceFactory };
 
 /**
  * The gRPC echo demo as a managed revision's command: the local provider runs it with PORT

@@ -17,9 +17,19 @@ const nodes: XdsNodeStatus[] = [
     userAgent: 'envoy',
     connectedAt: 1_700_000_000_000,
     resources: [
-      { typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ackedVersion: '12', lastNack: null },
+      {
+        typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+        status: 'ACKED',
+        upToDate: true,
+        mode: 'delta',
+        ackedVersion: '12',
+        lastNack: null,
+      },
       {
         typeUrl: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+        status: 'NACKED',
+        upToDate: false,
+        mode: 'delta',
         ackedVersion: '11',
         lastNack: { version: '12', error: 'duplicate listener name', at: 1_700_000_001_000 },
       },

@@ -110,6 +110,8 @@ export function createControlPlaneService(
       module.handle = { apiUrl: url, cache };
 
       return {
+        // What every node group is served, resource by resource (operators compare it with an Envoy's /config_dump).
+        adminRoutes: (app) => app.get('/v1/xds/resources', async () => cache.served()),
         async stop() {
           deployments.stop();
           unsubscribeView();

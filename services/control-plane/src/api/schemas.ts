@@ -143,6 +143,11 @@ export const xdsNodeStatus = z
     resources: z.array(
       z.object({
         typeUrl: z.string(),
+        status: z
+          .enum(['REQUESTED', 'ACKED', 'NACKED'])
+          .describe('CSDS words: the last response was ACKed or NACKed, or none answered yet'),
+        upToDate: z.boolean().describe('The client ACKed the current desired state of everything it subscribes to'),
+        mode: z.enum(['sotw', 'delta']),
         ackedVersion: z.string().nullable(),
         lastNack: z.object({ version: z.string().nullable(), error: z.string(), at: z.number().int() }).nullable(),
       }),

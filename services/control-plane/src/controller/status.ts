@@ -19,6 +19,9 @@ export function apiNodes(nodes: NodeStatus[]): XdsNodeStatus[] {
     connectedAt: Date.parse(node.connectedSince),
     resources: Object.entries(node.types).map(([name, delivery]) => ({
       typeUrl: typeUrlOf[name as keyof typeof typeUrlOf],
+      status: delivery.status,
+      upToDate: delivery.upToDate,
+      mode: node.streams[0]?.mode ?? 'sotw',
       ackedVersion: delivery.ackedVersion || null,
       lastNack: delivery.lastNack
         ? { version: delivery.lastNack.version || null, error: delivery.lastNack.errorDetail, at: Date.parse(delivery.lastNack.at) }

@@ -3,7 +3,7 @@ import type { XdsTypeUrl } from '@switchyard/shared';
 import { nodeGroups, type NodeGroup, type ProtoObject, type ResourceSet, type ResourcesByName, type Snapshot } from '../resources.js';
 import { encodeResource, type EncodedResource } from './encoding.js';
 import { TypeState } from './type-state.js';
-import { pushOrder, typeNames, type NodeInfo } from './types.js';
+import { pushOrder, typeNames, type NodeInfo, type TypeName } from './types.js';
 
 /** What one setSnapshot changed, per group and type. */
 export interface SnapshotChanges {
@@ -95,6 +95,19 @@ export class XdsCache {
 
   private notify(changes: SnapshotChanges[]): void {
     for (const listener of this.listeners) listener(changes);
+  }
+
+  /** Every resource's name and version per group and type: what a client of that group is served (a server-side CSDS view). */
+  served(): Record<NodeGroup, Record<TypeName, { name: string; version: string }[]>> {
+    const out = {} as Record<NodeGroup, Record<TypeName, { name: string; version: string }[]>>;
+    for (const [group, types] of this.groups) {
+      const byType = {} as Record<TypeName, { name: string; version: string }[]>;
+      for (const [typeUrl, state] of types) {
+        byType[typeNames[typeUrl]] = [...state.resources.values()].map((r) => ({ name: r.name, version: r.version }));
+      }
+      out[group] = byType;
+    }
+    return out;
   }
 
   /** Resource counts and content versions, for metrics and the admin API. */

@@ -12,9 +12,19 @@ const nodes: XdsNodeStatus[] = [
     userAgent: 'envoy',
     connectedAt: 1_700_000_000_000,
     resources: [
-      { typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ackedVersion: '7', lastNack: null },
+      {
+        typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+        status: 'ACKED',
+        upToDate: true,
+        mode: 'sotw',
+        ackedVersion: '7',
+        lastNack: null,
+      },
       {
         typeUrl: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+        status: 'NACKED',
+        upToDate: false,
+        mode: 'sotw',
         ackedVersion: '6',
         lastNack: { version: '7', error: 'bad listener', at: 1_700_000_000_500 },
       },
