@@ -1,5 +1,5 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 
 /** What the backend saw of one request, as it answers it (JSON body). */
@@ -25,7 +25,7 @@ export class TestBackend {
   failHealth = false;
   /** When set, every non-health request answers this status. */
   failWith: number | undefined;
-  private readonly sockets = new Set<import('node:net').Socket>();
+  private readonly sockets = new Set<Socket>();
 
   private constructor(
     readonly name: string,
@@ -74,7 +74,7 @@ export class TestBackend {
     return this.counts.get(path) ?? 0;
   }
 
-  private sse(res: import('node:http').ServerResponse, events: number): void {
+  private sse(res: ServerResponse, events: number): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-backend': this.name });
     let sent = 0;
     const timer = setInterval(() => {

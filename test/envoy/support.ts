@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Echo } from './backend.js';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import { EnvoyProcess, findEnvoy, localBootstrap, type EnvoyBinary } from '@switchyard/local';
 import { httpRequest, type HttpAnswer, type HttpRequestOptions } from '@switchyard/demo';
@@ -87,7 +89,7 @@ export function httpsGet(
       { host: '127.0.0.1', port, path, servername: domain, headers: { host: domain }, ca, agent, timeout: 10_000 },
       (res) => {
         const chunks: Buffer[] = [];
-        const peer = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        const peer = (res.socket as TLSSocket).getPeerCertificate();
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
           resolve({
@@ -106,6 +108,6 @@ export function httpsGet(
 }
 
 /** Body of an answer from {@link TestBackend}. */
-export function echoOf(answer: HttpAnswer): import('./backend.js').Echo {
-  return JSON.parse(answer.body) as import('./backend.js').Echo;
+export function echoOf(answer: HttpAnswer): Echo {
+  return JSON.parse(answer.body) as Echo;
 }
