@@ -5,7 +5,7 @@ import { Agent } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Echo } from './backend.js';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
-import { EnvoyProcess, findEnvoy, localBootstrap, type EnvoyBinary } from '@switchyard/local';
+import { EnvoyProcess, findEnvoy, localBootstrap, type BootstrapDocument, type EnvoyBinary } from '@switchyard/local';
 import { httpRequest, type HttpAnswer, type HttpRequestOptions } from '@switchyard/demo';
 import { NatsServer } from '@switchyard/shared/testing';
 import { Api, controlPlane, eventually, startStack, type ServiceFactory, type Stack } from '../support/stack.js';
@@ -20,11 +20,16 @@ export function envoyBinary(): EnvoyBinary {
 let envoySeq = 0;
 
 /** Starts a real Envoy on the deploy bootstrap, pointed at `stack`'s gRPC port, and waits until it serves. */
-export async function startEnvoy(stack: Stack, options: { nodeId?: string; waitReady?: boolean } = {}): Promise<EnvoyProcess> {
+export async function startEnvoy(
+  stack: Stack,
+  options: { nodeId?: string; waitReady?: boolean; bootstrap?: (bootstrap: BootstrapDocument) => void } = {},
+): Promise<EnvoyProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), 'switchyard-envoy-'));
+  const bootstrap = localBootstrap({ controlPlane: { host: '127.0.0.1', port: stack.grpcPort }, adminPort: 0, dataDir });
+  options.bootstrap?.(bootstrap);
   const envoy = await EnvoyProcess.start({
     binary: envoyBinary().path,
-    bootstrap: localBootstrap({ controlPlane: { host: '127.0.0.1', port: stack.grpcPort }, adminPort: 0, dataDir }),
+    bootstrap,
     dataDir,
     nodeId: options.nodeId ?? `envoy-test-${process.pid}-${++envoySeq}`,
   });
@@ -46,11 +51,11 @@ export interface EnvoyWorld {
 
 /** A nats-server, the chosen services in one host (control plane only by default), and one Envoy on delta ADS. */
 export async function startEnvoyWorld(
-  options: { services?: readonly ServiceFactory[]; env?: Record<string, string> } = {},
+  options: { services?: readonly ServiceFactory[]; env?: Record<string, string>; bootstrap?: (bootstrap: BootstrapDocument) => void } = {},
 ): Promise<EnvoyWorld> {
   const nats = await NatsServer.start();
   const stack = await startStack(nats, options.services ?? [controlPlane], { env: options.env });
-  const envoy = await startEnvoy(stack);
+  const envoy = await startEnvoy(stack, { bootstrap: options.bootstrap });
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const http = (domain: string, path = '/', requestOptions: HttpRequestOptions = {}) =>
     httpRequest(`http://127.0.0.1:${stack.envoyHttpPort}${path}`, { host: domain, agent, ...requestOptions });

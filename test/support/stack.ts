@@ -124,6 +124,12 @@ export class Api {
     return { status: res.status, body: text ? JSON.parse(text) : undefined, etag: res.headers.get('etag') };
   }
 
+  /** PUT over an existing record (If-Match with its current ETag), or a create when there is none. */
+  async replace(path: string, body: unknown): Promise<any> {
+    const current = await this.call('GET', path);
+    return this.ok('PUT', path, body, current.etag === null || current.status === 404 ? {} : { 'if-match': current.etag });
+  }
+
   async ok(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<any> {
     const res = await this.call(method, path, body, headers);
     if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status}: ${JSON.stringify(res.body)}`);

@@ -6,6 +6,7 @@ import { XdsCache, registerXdsServices } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
 import { BusInputs } from './controller/bus-inputs.js';
 import { TranslationLoop } from './controller/translation-loop.js';
+import { NackQuarantine } from './controller/nack-quarantine.js';
 import { apiNodes, serviceStatus } from './controller/status.js';
 import { DeploymentController, eventOf } from './deployment/controller.js';
 import { defaultPlannerSettings } from './deployment/planner.js';
@@ -43,12 +44,22 @@ export function createControlPlaneService(
       const js = jetstream(nc);
 
       const cache = new XdsCache();
+      const quarantine = new NackQuarantine();
+      let loop: TranslationLoop | undefined;
       const xds = registerXdsServices(runtime.grpcServer, cache, {
         logger: logger.child({ component: 'xds' }),
         registry,
         maxStreamAgeMs: config.XDS_MAX_CONNECTION_AGE_MS,
-        // Core publish: the SWITCHYARD_EVENTS stream stores it, and a NACK storm never waits on acks.
-        onEvent: (event) => publish(nc, 'xds', event),
+        onEvent: (event) => {
+          // Core publish: the SWITCHYARD_EVENTS stream stores it, and a NACK storm never waits on acks.
+          publish(nc, 'xds', event);
+          if (event.typeUrl === undefined || event.version === undefined) return;
+          if (event.event === 'ack') quarantine.acked(event.typeUrl, event.version);
+          if (event.event !== 'nack') return;
+          const held = quarantine.nacked(event.typeUrl, event.version, event.error ?? '', Date.now());
+          for (const hold of held) logger.warn({ ...hold }, "a client rejected this service's config; serving its last accepted spec");
+          if (held.length > 0) loop?.schedule();
+        },
       });
 
       const store = await ConfigStore.open({ nc, logger, registry, replicas: config.NATS_STREAM_REPLICAS });
@@ -60,10 +71,11 @@ export function createControlPlaneService(
         reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
         ...options.translate,
       };
-      const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, logger, registry);
-      loop.runNow();
-      const unsubscribeView = store.view.onChange(() => loop.schedule());
-      const unsubscribeInputs = inputs.onChange(() => loop.schedule());
+      loop = new TranslationLoop(store.view, inputs, cache, translateOptions, quarantine, logger, registry);
+      const translation = loop;
+      translation.runNow();
+      const unsubscribeView = store.view.onChange(() => translation.schedule());
+      const unsubscribeInputs = inputs.onChange(() => translation.schedule());
       stateLoaded();
       logger.info(
         { services: store.view.services().length, tenants: store.view.tenants().length },
@@ -93,7 +105,7 @@ export function createControlPlaneService(
         registry,
         publishStatus,
         nodes: () => apiNodes(xds.nodes()),
-        status: (ref, fromSpec) => serviceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes() }),
+        status: (ref, fromSpec) => serviceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes(), quarantine }),
         deployments: {
           started: async (deployment) => {
             const service = store.view.service(deployment.tenant, deployment.service);
@@ -116,7 +128,7 @@ export function createControlPlaneService(
           deployments.stop();
           unsubscribeView();
           unsubscribeInputs();
-          loop.stop();
+          translation.stop();
           await api.close();
           xds.close();
           await inputs.stop();

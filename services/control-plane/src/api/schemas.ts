@@ -98,6 +98,16 @@ export const xdsDelivery = z.object({
       error: z.string().nullable().describe('The NACK error, when NACKED'),
     }),
   ),
+  heldBack: z
+    .object({
+      error: z.string().describe("The data-plane client's rejection of this service's latest spec"),
+      typeUrl: z.string(),
+      since: z.number().int(),
+      servingPrevious: z.boolean().describe('True: the last accepted spec is served; false: the service is left out'),
+    })
+    .nullable()
+    .default(null)
+    .describe('Set while Envoy rejects the latest spec; cleared by the next spec change'),
 });
 export const serviceStatus = z
   .object({

@@ -4,6 +4,7 @@ import type { NodeStatus, XdsCache } from '../xds/index.js';
 import { typeNames } from '../xds/index.js';
 import { endpointKey } from '../translator/index.js';
 import type { BusInputs } from './bus-inputs.js';
+import type { NackQuarantine } from './nack-quarantine.js';
 
 const typeUrlOf = Object.fromEntries(Object.entries(typeNames).map(([url, name]) => [name, url as XdsTypeUrl])) as Record<
   (typeof typeNames)[XdsTypeUrl],
@@ -37,7 +38,7 @@ export function apiNodes(nodes: NodeStatus[]): XdsNodeStatus[] {
 export function serviceStatus(
   ref: ServiceRef,
   fromSpec: ServiceStatus,
-  deps: { inputs: BusInputs; cache: XdsCache; nodes: () => NodeStatus[] },
+  deps: { inputs: BusInputs; cache: XdsCache; nodes: () => NodeStatus[]; quarantine: NackQuarantine },
 ): ServiceStatus {
   const revisions = fromSpec.revisions.map((revision) => {
     const cluster = clusterName({ tenant: ref.tenant, service: ref.service, revision: revision.name });
@@ -73,5 +74,10 @@ export function serviceStatus(
         error: nack?.errorDetail ?? null,
       };
     });
-  return { ...fromSpec, revisions, xds: { version: deps.cache.typeState('envoy', TypeUrl.Cluster).version, nodes } };
+  const hold = deps.quarantine.holdOf(ref.tenant, ref.service);
+  const heldBack =
+    hold === undefined
+      ? null
+      : { error: hold.error, typeUrl: hold.typeUrl, since: hold.since, servingPrevious: hold.servedRevision !== undefined };
+  return { ...fromSpec, revisions, xds: { version: deps.cache.typeState('envoy', TypeUrl.Cluster).version, nodes, heldBack } };
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Logger } from '@switchyard/shared';
+import { TypeUrl, type Logger } from '@switchyard/shared';
+import type { NackQuarantine } from './nack-quarantine.js';
 import type { ConfigView } from '../store/index.js';
 import type { XdsCache } from '../xds/index.js';
 import { translate, type TranslateOptions, type TranslationError } from '../translator/index.js';
@@ -24,6 +25,8 @@ export class TranslationLoop {
     private readonly inputs: BusInputs,
     private readonly cache: XdsCache,
     private readonly options: TranslateOptions,
+    /** Holds services whose latest spec Envoy rejected at their last accepted spec. */
+    private readonly quarantine: NackQuarantine,
     private readonly logger: Logger,
     registry: Registry,
   ) {
@@ -50,10 +53,11 @@ export class TranslationLoop {
     if (this.stopped) return;
     const end = this.duration.startTimer();
     const now = Date.now();
+    const services = this.quarantine.servedServices(this.view.services());
     const result = translate(
       {
         tenants: this.view.tenants().map((t) => t.record),
-        services: this.view.services().map((s) => s.record),
+        services: services.map((s) => s.record),
         endpointSets: this.inputs.endpointSets,
         health: this.inputs.health,
         now,
@@ -61,6 +65,7 @@ export class TranslationLoop {
       this.options,
     );
     this.cache.setSnapshot(result.snapshot);
+    this.quarantine.translated(new Map(Object.values(TypeUrl).map((url) => [url, this.cache.typeState('envoy', url).version])), services);
     end();
     this.translations.inc();
     this.recordErrors(result.errors);

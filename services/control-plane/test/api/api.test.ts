@@ -37,7 +37,7 @@ beforeAll(async () => {
   h = await startHarness({
     nodes: () => nodes,
     // What the wiring does: complete the spec-derived status with live state.
-    status: (ref, fromSpec) => ({ ...fromSpec, xds: { version: `v${ref.specRevision}`, nodes: [] } }),
+    status: (ref, fromSpec) => ({ ...fromSpec, xds: { version: `v${ref.specRevision}`, nodes: [], heldBack: null } }),
   });
 });
 afterAll(async () => {
