@@ -45,7 +45,17 @@ export function createControlPlaneService(
 
       const cache = new XdsCache();
       const quarantine = new NackQuarantine();
-      let loop: TranslationLoop | undefined;
+
+      const store = await ConfigStore.open({ nc, logger, registry, replicas: config.NATS_STREAM_REPLICAS });
+      const inputs = await BusInputs.start(nc, { logger, registry });
+      const translateOptions: TranslateOptions = {
+        ...defaultTranslateOptions,
+        http: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTP_PORT, publicPort: config.ENVOY_HTTP_PUBLIC_PORT },
+        https: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTPS_PORT, publicPort: config.ENVOY_HTTPS_PUBLIC_PORT },
+        reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
+        ...options.translate,
+      };
+      const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, quarantine, logger, registry);
       const xds = registerXdsServices(runtime.grpcServer, cache, {
         logger: logger.child({ component: 'xds' }),
         registry,
@@ -58,24 +68,12 @@ export function createControlPlaneService(
           if (event.event !== 'nack') return;
           const held = quarantine.nacked(event.typeUrl, event.version, event.error ?? '', Date.now());
           for (const hold of held) logger.warn({ ...hold }, "a client rejected this service's config; serving its last accepted spec");
-          if (held.length > 0) loop?.schedule();
+          if (held.length > 0) loop.schedule();
         },
       });
-
-      const store = await ConfigStore.open({ nc, logger, registry, replicas: config.NATS_STREAM_REPLICAS });
-      const inputs = await BusInputs.start(nc, { logger, registry });
-      const translateOptions: TranslateOptions = {
-        ...defaultTranslateOptions,
-        http: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTP_PORT, publicPort: config.ENVOY_HTTP_PUBLIC_PORT },
-        https: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTPS_PORT, publicPort: config.ENVOY_HTTPS_PUBLIC_PORT },
-        reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
-        ...options.translate,
-      };
-      loop = new TranslationLoop(store.view, inputs, cache, translateOptions, quarantine, logger, registry);
-      const translation = loop;
-      translation.runNow();
-      const unsubscribeView = store.view.onChange(() => translation.schedule());
-      const unsubscribeInputs = inputs.onChange(() => translation.schedule());
+      loop.runNow();
+      const unsubscribeView = store.view.onChange(() => loop.schedule());
+      const unsubscribeInputs = inputs.onChange(() => loop.schedule());
       stateLoaded();
       logger.info(
         { services: store.view.services().length, tenants: store.view.tenants().length },
@@ -128,7 +126,7 @@ export function createControlPlaneService(
           deployments.stop();
           unsubscribeView();
           unsubscribeInputs();
-          translation.stop();
+          loop.stop();
           await api.close();
           xds.close();
           await inputs.stop();

@@ -55,7 +55,9 @@ function mentionedBy(error: string, stored: StoredService): boolean {
 export class NackQuarantine {
   private readonly history: Translation[] = [];
   private readonly ackedId = new Map<string, number>();
-  private readonly held = new Map<string, HeldService & { served: StoredService | undefined }>();
+  private readonly held = new Map<string, HeldService>();
+  /** What is served instead of each held service's rejected spec (absent: left out). */
+  private readonly servedInstead = new Map<string, StoredService>();
   private nextId = 0;
 
   constructor(private readonly historyLength = 32) {}
@@ -68,15 +70,21 @@ export class NackQuarantine {
       const key = keyOf(stored.record.tenant, stored.record.name);
       present.add(key);
       const hold = this.held.get(key);
-      if (hold !== undefined && hold.rejectedRevision !== stored.revision) this.held.delete(key);
+      if (hold !== undefined && hold.rejectedRevision !== stored.revision) this.release(key);
       else if (hold !== undefined) {
-        if (hold.served !== undefined) out.push(hold.served);
+        const instead = this.servedInstead.get(key);
+        if (instead !== undefined) out.push(instead);
         continue;
       }
       out.push(stored);
     }
-    for (const key of this.held.keys()) if (!present.has(key)) this.held.delete(key);
+    for (const key of [...this.held.keys()]) if (!present.has(key)) this.release(key);
     return out;
+  }
+
+  private release(key: string): void {
+    this.held.delete(key);
+    this.servedInstead.delete(key);
   }
 
   /** Records what a translation served: the content version of each type and the services in it. */
@@ -103,7 +111,7 @@ export class NackQuarantine {
     const blamed = named.length > 0 ? named : good !== undefined ? changed : [];
     return blamed.map(([key, stored]) => {
       const served = good?.services.get(key);
-      const hold = {
+      const hold: HeldService = {
         tenant: stored.record.tenant,
         service: stored.record.name,
         rejectedRevision: stored.revision,
@@ -111,20 +119,16 @@ export class NackQuarantine {
         typeUrl,
         error,
         since: now,
-        served,
       };
       this.held.set(key, hold);
-      const { served: _served, ...visible } = hold;
-      return visible;
+      if (served !== undefined) this.servedInstead.set(key, served);
+      return hold;
     });
   }
 
   /** Why a service is served at an older spec (or not at all), if it is. */
   holdOf(tenant: string, service: string): HeldService | undefined {
-    const hold = this.held.get(keyOf(tenant, service));
-    if (hold === undefined) return undefined;
-    const { served: _served, ...visible } = hold;
-    return visible;
+    return this.held.get(keyOf(tenant, service));
   }
 
   private find(typeUrl: string, version: string): Translation | undefined {
