@@ -104,3 +104,4 @@ export { asyncApiDocument, asyncApiYaml } from './asyncapi.js';
 export { deploymentRecord, deploymentPhase, deploymentActive, type DeploymentRecord, type DeploymentPhase } from './store.js';
 // The test harness's nats-server runner doubles as `syctl up`'s embedded server.
 export { NatsServer, waitForPort, type NatsServerOptions } from './testing/nats-server.js';
+export { dyingWithParent } from './child-process.js';

@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import { dyingWithParent } from '@switchyard/shared';
 
 /** envoy.admin.v3.ConfigDump as JSON; entries are read by their `@type` (e.g. `….ClustersConfigDump`). */
 export interface EnvoyConfigDump {
@@ -49,15 +50,12 @@ export class EnvoyProcess {
     const logFile = join(options.dataDir, 'envoy.log');
     await writeFile(bootstrapFile, stringify(options.bootstrap));
     await writeFile(adminAddressFile, '');
-    const child = spawn(
-      options.binary,
-      [
-        ...['-c', bootstrapFile, '--service-node', options.nodeId, '--service-cluster', options.cluster ?? 'switchyard-edge'],
-        ...['--concurrency', '1', '--disable-hot-restart', '--admin-address-path', adminAddressFile],
-        ...['--log-level', options.logLevel ?? 'warn', '--log-path', logFile],
-      ],
-      { stdio: 'ignore' },
-    );
+    const command = dyingWithParent(options.binary, [
+      ...['-c', bootstrapFile, '--service-node', options.nodeId, '--service-cluster', options.cluster ?? 'switchyard-edge'],
+      ...['--concurrency', '1', '--disable-hot-restart', '--admin-address-path', adminAddressFile],
+      ...['--log-level', options.logLevel ?? 'warn', '--log-path', logFile],
+    ]);
+    const child = spawn(command.file, command.args, { stdio: 'ignore' });
     const exitedEarly = new Promise<never>((_, reject) =>
       child.once('exit', (code) => reject(new Error(`envoy exited (${code}) at start; see ${logFile}`))),
     );

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
+import { dyingWithParent } from '../child-process.js';
 
 export interface NatsServerOptions {
   /** Keep JetStream data in this directory instead of a fresh temp dir. */
@@ -57,7 +58,8 @@ export class NatsServer {
     const portsDir = join(this.storeDir, 'ports');
     await mkdir(portsDir, { recursive: true });
     const args = ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', join(this.storeDir, 'js'), '--ports_file_dir', portsDir];
-    const child = spawn(this.binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached });
+    const command = dyingWithParent(this.binary, args);
+    const child = spawn(command.file, command.args, { stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
