@@ -5,6 +5,7 @@ import { subjectKinds, subjectRoot, streams, type SubjectKindName } from './mess
 /** Which service publishes each kind, for the document's operations. */
 const publishers: Record<SubjectKindName, string> = {
   load: 'stats-sink',
+  loadpart: 'stats-sink',
   scale: 'autoscaler',
   endpoints: 'autoscaler',
   instance: 'autoscaler',

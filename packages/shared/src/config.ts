@@ -76,6 +76,13 @@ export const statsSinkEnv = z.object({
   STATS_COUNTERS_AS_DELTAS: flag(false),
   /** Ask LRS clients for per-endpoint stats (report_endpoint_granularity). */
   LRS_ENDPOINT_GRANULARITY: flag(false),
+  /**
+   * Several stats-sink replicas share the fleet: each publishes its per-node share on
+   * `switchyard.loadpart.*`, and the merged total goes out on `switchyard.load.*`.
+   */
+  STATS_SINK_REPLICATED: flag(false),
+  /** This replica's id in the merge (default: host name and process id). */
+  STATS_SINK_REPLICA_ID: optionalString,
 });
 export type StatsSinkConfig = z.infer<typeof statsSinkEnv>;
 

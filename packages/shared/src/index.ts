@@ -37,6 +37,8 @@ export {
   type SubjectKindName,
   type PayloadOf,
   type LoadSample,
+  type LoadPartial,
+  type NodeLoadShare,
   type ScaleDecision,
   type EndpointSet,
   type Endpoint,

@@ -32,6 +32,38 @@ export const loadSample = z.object({
 });
 export type LoadSample = z.infer<typeof loadSample>;
 
+const responsesByClass = z
+  .object({
+    '2xx': z.number().nonnegative(),
+    '3xx': z.number().nonnegative(),
+    '4xx': z.number().nonnegative(),
+    '5xx': z.number().nonnegative(),
+  })
+  .describe('responses per second by status class');
+
+/** One node's share of a revision's load as one stats-sink replica saw it. */
+export const nodeLoadShare = z.object({
+  node: z.string().min(1).max(256),
+  /** When the replica last heard from the node; of two replicas reporting a node, the later one counts. */
+  at: timestamp,
+  concurrency: z.number().nonnegative(),
+  rps: z.number().nonnegative(),
+  responses: responsesByClass,
+  windowMs: z.number().int().positive(),
+});
+export type NodeLoadShare = z.infer<typeof nodeLoadShare>;
+
+export const loadPartial = z.object({
+  schemaVersion: z.literal(1),
+  ...revisionScope,
+  replica: z.string().min(1).max(128).describe('the stats-sink replica that publishes this partial'),
+  ts: timestamp,
+  /** The partial counts until ts + freshForMs; a replica that dies stops counting then. */
+  freshForMs: z.number().int().positive().max(600_000),
+  nodes: z.array(nodeLoadShare).max(100_000),
+});
+export type LoadPartial = z.infer<typeof loadPartial>;
+
 export const scaleDecision = z.object({
   schemaVersion: z.literal(1),
   ...revisionScope,
@@ -166,6 +198,13 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: false,
     description: 'Fleet-wide load per revision, published by the stats-sink every reporting interval.',
+  }),
+  loadpart: kind({
+    kind: 'loadpart',
+    schema: loadPartial,
+    tokens: 3,
+    jetstream: false,
+    description: "One stats-sink replica's share of a revision's load, per node; the replicas merge them into `load`.",
   }),
   scale: kind({
     kind: 'scale',

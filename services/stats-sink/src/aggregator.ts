@@ -44,6 +44,18 @@ export interface AggregatorOptions {
   maxRevisions: number;
   /** A revision without fresh nodes is published with zeros this long, then forgotten. */
   revisionIdleMs: number;
+  /** Also give each node's share of a revision's load (replicas merge shares; one replica alone needs none). */
+  nodeShares?: boolean;
+}
+
+/** One node's part of a revision's load, and when this sink last heard from it. */
+export interface NodeShare {
+  nodeId: string;
+  at: number;
+  concurrency: number;
+  rps: number;
+  responses: ClassCounts;
+  windowMs: number;
 }
 
 export interface ReporterOptions {
@@ -69,6 +81,8 @@ export interface RevisionLoad {
   errorRatio: number;
   windowMs: number;
   nodes: number;
+  /** Per node, when the aggregator was asked for shares. */
+  shares?: NodeShare[];
 }
 
 export interface PublishedLoad extends RevisionLoad {
@@ -398,7 +412,17 @@ export class LoadAggregator {
   /** The load of one revision now, across fresh nodes, each node counted once. */
   private load(revision: RevisionState, now: number): RevisionLoad {
     const sum: LoadSum = { concurrency: 0, rps: 0, responses: [0, 0, 0, 0], windowMs: 0, nodes: 0 };
-    if (this.sharedNodeIds === 0) {
+    let shares: NodeShare[] | undefined;
+    if (this.options.nodeShares === true) {
+      shares = this.shares(revision, now);
+      for (const share of shares) {
+        sum.concurrency += share.concurrency;
+        sum.rps += share.rps;
+        addCounts(sum.responses, share.responses);
+        sum.windowMs = Math.max(sum.windowMs, share.windowMs);
+        sum.nodes++;
+      }
+    } else if (this.sharedNodeIds === 0) {
       // No node has more than one stream: every state is a node of its own.
       const one: ClusterState[] = [];
       for (const state of revision.states) {
@@ -427,7 +451,25 @@ export class LoadAggregator {
       errorRatio: answered > 0 ? Math.min(1, responses[3] / answered) : 0,
       windowMs: Math.max(1, Math.round(sum.windowMs || this.options.intervalMs)),
       nodes: sum.nodes,
+      ...(shares === undefined ? {} : { shares }),
     };
+  }
+
+  /** Each fresh node's share of a revision, with the receive time of its latest report. */
+  private shares(revision: RevisionState, now: number): NodeShare[] {
+    const byNode = new Map<string, ClusterState[]>();
+    for (const state of revision.states) {
+      if (!this.isFresh(state.reporter, now)) continue;
+      const group = byNode.get(state.reporter.nodeId);
+      if (group === undefined) byNode.set(state.reporter.nodeId, [state]);
+      else group.push(state);
+    }
+    return [...byNode].map(([nodeId, group]) => {
+      const one: LoadSum = { concurrency: 0, rps: 0, responses: [0, 0, 0, 0], windowMs: 0, nodes: 0 };
+      addNode(one, group);
+      const at = Math.max(...group.map((s) => s.reporter.lastReportAt ?? 0));
+      return { nodeId, at, concurrency: one.concurrency, rps: one.rps, responses: one.responses, windowMs: Math.round(one.windowMs) };
+    });
   }
 
   /**

@@ -3,12 +3,23 @@
  * aggregates them per revision (src/aggregator.ts) and publishes the load on
  * `switchyard.load.<tenant>.<service>.<revision>` and on /metrics.
  */
-import { publish, type LoadSample, type Runtime, type ServiceHandle, type ServiceModule, type StatsSinkConfig } from '@switchyard/shared';
+import { hostname } from 'node:os';
+import {
+  publish,
+  subscribe,
+  type LoadPartial,
+  type LoadSample,
+  type Runtime,
+  type ServiceHandle,
+  type ServiceModule,
+  type StatsSinkConfig,
+} from '@switchyard/shared';
 import { LoadAggregator, type PublishedLoad } from './aggregator.js';
 import { IngestServer } from './ingest-server.js';
 import { createSinkMetrics } from './sink-metrics.js';
 import { TenantMetrics } from './tenant-metrics.js';
 import { loadWire } from './wire.js';
+import { ReplicaMerge } from './replica-merge.js';
 import type { ClassCounts } from './reports.js';
 
 export { LoadAggregator, type AggregatorOptions, type PublishedLoad, type RevisionLoad, type ServiceLoad } from './aggregator.js';
@@ -29,7 +40,8 @@ export type StatsSinkSettings = Pick<
   | 'STATS_REVISION_IDLE_MS'
   | 'STATS_COUNTERS_AS_DELTAS'
   | 'LRS_ENDPOINT_GRANULARITY'
->;
+> &
+  Partial<Pick<StatsSinkConfig, 'STATS_SINK_REPLICATED' | 'STATS_SINK_REPLICA_ID'>>;
 
 export interface StatsSinkOptions {
   /** Milliseconds since the epoch; tests and the benchmark may replace it. */
@@ -56,7 +68,9 @@ function startStatsSink(config: StatsSinkSettings, options: StatsSinkOptions, ru
     maxClustersPerReporter: config.STATS_MAX_CLUSTERS_PER_STREAM,
     maxRevisions: config.STATS_MAX_REVISIONS,
     revisionIdleMs: config.STATS_REVISION_IDLE_MS,
+    nodeShares: config.STATS_SINK_REPLICATED === true,
   });
+  const publishLoad = config.STATS_SINK_REPLICATED === true ? replicatedPublisher(config, runtime, clock) : undefined;
   const ingest = new IngestServer({
     aggregator,
     metrics,
@@ -75,7 +89,8 @@ function startStatsSink(config: StatsSinkSettings, options: StatsSinkOptions, ru
     const collected = aggregator.collect(now);
     for (const load of collected.due) {
       try {
-        publish(nc, 'load', toSample(load, now));
+        if (publishLoad === undefined) publish(nc, 'load', toSample(load, now));
+        else publishLoad(load, now);
         metrics.published.inc();
       } catch (err) {
         metrics.publishErrors.inc();
@@ -120,6 +135,42 @@ function startStatsSink(config: StatsSinkSettings, options: StatsSinkOptions, ru
       clearInterval(timer);
       ingest.closeAll();
     },
+  };
+}
+
+/**
+ * With several replicas: publishes this replica's per-node share, folds in the others'
+ * shares, and publishes the fleet total where this replica is the revision's publisher.
+ */
+function replicatedPublisher(config: StatsSinkSettings, runtime: Runtime, clock: () => number): (load: PublishedLoad, now: number) => void {
+  const { nc, logger, observability } = runtime;
+  const merge = new ReplicaMerge(config.STATS_SINK_REPLICA_ID ?? `${hostname()}-${process.pid}`);
+  // A partial counts for two staleness windows: long enough to bridge a late tick, short enough to drop a dead replica's share.
+  const freshForMs = 2 * Math.max(config.STATS_STALE_AFTER_MS, config.LOAD_REPORTING_INTERVAL_MS);
+  subscribe(nc, 'loadpart', 'switchyard.loadpart.>', { logger, registry: observability.registry }, (m) => {
+    if (m.payload.replica !== merge.replica) merge.add(m.payload);
+  });
+  return (load, now) => {
+    const partial: LoadPartial = {
+      schemaVersion: 1,
+      ...load.ref,
+      replica: merge.replica,
+      ts: now,
+      freshForMs,
+      nodes: (load.shares ?? []).map((s) => ({
+        node: s.nodeId,
+        at: s.at,
+        concurrency: s.concurrency,
+        rps: s.rps,
+        responses: byClass(s.responses),
+        windowMs: Math.max(1, s.windowMs || config.LOAD_REPORTING_INTERVAL_MS),
+      })),
+    };
+    publish(nc, 'loadpart', partial);
+    merge.add(partial);
+    if (!merge.publishes(load.ref, clock())) return;
+    const total = merge.merged(load.ref, clock());
+    if (total !== undefined) publish(nc, 'load', total);
   };
 }
 
