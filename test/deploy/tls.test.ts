@@ -1,11 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, posix } from 'node:path';
+import type { Ignore } from '@balena/dockerignore';
 import { afterAll, describe, expect, it } from 'vitest';
 import { controlPlaneEnv, grpcSecurityOf, loadConfig, sanIdentities } from '@switchyard/shared';
 import { bindMounts, loadCompose, serviceEnvironment } from './compose.js';
 import { containerEnv, renderKustomization, workloads, type Container, type Workload } from './kube.js';
-import { readYaml, services, walk } from './support.js';
+import { readText, readYaml, repoRoot, services, walk } from './support.js';
 import { certsDir, makeCerts } from './tls.js';
 
 /**
@@ -48,6 +51,15 @@ describe('deploy/tls/make-certs.sh', () => {
     expect(sans(certificate('edge'))).toEqual(edgeIdentities);
     expect(certificate('tools').keyUsage).toEqual([clientAuth]);
     expect(sans(certificate('tools')).some((identity) => edgeIdentities.includes(identity))).toBe(false);
+  });
+
+  it('writes where neither git nor the image build context takes it', () => {
+    const dockerignore = createRequire(import.meta.url)('@balena/dockerignore') as (options?: { ignorecase?: boolean }) => Ignore;
+    const ignore = dockerignore({ ignorecase: false }).add(readText('.dockerignore').split('\n'));
+    const key = `${certsDir}/edge/tls.key`;
+    expect(ignore.ignores(key)).toBe(true);
+    const gitIgnored = spawnSync('git', ['check-ignore', '--no-index', '-q', key], { cwd: repoRoot });
+    expect(gitIgnored.status).toBe(0);
   });
 
   it('writes private keys readable by their owner only, and keeps what exists on a second run', () => {
