@@ -68,3 +68,15 @@ export type PeerCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthCont
 export function peerIdentities(call: PeerCall): string[] {
   return sanIdentities(call.getAuthContext().sslPeerCertificate?.subjectaltname);
 }
+
+/** PEM files of a client's identity for a mutual-TLS gRPC port (e.g. the tools certificate of make-certs.sh). */
+export interface ClientTlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** Channel credentials presenting a client certificate and trusting the given CA. */
+export function grpcClientCredentials(files: ClientTlsFiles): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(readFileSync(files.caFile), readFileSync(files.keyFile), readFileSync(files.certFile));
+}

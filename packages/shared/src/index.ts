@@ -10,7 +10,14 @@ export {
   autoscalerEnv,
 } from './config.js';
 export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig, GrpcSecurity, GrpcTlsConfig } from './config.js';
-export { grpcServerCredentials, peerIdentities, sanIdentities, type PeerCall } from './grpc-tls.js';
+export {
+  grpcClientCredentials,
+  grpcServerCredentials,
+  peerIdentities,
+  sanIdentities,
+  type ClientTlsFiles,
+  type PeerCall,
+} from './grpc-tls.js';
 export { createLogger, type Logger } from './logger.js';
 export { Readiness, createObservability, startAdminServer, type Observability, type HealthReporter } from './observability.js';
 export { startTracing, stopTracing, tracer, injectTraceContext, extractTraceContext } from './tracing.js';
