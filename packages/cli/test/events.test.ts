@@ -14,6 +14,7 @@ import {
   openBucket,
   publishDurable,
   startHost,
+  type GrpcSecurity,
   type Host,
 } from '@switchyard/shared';
 import { NatsServer, freePort } from '@switchyard/shared/testing';
@@ -49,8 +50,8 @@ async function syctl(args: string[], env: Record<string, string | undefined> = {
   return { code, stdout, stderr };
 }
 
-beforeAll(async () => {
-  nats = await NatsServer.start();
+/** An event-streamer on free ports, its gRPC port plaintext or with the given security. */
+async function startEventStreamer(grpcSecurity?: GrpcSecurity): Promise<Host> {
   const config = loadConfig(eventStreamerEnv, {
     NATS_URL: nats.url,
     LOG_LEVEL: 'silent',
@@ -58,7 +59,7 @@ beforeAll(async () => {
     EVENT_STREAMER_GRPC_PORT: '0',
     EVENT_STREAMER_ADMIN_PORT: String(await freePort()),
   });
-  host = await startHost({
+  return startHost({
     name: 'event-streamer',
     services: [createEventStreamerService(config)],
     natsUrl: config.NATS_URL,
@@ -66,7 +67,13 @@ beforeAll(async () => {
     adminPort: config.EVENT_STREAMER_ADMIN_PORT,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: undefined,
+    grpcSecurity,
   });
+}
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  host = await startEventStreamer();
   address = `127.0.0.1:${host.grpcPort}`;
   const kv = await openBucket(host.runtime.nc, buckets.config);
   const tokenHash = createHash('sha256').update(acmeToken).digest('hex');
@@ -169,27 +176,11 @@ describe('syctl events against an event-streamer serving mutual TLS', () => {
 
   beforeAll(async () => {
     execFileSync(fileURLToPath(new URL('../../../deploy/tls/make-certs.sh', import.meta.url)), [certs], { stdio: 'ignore' });
-    const config = loadConfig(eventStreamerEnv, {
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'silent',
-      SWITCHYARD_ADMIN_TOKEN: adminToken,
-      EVENT_STREAMER_GRPC_PORT: '0',
-      EVENT_STREAMER_ADMIN_PORT: String(await freePort()),
-    });
-    tlsHost = await startHost({
-      name: 'event-streamer',
-      services: [createEventStreamerService(config)],
-      natsUrl: config.NATS_URL,
-      grpcPort: 0,
-      adminPort: config.EVENT_STREAMER_ADMIN_PORT,
-      logLevel: 'silent',
-      otlpEndpoint: undefined,
-      grpcSecurity: {
-        mode: 'mtls',
-        certFile: join(certs, 'event-streamer', 'tls.crt'),
-        keyFile: join(certs, 'event-streamer', 'tls.key'),
-        clientCaFile: join(certs, 'ca.crt'),
-      },
+    tlsHost = await startEventStreamer({
+      mode: 'mtls',
+      certFile: join(certs, 'event-streamer', 'tls.crt'),
+      keyFile: join(certs, 'event-streamer', 'tls.key'),
+      clientCaFile: join(certs, 'ca.crt'),
     });
     tlsAddress = `127.0.0.1:${tlsHost.grpcPort}`;
   });
