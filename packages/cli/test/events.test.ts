@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buckets,
@@ -9,6 +14,7 @@ import {
   openBucket,
   publishDurable,
   startHost,
+  type GrpcSecurity,
   type Host,
 } from '@switchyard/shared';
 import { NatsServer, freePort } from '@switchyard/shared/testing';
@@ -44,8 +50,8 @@ async function syctl(args: string[], env: Record<string, string | undefined> = {
   return { code, stdout, stderr };
 }
 
-beforeAll(async () => {
-  nats = await NatsServer.start();
+/** An event-streamer on free ports, its gRPC port plaintext or with the given security. */
+async function startEventStreamer(grpcSecurity?: GrpcSecurity): Promise<Host> {
   const config = loadConfig(eventStreamerEnv, {
     NATS_URL: nats.url,
     LOG_LEVEL: 'silent',
@@ -53,7 +59,7 @@ beforeAll(async () => {
     EVENT_STREAMER_GRPC_PORT: '0',
     EVENT_STREAMER_ADMIN_PORT: String(await freePort()),
   });
-  host = await startHost({
+  return startHost({
     name: 'event-streamer',
     services: [createEventStreamerService(config)],
     natsUrl: config.NATS_URL,
@@ -61,7 +67,13 @@ beforeAll(async () => {
     adminPort: config.EVENT_STREAMER_ADMIN_PORT,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: undefined,
+    grpcSecurity,
   });
+}
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  host = await startEventStreamer();
   address = `127.0.0.1:${host.grpcPort}`;
   const kv = await openBucket(host.runtime.nc, buckets.config);
   const tokenHash = createHash('sha256').update(acmeToken).digest('hex');
@@ -149,5 +161,50 @@ describe('syctl events against a running event-streamer', () => {
     expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('unknown or revoked token') });
     const nobody = `127.0.0.1:${await freePort()}`;
     expect((await syctl(['events', '--token', adminToken, '--events', nobody])).code).toBe(3);
+  });
+});
+
+describe('syctl events against an event-streamer serving mutual TLS', () => {
+  const certs = mkdtempSync(join(tmpdir(), 'switchyard-cli-certs-'));
+  const tools = {
+    SWITCHYARD_TLS_CA: join(certs, 'ca.crt'),
+    SWITCHYARD_TLS_CERT: join(certs, 'tools', 'tls.crt'),
+    SWITCHYARD_TLS_KEY: join(certs, 'tools', 'tls.key'),
+  };
+  let tlsHost: Host;
+  let tlsAddress: string;
+
+  beforeAll(async () => {
+    execFileSync(fileURLToPath(new URL('../../../deploy/tls/make-certs.sh', import.meta.url)), [certs], { stdio: 'ignore' });
+    tlsHost = await startEventStreamer({
+      mode: 'mtls',
+      certFile: join(certs, 'event-streamer', 'tls.crt'),
+      keyFile: join(certs, 'event-streamer', 'tls.key'),
+      clientCaFile: join(certs, 'ca.crt'),
+    });
+    tlsAddress = `127.0.0.1:${tlsHost.grpcPort}`;
+  });
+
+  afterAll(async () => {
+    await tlsHost?.stop();
+    rmSync(certs, { recursive: true, force: true });
+  });
+
+  it('reads events with the tools certificate from SWITCHYARD_TLS_*', async () => {
+    const result = await syctl(['events', '--token', adminToken, '--kind', 'instance'], { SWITCHYARD_EVENTS: tlsAddress, ...tools });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain('i-9 ready');
+    expect(result.code).toBe(0);
+  });
+
+  it('is refused without a certificate, and says which variable is missing when only some are set', async () => {
+    const refused = await syctl(['events', '--token', adminToken], { SWITCHYARD_EVENTS: tlsAddress });
+    expect(refused.code).toBe(3);
+    const partial = await syctl(['events', '--token', adminToken], {
+      SWITCHYARD_EVENTS: tlsAddress,
+      SWITCHYARD_TLS_CA: tools.SWITCHYARD_TLS_CA,
+    });
+    expect(partial.code).toBe(2);
+    expect(partial.stderr).toContain('SWITCHYARD_TLS_CERT, SWITCHYARD_TLS_KEY must be set');
   });
 });

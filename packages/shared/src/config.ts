@@ -35,8 +35,67 @@ export const commonEnv = {
   NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 };
 
+/**
+ * TLS of the Envoy-facing gRPC port (xDS, LRS, MetricsService, HDS, Watch): PEM files of the
+ * server's certificate and key and of the CA that signs client certificates. A standalone
+ * service needs all three (see {@link grpcSecurityOf}) unless XDS_INSECURE is set.
+ */
+export const grpcTlsEnv = {
+  XDS_TLS_CERT: optionalString,
+  XDS_TLS_KEY: optionalString,
+  XDS_TLS_CLIENT_CA: optionalString,
+  /** Serve the gRPC port without TLS: anyone who reaches it gets every tenant's config. */
+  XDS_INSECURE: flag(false),
+};
+export type GrpcTlsConfig = { [K in keyof typeof grpcTlsEnv]: z.infer<(typeof grpcTlsEnv)[K]> };
+
+/** How a host's gRPC port is secured: mutual TLS from PEM files, or plaintext. */
+export type GrpcSecurity = { mode: 'mtls'; certFile: string; keyFile: string; clientCaFile: string } | { mode: 'plaintext' };
+
+const tlsFiles = ['XDS_TLS_CERT', 'XDS_TLS_KEY', 'XDS_TLS_CLIENT_CA'] as const;
+
+/**
+ * The security a standalone service's gRPC port must have: mutual TLS when the three files
+ * are named, plaintext only when XDS_INSECURE=true says so explicitly and no file is named.
+ * Anything else is a ConfigError naming the variables.
+ */
+export function grpcSecurityOf(config: Partial<GrpcTlsConfig>): GrpcSecurity {
+  const missing = tlsFiles.filter((name) => config[name] === undefined);
+  if (config.XDS_INSECURE === true) {
+    if (missing.length === tlsFiles.length) return { mode: 'plaintext' };
+    throw new ConfigError([`XDS_INSECURE: is true while ${tlsFiles.filter((n) => !missing.includes(n)).join(', ')} set; choose one`]);
+  }
+  if (missing.length > 0) {
+    throw new ConfigError(
+      missing.map(
+        (name) =>
+          `${name}: required (unset): the Envoy-facing gRPC port serves mutual TLS from PEM files (XDS_TLS_CERT, XDS_TLS_KEY, XDS_TLS_CLIENT_CA); XDS_INSECURE=true serves it without TLS`,
+      ),
+    );
+  }
+  return { mode: 'mtls', certFile: config.XDS_TLS_CERT!, keyFile: config.XDS_TLS_KEY!, clientCaFile: config.XDS_TLS_CLIENT_CA! };
+}
+
+/** Comma-separated list, blanks dropped. */
+const list = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v) =>
+      v
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== ''),
+    );
+
 export const controlPlaneEnv = z.object({
   ...commonEnv,
+  ...grpcTlsEnv,
+  /**
+   * Client-certificate identities (URI or DNS SANs) of the edge Envoy fleet: only these receive
+   * TLS secrets over SDS when the gRPC port serves mutual TLS.
+   */
+  XDS_EDGE_IDENTITIES: list('spiffe://switchyard/edge'),
   CONTROL_PLANE_GRPC_PORT: port(18000),
   CONTROL_PLANE_ADMIN_PORT: port(9401),
   API_PORT: port(8080),
@@ -58,6 +117,7 @@ export type ControlPlaneConfig = z.infer<typeof controlPlaneEnv>;
 
 export const statsSinkEnv = z.object({
   ...commonEnv,
+  ...grpcTlsEnv,
   STATS_SINK_GRPC_PORT: port(18001),
   STATS_SINK_ADMIN_PORT: port(9402),
   LOAD_REPORTING_INTERVAL_MS: millis(1000),
@@ -88,6 +148,7 @@ export type StatsSinkConfig = z.infer<typeof statsSinkEnv>;
 
 export const eventStreamerEnv = z.object({
   ...commonEnv,
+  ...grpcTlsEnv,
   EVENT_STREAMER_GRPC_PORT: port(18002),
   EVENT_STREAMER_ADMIN_PORT: port(9403),
   HDS_CHECKERS_PER_ENDPOINT: z.coerce.number().int().positive().default(3),

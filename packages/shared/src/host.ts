@@ -5,7 +5,8 @@ import { createLogger, type Logger } from './logger.js';
 import { createObservability, startAdminServer, type Observability } from './observability.js';
 import { connectNats } from './nats.js';
 import { startTracing, stopTracing } from './tracing.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, grpcSecurityOf, loadConfig, type GrpcSecurity, type GrpcTlsConfig } from './config.js';
+import { grpcServerCredentials } from './grpc-tls.js';
 import type { z } from 'zod';
 
 /** What a service module gets from its host: shared plumbing, never business state. */
@@ -17,6 +18,10 @@ export interface Runtime {
   grpcServer: grpc.Server;
   /** The address the host's gRPC server listens on once bound (e.g. for LRS `self`). */
   grpcPort: () => number;
+  /** Where the host's servers listen; services with servers of their own bind there too. */
+  bindHost: string;
+  /** True when the gRPC port requires a verified client certificate (mutual TLS). */
+  grpcPeersAuthenticated: boolean;
 }
 
 export interface ServiceHandle {
@@ -40,12 +45,21 @@ export interface HostOptions {
   logLevel: string;
   otlpEndpoint: string | undefined;
   grpcOptions?: grpc.ServerOptions;
+  /**
+   * The address every port binds (default 127.0.0.1: the all-in-one serves local processes
+   * only; standalone services in a cluster bind 0.0.0.0).
+   */
+  bindHost?: string;
+  /** TLS of the gRPC port (default plaintext, which is warned about unless bound to loopback). */
+  grpcSecurity?: GrpcSecurity;
 }
 
 export interface Host {
   runtime: Runtime;
   admin: FastifyInstance;
   grpcPort: number;
+  /** The address the ports are bound to. */
+  bindHost: string;
   stop(): Promise<void>;
 }
 
@@ -55,6 +69,9 @@ export interface Host {
  * state and the servers listen.
  */
 export async function startHost(options: HostOptions): Promise<Host> {
+  const security = options.grpcSecurity ?? { mode: 'plaintext' };
+  // Bad TLS files fail here, before anything has started.
+  const credentials = grpcServerCredentials(security);
   startTracing(`switchyard-${options.name}`, options.otlpEndpoint);
   const logger = createLogger(options.name, options.logLevel);
   const observability = createObservability(options.name);
@@ -62,26 +79,40 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const nc = await connectNats({ servers: options.natsUrl, name: `switchyard-${options.name}`, logger, observability });
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, ...options.grpcOptions });
   let boundPort = 0;
-  const runtime: Runtime = { logger, nc, observability, grpcServer, grpcPort: () => boundPort };
+  const bindHost = options.bindHost ?? '127.0.0.1';
+  const runtime: Runtime = {
+    logger,
+    nc,
+    observability,
+    grpcServer,
+    grpcPort: () => boundPort,
+    bindHost,
+    grpcPeersAuthenticated: security.mode === 'mtls',
+  };
   const handles: ServiceHandle[] = [];
   for (const service of options.services) {
     handles.push(await service.start({ ...runtime, logger: logger.child({ component: service.name }) }));
   }
   if (options.grpcPort !== undefined) {
     boundPort = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync(`0.0.0.0:${options.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
-      ),
+      grpcServer.bindAsync(`${bindHost}:${options.grpcPort}`, credentials, (err, port) => (err ? reject(err) : resolve(port))),
     );
-    logger.info({ port: boundPort }, 'gRPC server listening');
+    logger.info({ host: bindHost, port: boundPort, tls: security.mode }, 'gRPC server listening');
+    if (security.mode === 'plaintext' && !isLoopback(bindHost)) {
+      logger.warn(
+        { host: bindHost, port: boundPort },
+        'the gRPC port serves xDS without TLS beyond loopback (XDS_INSECURE): anyone who reaches it gets every tenant’s config and TLS keys',
+      );
+    }
   }
   grpcListening();
   const admin = await startAdminServer({
     port: options.adminPort,
+    host: bindHost,
     observability,
     extend: (app) => handles.forEach((h) => h.adminRoutes?.(app)),
   });
-  logger.info({ port: options.adminPort }, 'admin server listening');
+  logger.info({ host: bindHost, port: options.adminPort }, 'admin server listening');
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
@@ -103,7 +134,11 @@ export async function startHost(options: HostOptions): Promise<Host> {
       if ((await Promise.race([drained, timedOut])) === 'timeout') await nc.close().catch(() => undefined);
       await stopTracing();
     })());
-  return { runtime, admin, grpcPort: boundPort, stop };
+  return { runtime, admin, grpcPort: boundPort, bindHost, stop };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** Runs a host until SIGTERM/SIGINT, then drains and exits. */
@@ -124,26 +159,36 @@ export function stopOnSignals(host: Pick<Host, 'stop'>, logger: Logger): void {
 
 /**
  * A service's standalone `main`: reads its env config (a bad variable exits 2 with one message
- * listing every problem), starts the host and stops it on SIGTERM/SIGINT.
+ * listing every problem), starts the host on every interface and stops it on SIGTERM/SIGINT.
+ * A gRPC port serves mutual TLS (XDS_TLS_*) unless XDS_INSECURE=true says otherwise.
  */
-export async function runStandalone<C extends { NATS_URL: string; LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT: string | undefined }>(
-  schema: z.ZodType<C>,
-  plan: (config: C) => Pick<HostOptions, 'name' | 'services' | 'grpcPort' | 'adminPort'>,
-): Promise<Host> {
+export async function runStandalone<
+  C extends { NATS_URL: string; LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT: string | undefined } & Partial<GrpcTlsConfig>,
+>(schema: z.ZodType<C>, plan: (config: C) => Pick<HostOptions, 'name' | 'services' | 'grpcPort' | 'adminPort'>): Promise<Host> {
   let config: C;
+  let planned: ReturnType<typeof plan>;
+  let grpcSecurity: GrpcSecurity | undefined;
   try {
     config = loadConfig(schema);
+    planned = plan(config);
+    if (planned.grpcPort !== undefined) grpcSecurity = grpcSecurityOf(config);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message);
-    process.exit(2);
+    exitOnConfigError(err);
   }
   const host = await startHost({
-    ...plan(config),
+    ...planned,
     natsUrl: config.NATS_URL,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-  });
+    bindHost: '0.0.0.0',
+    grpcSecurity,
+  }).catch((err: unknown) => exitOnConfigError(err));
   stopOnSignals(host, host.runtime.logger);
   return host;
+}
+
+function exitOnConfigError(err: unknown): never {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(2);
 }

@@ -1,5 +1,23 @@
-export { ConfigError, loadConfig, commonEnv, controlPlaneEnv, statsSinkEnv, eventStreamerEnv, autoscalerEnv } from './config.js';
-export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig } from './config.js';
+export {
+  ConfigError,
+  loadConfig,
+  commonEnv,
+  grpcTlsEnv,
+  grpcSecurityOf,
+  controlPlaneEnv,
+  statsSinkEnv,
+  eventStreamerEnv,
+  autoscalerEnv,
+} from './config.js';
+export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig, GrpcSecurity, GrpcTlsConfig } from './config.js';
+export {
+  grpcClientCredentials,
+  grpcServerCredentials,
+  peerIdentities,
+  sanIdentities,
+  type ClientTlsFiles,
+  type PeerCall,
+} from './grpc-tls.js';
 export { createLogger, type Logger } from './logger.js';
 export { Readiness, createObservability, startAdminServer, type Observability, type HealthReporter } from './observability.js';
 export { startTracing, stopTracing, tracer, injectTraceContext, extractTraceContext } from './tracing.js';

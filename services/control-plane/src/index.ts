@@ -2,7 +2,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { ensureStreams, publish, publishDurable, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
 import { createApiServer, natsStatusPublisher, type ApiServer } from './api/index.js';
 import { ConfigStore } from './store/index.js';
-import { XdsCache, registerXdsServices } from './xds/index.js';
+import { XdsCache, registerXdsServices, xdsAccess } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
 import { BusInputs } from './controller/bus-inputs.js';
 import { TranslationLoop } from './controller/translation-loop.js';
@@ -15,8 +15,6 @@ export interface ControlPlaneOptions {
   translate?: Partial<TranslateOptions>;
   /** How often deployments are re-evaluated. */
   deploymentIntervalMs?: number;
-  /** Host for the management API (default 0.0.0.0). */
-  apiHost?: string;
 }
 
 export interface ControlPlaneHandle {
@@ -60,6 +58,7 @@ export function createControlPlaneService(
         logger: logger.child({ component: 'xds' }),
         registry,
         maxStreamAgeMs: config.XDS_MAX_CONNECTION_AGE_MS,
+        typesFor: xdsAccess({ peersAuthenticated: runtime.grpcPeersAuthenticated, edgeIdentities: config.XDS_EDGE_IDENTITIES }),
         onEvent: (event) => {
           // Core publish: the SWITCHYARD_EVENTS stream stores it, and a NACK storm never waits on acks.
           publish(nc, 'xds', event);
@@ -115,7 +114,7 @@ export function createControlPlaneService(
           apply: (stored, step) => deployments.apply(stored, step),
         },
       });
-      const { url } = await api.listen({ port: config.API_PORT, host: options.apiHost ?? '0.0.0.0' });
+      const { url } = await api.listen({ port: config.API_PORT, host: runtime.bindHost });
       logger.info({ url }, 'management API listening');
       module.handle = { apiUrl: url, cache };
 

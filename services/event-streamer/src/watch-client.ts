@@ -25,6 +25,8 @@ export interface WatchOptions {
   onReconnect?: (status: grpc.StatusObject) => void;
   signal?: AbortSignal;
   channelOptions?: grpc.ChannelOptions;
+  /** A mutual-TLS port needs a client certificate (default: plaintext, as the all-in-one serves). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 /** As decoded by proto-loader: fields at their default value are absent, 64-bit integers are strings. */
@@ -41,7 +43,11 @@ let clientConstructor: grpc.ServiceClientConstructor | undefined;
 /** Resolves when the watch is over: caught up without `follow`, aborted, or ended by a non-retryable status (rejects). */
 export async function watchEvents(options: WatchOptions): Promise<void> {
   clientConstructor ??= grpcService(loadGrpcPackage([protoFiles.watch]), 'switchyard.watch.v1.WatchService');
-  const client = new clientConstructor(options.address, grpc.credentials.createInsecure(), options.channelOptions ?? {});
+  const client = new clientConstructor(
+    options.address,
+    options.credentials ?? grpc.credentials.createInsecure(),
+    options.channelOptions ?? {},
+  );
   const after: Record<string, number> = {};
   const session = { answered: false };
   let backoffMs = 250;

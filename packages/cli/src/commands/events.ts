@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { grpcClientCredentials } from '@switchyard/shared';
 import { formatEventJson, formatEventLine, watchEvents } from '@switchyard/event-streamer/client';
 import { cliOf } from '../cli.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
@@ -33,11 +34,13 @@ export function registerEvents(program: Command): void {
       const token = cli.options.token;
       if (token === undefined || token === '') throw usageError('no token: pass --token or set SWITCHYARD_TOKEN');
       const format = cli.json ? formatEventJson : formatEventLine;
+      const credentials = clientCredentials(cli.io.env);
       const abort = new AbortController();
       const onSignal = () => abort.abort();
       process.once('SIGINT', onSignal);
       try {
         await watchEvents({
+          ...(credentials ? { credentials } : {}),
           address: options.events ?? cli.io.env.SWITCHYARD_EVENTS ?? defaultEventsAddress,
           token,
           ...(cli.options.tenant ? { tenant: cli.options.tenant } : {}),
@@ -57,4 +60,23 @@ export function registerEvents(program: Command): void {
         process.off('SIGINT', onSignal);
       }
     });
+}
+
+const tlsVariables = ['SWITCHYARD_TLS_CA', 'SWITCHYARD_TLS_CERT', 'SWITCHYARD_TLS_KEY'] as const;
+
+/**
+ * A standalone event-streamer serves mutual TLS: the client certificate (the `tools` identity of
+ * deploy/tls/make-certs.sh) comes from SWITCHYARD_TLS_CA, SWITCHYARD_TLS_CERT and
+ * SWITCHYARD_TLS_KEY, all three or none (plaintext, for the all-in-one).
+ */
+function clientCredentials(env: Record<string, string | undefined>) {
+  const missing = tlsVariables.filter((name) => !env[name]);
+  if (missing.length === tlsVariables.length) return undefined;
+  if (missing.length > 0)
+    throw usageError(`${missing.join(', ')} must be set with ${tlsVariables.filter((n) => !missing.includes(n)).join(', ')}`);
+  try {
+    return grpcClientCredentials({ caFile: env.SWITCHYARD_TLS_CA!, certFile: env.SWITCHYARD_TLS_CERT!, keyFile: env.SWITCHYARD_TLS_KEY! });
+  } catch (err) {
+    throw usageError(`cannot read the client certificate: ${(err as Error).message}`);
+  }
 }

@@ -5,6 +5,7 @@
  * on the host's gRPC server and serves `nodes()` on the admin API.
  */
 export { XdsCache, nodeGroupOf, diffResources, type SnapshotChanges, type CacheListener } from './cache.js';
+export { xdsAccess, typesForIdentities, everyType, type XdsAccessSettings } from './access.js';
 export { registerXdsServices, type XdsServer, type XdsServerDeps } from './server.js';
 export type { NodeStatus, TypeDelivery } from './node-status.js';
 export type { DeliveryStatus } from './stream.js';

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
-import { envoyRoot, TypeUrl, type Logger, type XdsEvent, type XdsTypeUrl } from '@switchyard/shared';
+import { envoyRoot, TypeUrl, type Logger, type PeerCall, type XdsEvent, type XdsTypeUrl } from '@switchyard/shared';
 import { nodeGroupOf, type XdsCache } from './cache.js';
 import {
   decodeDeltaRequest,
@@ -36,6 +36,8 @@ export interface XdsServerDeps {
   /** A stream whose writes make no progress for this long is ended (default 60 s). */
   stalledWriteMs?: number;
   random?: () => number;
+  /** The types a call's client may receive (default every type); see access.ts. */
+  typesFor?: (call: PeerCall) => ReadonlySet<XdsTypeUrl>;
 }
 
 export interface XdsServer {
@@ -103,6 +105,13 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
 
   const handleStream =
     (mode: XdsMode, fixedType: XdsTypeUrl | undefined, api: string) => (call: grpc.ServerDuplexStream<Request, Buffer>) => {
+      const allowed = deps.typesFor?.(call);
+      if (allowed !== undefined && fixedType !== undefined && !allowed.has(fixedType)) {
+        metrics.badRequests.inc({ reason: 'forbidden' });
+        const details = `this client may not receive ${typeNames[fixedType]}`;
+        call.emit('error', Object.assign(new Error(details), { code: grpc.status.PERMISSION_DENIED, details }));
+        return;
+      }
       const openedAt = performance.now();
       let identified = false;
       let ended = false;
@@ -203,6 +212,16 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
           end(grpc.status.INVALID_ARGUMENT, `malformed request: ${request.malformed}`);
           return;
         }
+        if (allowed !== undefined && isXdsTypeUrl(request.typeUrl) && !allowed.has(request.typeUrl)) {
+          // Never answered: the resources do not exist for this client.
+          metrics.badRequests.inc({ reason: 'forbidden' });
+          warnOnce(
+            `forbidden:${request.typeUrl}`,
+            { typeUrl: request.typeUrl },
+            'xDS request for a type this client may not receive; ignored',
+          );
+          return;
+        }
         try {
           if (mode === 'sotw') stream.handleSotw(request as SotwRequest);
           else stream.handleDelta(request as DeltaRequest);
@@ -252,6 +271,11 @@ export function registerXdsServices(server: grpc.Server, cache: XdsCache, deps: 
       if (typeUrl === undefined || !isXdsTypeUrl(typeUrl) || (fixedType !== undefined && typeUrl !== fixedType)) {
         metrics.badRequests.inc({ reason: 'unknown_type' });
         callback({ code: grpc.status.INVALID_ARGUMENT, details: `cannot serve type ${typeUrl ?? '(none)'}` });
+        return;
+      }
+      if (deps.typesFor?.(call).has(typeUrl) === false) {
+        metrics.badRequests.inc({ reason: 'forbidden' });
+        callback({ code: grpc.status.PERMISSION_DENIED, details: `this client may not receive ${typeNames[typeUrl]}` });
         return;
       }
       void cache.whenReady().then(() => callback(null, fetchResponse(cache, request, typeUrl)));
