@@ -10,7 +10,6 @@ export {
   publish,
   publishDurable,
   subscribe,
-  consumeStream,
   untilConnected,
   decodeMessage,
   messageCounters,
@@ -26,6 +25,16 @@ export {
   type JetStreamManager,
 } from './nats.js';
 export { deliverOptions } from './nats.js';
+export {
+  openStreamReader,
+  followStream,
+  consumeStream,
+  type StreamReader,
+  type StreamReaderOptions,
+  type StreamFollower,
+  type FollowDeps,
+} from './stream-follower.js';
+export { followBucket, kvStream, kvSubject, type KvChange } from './kv-follower.js';
 export * as messages from './messages.js';
 export {
   subjectKinds,
