@@ -1,6 +1,5 @@
-import { jetstream } from '@nats-io/jetstream';
-import { ensureStreams, publish, publishDurable, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
-import { createApiServer, natsStatusPublisher, type ApiServer } from './api/index.js';
+import { ensureStreams, publish, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
+import { createApiServer, natsDeployPublisher, natsStatusPublisher, type ApiServer } from './api/index.js';
 import { ConfigStore } from './store/index.js';
 import { XdsCache, registerXdsServices } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
@@ -40,7 +39,6 @@ export function createControlPlaneService(
       const registry = observability.registry;
       const stateLoaded = observability.readiness.require('control-plane-state');
       await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS });
-      const js = jetstream(nc);
 
       const cache = new XdsCache();
       const xds = registerXdsServices(runtime.grpcServer, cache, {
@@ -68,19 +66,18 @@ export function createControlPlaneService(
         'desired state loaded and translated; serving xDS',
       );
 
+      const now = Date.now;
       const publishStatus = natsStatusPublisher(nc, logger, registry);
+      const publishDeployment = natsDeployPublisher(nc, logger, now);
       const deployments = new DeploymentController({
         store,
         inputs,
         logger: logger.child({ component: 'deployments' }),
         publishStatus,
-        publishDeployment: async (event) => {
-          await publishDurable(js, 'deploy', { schemaVersion: 1, ...event, ts: Date.now() }).catch((err: unknown) =>
-            logger.warn({ err, tenant: event.tenant, service: event.service }, 'deploy event not published'),
-          );
-        },
+        publishDeployment,
         settings: defaultPlannerSettings,
         intervalMs: options.deploymentIntervalMs ?? 500,
+        now,
       });
       deployments.start();
 
@@ -94,11 +91,8 @@ export function createControlPlaneService(
         status: (ref, fromSpec) => serviceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes() }),
         deployments: {
           started: async (deployment) => {
-            const service = store.view.service(deployment.tenant, deployment.service);
-            const event = eventOf(deployment, deployment.previousTraffic, inputs, service?.record.spec.scaling.minInstances ?? 1);
-            await publishDurable(js, 'deploy', { schemaVersion: 1, ...event, ts: Date.now() }).catch((err: unknown) =>
-              logger.warn({ err }, 'deploy event not published'),
-            );
+            const minInstances = store.view.service(deployment.tenant, deployment.service)?.record.spec.scaling.minInstances ?? 1;
+            await publishDeployment(eventOf(deployment, deployment.previousTraffic, inputs, minInstances, now()));
           },
           apply: (stored, step) => deployments.apply(stored, step),
         },
