@@ -13,6 +13,7 @@ export {
   untilConnected,
   decodeMessage,
   messageCounters,
+  withConsumerSpan,
   type TypedMessage,
   type ReplayFrom,
   type NatsConnection,

@@ -23,7 +23,7 @@ import {
   type RevisionPlan,
   type ServiceChange,
   type ServiceWatch,
-} from './desired-state.js';
+} from './revision-plans.js';
 import { LeaderLease } from './lease.js';
 import { LoadGate } from './load-gate.js';
 import { autoscalerMetrics, type AutoscalerMetrics } from './metrics.js';

@@ -5,7 +5,7 @@ import { XdsCache, registerXdsServices } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
 import { BusInputs } from './controller/bus-inputs.js';
 import { TranslationLoop } from './controller/translation-loop.js';
-import { apiNodes, serviceStatus } from './controller/status.js';
+import { apiNodes, liveServiceStatus } from './controller/live-status.js';
 import { DeploymentController, eventOf } from './deployment/controller.js';
 import { defaultPlannerSettings } from './deployment/planner.js';
 
@@ -88,7 +88,7 @@ export function createControlPlaneService(
         registry,
         publishStatus,
         nodes: () => apiNodes(xds.nodes()),
-        status: (ref, fromSpec) => serviceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes() }),
+        status: (ref, fromSpec) => liveServiceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes() }),
         deployments: {
           started: async (deployment) => {
             const minInstances = store.view.service(deployment.tenant, deployment.service)?.record.spec.scaling.minInstances ?? 1;

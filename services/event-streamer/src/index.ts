@@ -103,4 +103,4 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
 
 export { HealthCoordinator, type EndpointResult } from './coordinator.js';
 export { Assigner } from './assigner.js';
-export { Aggregator } from './aggregator.js';
+export { Aggregator } from './health-votes.js';

@@ -9,6 +9,7 @@ import {
   messageCounters,
   openStreamReader,
   parseSubject,
+  withConsumerSpan,
   streams,
   subjectPattern,
   type KV,
@@ -281,19 +282,22 @@ class Watcher {
     if (parsed === undefined || decoded === undefined) return true;
     const payload = decoded.payload as { ts?: number };
     this.positions[source.kind] = msg.seq;
-    const written = await this.write({
-      event: {
-        kind: source.kind,
-        stream: msg.info.stream,
-        sequence: msg.seq,
-        subject: msg.subject,
-        tenant: parsed.tenant ?? '',
-        service: parsed.service ?? '',
-        revision: parsed.revision ?? '',
-        ts: payload.ts ?? Math.floor(msg.info.timestampNanos / 1e6),
-        payload_json: JSON.stringify(decoded.payload),
-      },
-    });
+    // The write to the watcher continues the publisher's trace, like every other consumer.
+    const written = await withConsumerSpan(msg.subject, decoded.trace, () =>
+      this.write({
+        event: {
+          kind: source.kind,
+          stream: msg.info.stream,
+          sequence: msg.seq,
+          subject: msg.subject,
+          tenant: parsed.tenant ?? '',
+          service: parsed.service ?? '',
+          revision: parsed.revision ?? '',
+          ts: payload.ts ?? Math.floor(msg.info.timestampNanos / 1e6),
+          payload_json: JSON.stringify(decoded.payload),
+        },
+      }),
+    );
     if (written) this.deps.metrics.watchEventsSent.inc();
     return written;
   }

@@ -4,14 +4,14 @@
  * `switchyard.load.<tenant>.<service>.<revision>` and on /metrics.
  */
 import { publish, type LoadSample, type Runtime, type ServiceHandle, type ServiceModule, type StatsSinkConfig } from '@switchyard/shared';
-import { LoadAggregator, type PublishedLoad } from './aggregator.js';
+import { LoadAggregator, type PublishedLoad } from './load-aggregator.js';
 import { IngestServer } from './ingest-server.js';
 import { createSinkMetrics } from './sink-metrics.js';
 import { TenantMetrics } from './tenant-metrics.js';
 import { loadWire } from './wire.js';
 import type { ClassCounts } from './reports.js';
 
-export { LoadAggregator, type AggregatorOptions, type PublishedLoad, type RevisionLoad, type ServiceLoad } from './aggregator.js';
+export { LoadAggregator, type AggregatorOptions, type PublishedLoad, type RevisionLoad, type ServiceLoad } from './load-aggregator.js';
 export { readMetricFamilies, type MetricTypeValues } from './metrics-reader.js';
 export { loadWire, type Wire } from './wire.js';
 export { countersAsDeltasMetadataKey } from './ingest-server.js';

@@ -1,5 +1,5 @@
 export { createApiServer, type ApiServer, type ApiServerOptions } from './server.js';
-export { statusFromSpec, type ServiceRef, type ServiceStatusProvider, type NodesProvider } from './status.js';
+export { statusFromSpec, type ServiceRef, type ServiceStatusProvider, type NodesProvider } from './status-from-spec.js';
 export {
   natsStatusPublisher,
   natsDeployPublisher,

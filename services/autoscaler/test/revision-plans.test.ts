@@ -13,7 +13,7 @@ import {
   untilConnected,
 } from '@switchyard/shared';
 import { NatsServer } from '@switchyard/shared/testing';
-import { revisionPlans, watchServices, type ServiceChange } from '../src/desired-state.js';
+import { revisionPlans, watchServices, type ServiceChange } from '../src/revision-plans.js';
 import { LoadGate } from '../src/load-gate.js';
 import { serviceRecordFor, until } from './helpers.js';
 
