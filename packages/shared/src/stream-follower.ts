@@ -1,5 +1,5 @@
 import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { NatsConnection, Status } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 import { decodeMessage, deliverOptions, messageCounters, withConsumerSpan, type ReplayFrom, type TypedMessage } from './nats.js';
@@ -124,8 +124,10 @@ export async function followStream(
     }
   };
 
+  // nats.js hands out a queued iterator: stopping it unregisters the listener.
+  const statuses = nc.status() as AsyncIterable<Status> & { stop(): void };
   const reopenOnReconnect = async () => {
-    for await (const status of nc.status()) {
+    for await (const status of statuses) {
       if (stopped) break;
       if (status.type === 'reconnect') {
         reopenRequested = true;
@@ -142,6 +144,7 @@ export async function followStream(
     },
     stop: async () => {
       stopped = true;
+      statuses.stop();
       await current?.stop();
       await done;
     },

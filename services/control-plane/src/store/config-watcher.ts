@@ -1,4 +1,5 @@
 import { buckets, followBucket, type KvChange, type Logger, type NatsConnection, type StreamFollower } from '@switchyard/shared';
+import type { Status } from '@nats-io/nats-core';
 import type { Counter } from 'prom-client';
 import type { ConfigView } from './config-view.js';
 
@@ -21,12 +22,14 @@ export interface ConfigWatcherOptions {
  */
 export class ConfigWatcher {
   private disconnected = false;
-  private stopped = false;
+  /** nats.js hands out a queued iterator: stopping it unregisters the listener. */
+  private readonly statuses: AsyncIterable<Status> & { stop(): void };
 
   private constructor(
     private readonly options: ConfigWatcherOptions,
     private readonly follower: StreamFollower,
   ) {
+    this.statuses = options.nc.status() as AsyncIterable<Status> & { stop(): void };
     void this.followConnection();
   }
 
@@ -48,7 +51,7 @@ export class ConfigWatcher {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.statuses.stop();
     await this.follower.stop();
   }
 
@@ -64,8 +67,7 @@ export class ConfigWatcher {
   }
 
   private async followConnection(): Promise<void> {
-    for await (const status of this.options.nc.status()) {
-      if (this.stopped) break;
+    for await (const status of this.statuses) {
       if (status.type === 'disconnect') this.disconnected = true;
       if (status.type === 'reconnect') this.disconnected = false;
     }
