@@ -28,10 +28,10 @@ export {
   publish,
   publishDurable,
   subscribe,
-  consumeStream,
   untilConnected,
   decodeMessage,
   messageCounters,
+  withConsumerSpan,
   type TypedMessage,
   type ReplayFrom,
   type NatsConnection,
@@ -44,6 +44,16 @@ export {
   type JetStreamManager,
 } from './nats.js';
 export { deliverOptions } from './nats.js';
+export {
+  openStreamReader,
+  followStream,
+  consumeStream,
+  type StreamReader,
+  type StreamReaderOptions,
+  type StreamFollower,
+  type FollowDeps,
+} from './stream-follower.js';
+export { followBucket, kvStream, kvSubject, type KvChange } from './kv-follower.js';
 export * as messages from './messages.js';
 export {
   subjectKinds,

@@ -153,7 +153,8 @@ function withProducerSpan<T>(subject: string, send: (headers: ReturnType<typeof 
   );
 }
 
-function withConsumerSpan<T>(subject: string, parent: Context, handle: () => T | Promise<T>): Promise<T> {
+/** Runs `handle` inside a CONSUMER span that continues the publisher's trace. */
+export function withConsumerSpan<T>(subject: string, parent: Context, handle: () => T | Promise<T>): Promise<T> {
   return busTracer.startActiveSpan(
     `${subject} process`,
     { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
@@ -267,49 +268,6 @@ export function deliverOptions(replay: ReplayFrom) {
       : replay.from === 'last_per_subject'
         ? { deliver_policy: 'last_per_subject' as const }
         : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: replay.sequence };
-}
-
-/**
- * Reads a JetStream stream through an ordered consumer (which survives reconnects and server
- * restarts by itself), typed and validated like {@link subscribe}. The handler gets the
- * stream sequence, which watchers use as their resume position.
- */
-export async function consumeStream<K extends SubjectKindName>(
-  nc: NatsConnection,
-  name: K,
-  options: { stream: string; pattern: string; replay: ReplayFrom },
-  deps: { logger: Logger; registry: Registry },
-  handler: (message: TypedMessage<K>, sequence: number, pending: number) => void | Promise<void>,
-): Promise<{ stop: () => Promise<void>; caughtUp: Promise<void> }> {
-  const { dropped } = messageCounters(deps.registry);
-  const js = jetstream(nc);
-  let markCaughtUp = () => {};
-  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
-  const consumer = await js.consumers.get(options.stream, { filter_subjects: options.pattern, ...deliverOptions(options.replay) });
-  const messages = await consumer.consume();
-  // Nothing to replay: caught up at once. Otherwise the message that leaves nothing pending marks it.
-  if ((await consumer.info()).num_pending === 0) markCaughtUp();
-  const done = (async () => {
-    for await (const msg of messages) {
-      const decoded = decodeMessage(name, msg, deps.logger, dropped);
-      if (decoded !== undefined) {
-        try {
-          await withConsumerSpan(msg.subject, decoded.trace, () => handler(decoded, msg.seq, msg.info.pending));
-        } catch (err) {
-          dropped.inc({ kind: name, reason: 'handler_error' });
-          deps.logger.error({ err, subject: msg.subject }, 'stream handler failed');
-        }
-      }
-      if (msg.info.pending === 0) markCaughtUp();
-    }
-  })();
-  return {
-    caughtUp,
-    stop: async () => {
-      await messages.close();
-      await done;
-    },
-  };
 }
 
 /** Resolves once the connection answers a round trip again (e.g. after a server restart). */

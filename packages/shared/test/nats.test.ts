@@ -1,16 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../src/testing/index.js';
-import {
-  connectNats,
-  consumeStream,
-  untilConnected,
-  ensureStreams,
-  publish,
-  publishDurable,
-  subscribe,
-  messageCounters,
-} from '../src/nats.js';
+import { connectNats, untilConnected, ensureStreams, publish, publishDurable, subscribe, messageCounters } from '../src/nats.js';
 import { createLogger } from '../src/logger.js';
+import { consumeStream } from '../src/stream-follower.js';
 import { createObservability } from '../src/observability.js';
 import { streams, type LoadSample, type EndpointSet } from '../src/messages.js';
 import type { NatsConnection } from '@nats-io/nats-core';

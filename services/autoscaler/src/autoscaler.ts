@@ -23,7 +23,7 @@ import {
   type RevisionPlan,
   type ServiceChange,
   type ServiceWatch,
-} from './desired-state.js';
+} from './revision-plans.js';
 import { LeaderLease } from './lease.js';
 import { LoadGate } from './load-gate.js';
 import { autoscalerMetrics, type AutoscalerMetrics } from './metrics.js';
@@ -92,10 +92,7 @@ export class Autoscaler {
     const replicas = this.options.streamReplicas ?? 1;
     const { js, jsm } = await ensureStreams(nc, { replicas });
     this.bus = new BusPublisher(js, jsm, logger, this.metrics, this.now, () => this.lease.isLeader);
-    const [config, leases] = await Promise.all([
-      openBucket(nc, buckets.config, { replicas }),
-      openBucket(nc, buckets.leases, { replicas }),
-    ]);
+    const [, leases] = await Promise.all([openBucket(nc, buckets.config, { replicas }), openBucket(nc, buckets.leases, { replicas })]);
     this.lease = new LeaderLease({
       kv: leases,
       key: leaseKey,
@@ -106,7 +103,7 @@ export class Autoscaler {
       onChange: (leader) => this.onLeadership(leader),
     });
     this.watch = await watchServices(
-      config,
+      nc,
       logger,
       (change) => this.applyService(change),
       () => this.metrics.invalidRecords.inc(),
@@ -146,7 +143,7 @@ export class Autoscaler {
 
   /** Stops deciding; as leader, drains and stops every instance and publishes the final sets, then releases the lease. */
   async stop(): Promise<void> {
-    this.watch?.stop();
+    await this.watch?.stop();
     await this.healthConsumer?.stop();
     // Load samples and ticks keep running meanwhile: they are what ends the drains.
     for (const controller of this.controllers.values()) this.retire(controller);

@@ -11,7 +11,7 @@ import {
   type ScaleDecision,
   messages,
 } from '@switchyard/shared';
-import { revisionKey } from './desired-state.js';
+import { revisionKey } from './revision-plans.js';
 import type { AutoscalerMetrics } from './metrics.js';
 
 /**

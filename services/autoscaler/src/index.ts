@@ -7,7 +7,7 @@ import { localProvider } from './providers/local.js';
 
 export { Autoscaler, leaseKey, type AutoscalerOptions } from './autoscaler.js';
 export { decide, initialDeciderState, type Decision, type DeciderSettings, type DeciderState } from './decider/decider.js';
-export { revisionPlans, type RevisionPlan } from './desired-state.js';
+export { revisionPlans, type RevisionPlan } from './revision-plans.js';
 export { LeaderLease } from './lease.js';
 export { localProvider, type LocalProviderOptions } from './providers/local.js';
 export {

@@ -1,5 +1,5 @@
 import type { InstanceEvent } from '@switchyard/shared';
-import type { RevisionPlan } from './desired-state.js';
+import type { RevisionPlan } from './revision-plans.js';
 
 /**
  * The seam between the autoscaler and whatever runs instances. The autoscaler decides how

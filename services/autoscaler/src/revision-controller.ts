@@ -2,7 +2,7 @@ import type { HealthTransition, LoadSample, Logger } from '@switchyard/shared';
 import { decide, initialDeciderState, type Decision, type DeciderState } from './decider/decider.js';
 import { addPoint } from './decider/window.js';
 import type { BusPublisher } from './bus.js';
-import type { RevisionPlan } from './desired-state.js';
+import type { RevisionPlan } from './revision-plans.js';
 import type { AutoscalerMetrics } from './metrics.js';
 import type { InstanceEventKind, InstanceProvider, InstanceView, RevisionHooks, RevisionInstances } from './provider.js';
 
@@ -38,7 +38,8 @@ export class RevisionController {
   private lastDecision: Decision | undefined;
   private lastDecisionAt = 0;
   private readonly drains = new Map<string, PendingDrain>();
-  private readonly unhealthy = new Map<string, NodeJS.Timeout>();
+  /** Instances reported unhealthy, since when and why: replaced on the tick after their grace period. */
+  private readonly unhealthy = new Map<string, { since: number; reason: string }>();
   private endpointsQueued = false;
   private closing: Promise<void> | undefined;
   /** Bumped on every leadership change, so a slow takeover that was overtaken gives up. */
@@ -106,6 +107,7 @@ export class RevisionController {
     ) {
       this.decideAndAct(undefined, false);
     }
+    this.replaceUnhealthy();
     this.checkDrains();
   }
 
@@ -114,24 +116,27 @@ export class RevisionController {
       ?.instances()
       .find((i) => i.id === transition.endpoint.id || (i.address === transition.endpoint.address && i.port === transition.endpoint.port));
     if (instance === undefined) return;
-    const pending = this.unhealthy.get(instance.id);
     if (transition.state !== 'unhealthy') {
-      clearTimeout(pending);
       this.unhealthy.delete(instance.id);
       return;
     }
-    if (pending !== undefined) return;
+    if (!this.unhealthy.has(instance.id)) this.unhealthy.set(instance.id, { since: this.ctx.now(), reason: transition.reason });
+    this.replaceUnhealthy();
+  }
+
+  /** Replaces the instances that stayed unhealthy through the grace period (and are not already draining). */
+  private replaceUnhealthy(): void {
+    if (this.closing !== undefined) return;
     const grace = this.plan.healthCheck.gracePeriod;
-    this.unhealthy.set(
-      instance.id,
-      setTimeout(() => {
-        this.unhealthy.delete(instance.id);
-        if (this.runtime?.instances().some((i) => i.id === instance.id && i.state !== 'draining') !== true) return;
-        this.log.warn({ instance: instance.id, reason: transition.reason, graceMs: grace }, 'replacing an instance that stayed unhealthy');
-        this.ctx.metrics.unhealthyReplaced.inc();
-        this.runtime.replace(instance.id);
-      }, grace),
-    );
+    const now = this.ctx.now();
+    for (const [id, { since, reason }] of this.unhealthy) {
+      if (now - since < grace) continue;
+      this.unhealthy.delete(id);
+      if (this.runtime?.instances().some((i) => i.id === id && i.state !== 'draining') !== true) continue;
+      this.log.warn({ instance: id, reason, graceMs: grace }, 'replacing an instance that stayed unhealthy');
+      this.ctx.metrics.unhealthyReplaced.inc();
+      this.runtime.replace(id);
+    }
   }
 
   /** Drains and stops every instance and publishes the empty set (the revision is gone or this replica stops). */
@@ -142,7 +147,6 @@ export class RevisionController {
 
   private async closeNow(): Promise<void> {
     this.term++;
-    for (const timer of this.unhealthy.values()) clearTimeout(timer);
     this.unhealthy.clear();
     const runtime = this.runtime;
     if (runtime !== undefined) {

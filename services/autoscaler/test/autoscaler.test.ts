@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buckets,
@@ -10,6 +12,7 @@ import {
   publish,
   publishDurable,
   subscribe,
+  untilConnected,
   type EndpointSet,
   type InstanceEvent,
   type KV,
@@ -295,5 +298,24 @@ describe('autoscaler against a real nats-server with real instances', () => {
     await config.delete(configKeys.service('acme', 'gone'));
     await until(() => latestSet(ref)?.endpoints.length === 0, 15_000, 'the empty set');
     expect(processRunning(pid!)).toBe(false);
+  });
+
+  it('still follows the desired state after a nats-server restart that lost its consumers', async () => {
+    // As when the node that held the watch's ephemeral consumer is replaced.
+    await server.stop();
+    await rm(join(server.storeDir, 'js', 'jetstream', '$G', 'streams', `KV_${buckets.config}`, 'obs'), { recursive: true, force: true });
+    await server.restart();
+    await untilConnected(nc);
+    await until(
+      async () => {
+        await put('acme', 'later', {
+          domains: ['later.example.com'],
+          revisions: [{ name: 'fixed', endpoints: [{ address: '10.0.0.2', port: 8080 }] }],
+        }).catch(() => undefined);
+        return leader.autoscaler.describe().static.includes('acme/later/fixed');
+      },
+      20_000,
+      'the spec written after the restart',
+    );
   });
 });

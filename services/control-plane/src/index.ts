@@ -1,13 +1,12 @@
-import { jetstream } from '@nats-io/jetstream';
-import { ensureStreams, publish, publishDurable, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
-import { createApiServer, natsStatusPublisher, type ApiServer } from './api/index.js';
+import { ensureStreams, publish, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
+import { createApiServer, natsDeployPublisher, natsStatusPublisher, type ApiServer } from './api/index.js';
 import { ConfigStore } from './store/index.js';
 import { XdsCache, registerXdsServices, xdsAccess } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
 import { BusInputs } from './controller/bus-inputs.js';
 import { TranslationLoop } from './controller/translation-loop.js';
 import { NackQuarantine } from './controller/nack-quarantine.js';
-import { apiNodes, serviceStatus } from './controller/status.js';
+import { apiNodes, liveServiceStatus } from './controller/live-status.js';
 import { DeploymentController, eventOf } from './deployment/controller.js';
 import { defaultPlannerSettings } from './deployment/planner.js';
 
@@ -39,7 +38,6 @@ export function createControlPlaneService(
       const registry = observability.registry;
       const stateLoaded = observability.readiness.require('control-plane-state');
       await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS });
-      const js = jetstream(nc);
 
       const cache = new XdsCache();
       const quarantine = new NackQuarantine();
@@ -79,19 +77,18 @@ export function createControlPlaneService(
         'desired state loaded and translated; serving xDS',
       );
 
+      const now = Date.now;
       const publishStatus = natsStatusPublisher(nc, logger, registry);
+      const publishDeployment = natsDeployPublisher(nc, logger, now);
       const deployments = new DeploymentController({
         store,
         inputs,
         logger: logger.child({ component: 'deployments' }),
         publishStatus,
-        publishDeployment: async (event) => {
-          await publishDurable(js, 'deploy', { schemaVersion: 1, ...event, ts: Date.now() }).catch((err: unknown) =>
-            logger.warn({ err, tenant: event.tenant, service: event.service }, 'deploy event not published'),
-          );
-        },
+        publishDeployment,
         settings: defaultPlannerSettings,
         intervalMs: options.deploymentIntervalMs ?? 500,
+        now,
       });
       deployments.start();
 
@@ -102,14 +99,11 @@ export function createControlPlaneService(
         registry,
         publishStatus,
         nodes: () => apiNodes(xds.nodes()),
-        status: (ref, fromSpec) => serviceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes(), quarantine }),
+        status: (ref, fromSpec) => liveServiceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes(), quarantine }),
         deployments: {
           started: async (deployment) => {
-            const service = store.view.service(deployment.tenant, deployment.service);
-            const event = eventOf(deployment, deployment.previousTraffic, inputs, service?.record.spec.scaling.minInstances ?? 1);
-            await publishDurable(js, 'deploy', { schemaVersion: 1, ...event, ts: Date.now() }).catch((err: unknown) =>
-              logger.warn({ err }, 'deploy event not published'),
-            );
+            const minInstances = store.view.service(deployment.tenant, deployment.service)?.record.spec.scaling.minInstances ?? 1;
+            await publishDeployment(eventOf(deployment, deployment.previousTraffic, inputs, minInstances, now()));
           },
           apply: (stored, step) => deployments.apply(stored, step),
         },

@@ -251,6 +251,7 @@ async function runBench(options: Options): Promise<void> {
   const latencies: number[] = [];
   const metrics = eventStreamerMetrics(observability.registry);
   const health = await startHealthChecking({
+    nc,
     js,
     grpcServer: server,
     logger,

@@ -1,5 +1,5 @@
 import { clusterName, type EndpointSet, type HealthTransition, type ServiceRecord } from '@switchyard/shared';
-import { Aggregator, type HealthState, type Vote } from './aggregator.js';
+import { Aggregator, type HealthState, type Vote } from './health-votes.js';
 import { Assigner, type CheckProtocol } from './assigner.js';
 import { Catalog, targetKey, type CatalogDiff, type CheckTarget } from './catalog.js';
 

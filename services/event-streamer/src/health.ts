@@ -1,9 +1,10 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
 import {
   buckets,
-  decodeMessage,
+  consumeStream,
+  followBucket,
   grpcService,
   loadGrpcPackage,
   messageCounters,
@@ -12,14 +13,15 @@ import {
   publishDurable,
   serviceRecord,
   streams,
+  subjectPattern,
   type HealthTransition,
   type Logger,
+  type NatsConnection,
 } from '@switchyard/shared';
 import { HealthCoordinator } from './coordinator.js';
 import { HdsServer } from './hds.js';
 import type { EventStreamerMetrics } from './metrics.js';
 import { TransitionPublisher } from './publisher.js';
-import { kvStream, kvSubject, openStreamReader, type StreamReader } from './stream-reader.js';
 
 /**
  * Health checking through the Envoy fleet: loads what to check from NATS (service records
@@ -28,6 +30,7 @@ import { kvStream, kvSubject, openStreamReader, type StreamReader } from './stre
  */
 
 export interface HealthCheckingOptions {
+  nc: NatsConnection;
   js: JetStreamClient;
   grpcServer: grpc.Server;
   logger: Logger;
@@ -74,46 +77,37 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
   const service = grpcService(loadGrpcPackage([protoFiles.hds]), 'envoy.service.health.v3.HealthDiscoveryService');
   options.grpcServer.addService(service.service, hds.implementation());
 
-  await recoverPublishedStates(js, coordinator, logger, (msg) => decodeMessage('health', msg, logger, dropped)?.payload);
+  await recoverPublishedStates(options.nc, coordinator, logger, options.registry);
 
-  const readers: StreamReader[] = [];
   const onChange = () => hds.scheduleFlush();
-  const services = await openStreamReader(js, {
-    stream: kvStream(buckets.config),
-    filter: kvSubject(buckets.config, 'services.>'),
-    replay: { from: 'last_per_subject' },
-  });
-  readers.push(services);
-  const servicesLoaded = follow(services, logger, (msg) => {
-    const key = msg.subject.slice(kvSubject(buckets.config, '').length);
-    const parsed = parseConfigKey(key);
+  const services = await followBucket(options.nc, buckets.config, { key: 'services.>' }, { logger }, (change) => {
+    const parsed = parseConfigKey(change.key);
     if (parsed?.kind !== 'service') return;
-    const operation = msg.headers?.get('KV-Operation');
-    if (operation === 'DEL' || operation === 'PURGE') {
+    if (change.operation !== 'PUT') {
       coordinator.deleteService(parsed.tenant, parsed.service, now());
     } else {
-      const record = parseJson(msg.data, (value) => serviceRecord.safeParse(value));
+      const record = parseJson(change.value, (value) => serviceRecord.safeParse(value));
       if (record === undefined || record.tenant !== parsed.tenant || record.name !== parsed.service) {
         dropped.inc({ kind: 'service_record', reason: 'schema' });
-        logger.warn({ key }, 'ignored a service record that fails its schema');
+        logger.warn({ key: change.key }, 'ignored a service record that fails its schema');
         return;
       }
       coordinator.applyService(record, now());
     }
     onChange();
   });
-  const endpointSets = await openStreamReader(js, {
-    stream: streams.endpoints.name,
-    filter: 'switchyard.endpoints.>',
-    replay: { from: 'last_per_subject' },
-  });
-  readers.push(endpointSets);
-  const endpointsLoaded = follow(endpointSets, logger, (msg) => {
-    const set = decodeMessage('endpoints', msg, logger, dropped)?.payload;
-    if (set !== undefined && coordinator.applyEndpointSet(set, now())) onChange();
-  });
+  const endpointSets = await consumeStream(
+    options.nc,
+    'endpoints',
+    { stream: streams.endpoints.name, pattern: subjectPattern('endpoints'), replay: { from: 'last_per_subject' } },
+    { logger, registry: options.registry },
+    ({ payload }) => {
+      if (coordinator.applyEndpointSet(payload, now())) onChange();
+    },
+  );
+  const followers = [services, endpointSets];
 
-  const loaded = Promise.all([servicesLoaded, endpointsLoaded]).then(() => {
+  const loaded = Promise.all([services.caughtUp, endpointSets.caughtUp]).then(() => {
     hds.markReady();
     logger.info({ endpoints: coordinator.catalog.size }, 'health-check state loaded; serving HDS assignments');
   });
@@ -134,55 +128,32 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
       clearInterval(tick);
       hds.close();
       publisher.stop();
-      await Promise.all(readers.map((r) => r.stop()));
+      await Promise.all(followers.map((f) => f.stop()));
     },
   };
 }
 
 /** Reads the last published transition of every endpoint, so transitions after a restart name the right previous state. */
 async function recoverPublishedStates(
-  js: JetStreamClient,
+  nc: NatsConnection,
   coordinator: HealthCoordinator,
   logger: Logger,
-  decode: (msg: JsMsg) => HealthTransition | undefined,
+  registry: Registry,
 ): Promise<void> {
-  const reader = await openStreamReader(js, { stream: streams.health.name, filter: 'switchyard.health.>', replay: { from: 'all' } });
   let recovered = 0;
-  try {
-    await follow(reader, logger, (msg) => {
-      const transition = decode(msg);
-      if (transition === undefined) return;
-      coordinator.recoverState(transition);
+  const reader = await consumeStream(
+    nc,
+    'health',
+    { stream: streams.health.name, pattern: subjectPattern('health'), replay: { from: 'all' } },
+    { logger, registry },
+    ({ payload }) => {
+      coordinator.recoverState(payload);
       recovered++;
-    });
-  } finally {
-    await reader.stop();
-  }
+    },
+  );
+  await reader.caughtUp;
+  await reader.stop();
   if (recovered > 0) logger.info({ transitions: recovered }, 'recovered published health states');
-}
-
-/**
- * Feeds a reader's messages to a handler for as long as it runs; the returned promise resolves
- * once the replayed backlog has been handled. A handler that throws is logged, never fatal.
- */
-function follow(reader: StreamReader, logger: Logger, handle: (msg: JsMsg) => void): Promise<void> {
-  let caughtUp!: () => void;
-  const loaded = new Promise<void>((resolve) => (caughtUp = resolve));
-  if (reader.backlog === 0) caughtUp();
-  void (async () => {
-    let seen = 0;
-    for await (const msg of reader.messages) {
-      try {
-        handle(msg);
-      } catch (err) {
-        logger.error({ err, subject: msg.subject }, 'failed to apply a message; skipped');
-      }
-      // Pending 0: nothing more was stored when this one was delivered (a safeguard should the count be off).
-      if (++seen >= reader.backlog || msg.info.pending === 0) caughtUp();
-    }
-    caughtUp();
-  })();
-  return loaded;
 }
 
 function parseJson<T>(data: Uint8Array, check: (value: unknown) => { success: true; data: T } | { success: false }): T | undefined {

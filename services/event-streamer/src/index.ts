@@ -43,6 +43,7 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
       const stateLoaded = observability.readiness.require('event-streamer-state');
       const kv = await openBucket(nc, buckets.config, { replicas: config.NATS_STREAM_REPLICAS });
       const health = await startHealthChecking({
+        nc,
         js,
         grpcServer,
         logger,
@@ -58,6 +59,7 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
       );
       grpcServer.addService(eventReporting.service, eventReportingImplementation({ sink, logger, now: Date.now }));
       const watch = new WatchServer({
+        nc,
         js,
         kv,
         adminToken: config.SWITCHYARD_ADMIN_TOKEN,
@@ -101,4 +103,4 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
 
 export { HealthCoordinator, type EndpointResult } from './coordinator.js';
 export { Assigner } from './assigner.js';
-export { Aggregator } from './aggregator.js';
+export { Aggregator } from './health-votes.js';

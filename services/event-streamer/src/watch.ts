@@ -5,18 +5,23 @@ import {
   buckets,
   decodeMessage,
   dnsLabel,
+  followBucket,
   messageCounters,
+  openStreamReader,
   parseSubject,
+  withConsumerSpan,
   streams,
   subjectPattern,
   type KV,
   type Logger,
+  type NatsConnection,
   type ReplayFrom,
+  type StreamFollower,
+  type StreamReader,
 } from '@switchyard/shared';
 import { authenticate, type Principal } from './auth.js';
 import type { WatchedEvent } from './event-format.js';
 import type { EventStreamerMetrics } from './metrics.js';
-import { kvStream, kvSubject, openStreamReader, type StreamReader } from './stream-reader.js';
 
 /**
  * The Watch API (`switchyard.watch.v1.WatchService/Watch`): replays the retained service
@@ -44,6 +49,7 @@ type WatchEventMessage = Omit<WatchedEvent, 'payload'> & { payload_json: string 
 type WatchCall = grpc.ServerWritableStream<WatchRequest, { event?: WatchEventMessage; caught_up?: Record<string, never> }>;
 
 export interface WatchServerDeps {
+  nc: NatsConnection;
   js: JetStreamClient;
   kv: KV;
   adminToken: string | undefined;
@@ -97,7 +103,7 @@ function invalid(details: string) {
 
 export class WatchServer {
   private readonly watchers = new Set<Watcher>();
-  private tokenReader: StreamReader | undefined;
+  private tokenFollower: StreamFollower | undefined;
 
   constructor(private readonly deps: WatchServerDeps) {}
 
@@ -107,24 +113,23 @@ export class WatchServer {
 
   /** Ends the watches of tokens that are deleted or changed, as soon as the KV says so. */
   async followTokenChanges(): Promise<void> {
-    const reader = await openStreamReader(this.deps.js, {
-      stream: kvStream(buckets.config),
-      filter: kvSubject(buckets.config, 'tokens.>'),
-      replay: { from: 'new' },
-    });
-    this.tokenReader = reader;
-    void (async () => {
-      for await (const msg of reader.messages) {
-        const tokenHash = msg.subject.slice(kvSubject(buckets.config, 'tokens.').length);
+    const prefix = 'tokens.';
+    this.tokenFollower = await followBucket(
+      this.deps.nc,
+      buckets.config,
+      { key: `${prefix}>`, replay: { from: 'new' } },
+      this.deps,
+      (change) => {
+        const tokenHash = change.key.slice(prefix.length);
         for (const watcher of this.watchers) {
           if (watcher.tokenHash === tokenHash) void watcher.end(grpc.status.UNAUTHENTICATED, 'token revoked or changed', 'revoked');
         }
-      }
-    })();
+      },
+    );
   }
 
   async close(): Promise<void> {
-    await this.tokenReader?.stop();
+    await this.tokenFollower?.stop();
     await Promise.all([...this.watchers].map((w) => w.end(grpc.status.UNAVAILABLE, 'event-streamer shutting down', 'shutdown')));
   }
 
@@ -277,19 +282,22 @@ class Watcher {
     if (parsed === undefined || decoded === undefined) return true;
     const payload = decoded.payload as { ts?: number };
     this.positions[source.kind] = msg.seq;
-    const written = await this.write({
-      event: {
-        kind: source.kind,
-        stream: msg.info.stream,
-        sequence: msg.seq,
-        subject: msg.subject,
-        tenant: parsed.tenant ?? '',
-        service: parsed.service ?? '',
-        revision: parsed.revision ?? '',
-        ts: payload.ts ?? Math.floor(msg.info.timestampNanos / 1e6),
-        payload_json: JSON.stringify(decoded.payload),
-      },
-    });
+    // The write to the watcher continues the publisher's trace, like every other consumer.
+    const written = await withConsumerSpan(msg.subject, decoded.trace, () =>
+      this.write({
+        event: {
+          kind: source.kind,
+          stream: msg.info.stream,
+          sequence: msg.seq,
+          subject: msg.subject,
+          tenant: parsed.tenant ?? '',
+          service: parsed.service ?? '',
+          revision: parsed.revision ?? '',
+          ts: payload.ts ?? Math.floor(msg.info.timestampNanos / 1e6),
+          payload_json: JSON.stringify(decoded.payload),
+        },
+      }),
+    );
     if (written) this.deps.metrics.watchEventsSent.inc();
     return written;
   }

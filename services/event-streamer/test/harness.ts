@@ -130,6 +130,7 @@ export function startHealth(
   options: { reportIntervalMs: number; now?: () => number },
 ): Promise<HealthChecking> {
   return startHealthChecking({
+    nc: bus.nc,
     js: bus.js,
     grpcServer,
     logger,

@@ -40,6 +40,7 @@ describe('Watch API', () => {
     await bus.kv.put(configKeys.token(sha256Hex(acmeToken)), JSON.stringify({ schemaVersion: 1, tenant: 'acme', createdAt: 1 }));
     await publishHistory(bus.js);
     watch = new WatchServer({
+      nc: bus.nc,
       js: bus.js,
       kv: bus.kv,
       adminToken,

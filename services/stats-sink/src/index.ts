@@ -14,7 +14,7 @@ import {
   type ServiceModule,
   type StatsSinkConfig,
 } from '@switchyard/shared';
-import { LoadAggregator, type PublishedLoad } from './aggregator.js';
+import { LoadAggregator, type PublishedLoad } from './load-aggregator.js';
 import { IngestServer } from './ingest-server.js';
 import { createSinkMetrics } from './sink-metrics.js';
 import { TenantMetrics } from './tenant-metrics.js';
@@ -22,7 +22,7 @@ import { loadWire } from './wire.js';
 import { ReplicaMerge } from './replica-merge.js';
 import type { ClassCounts } from './reports.js';
 
-export { LoadAggregator, type AggregatorOptions, type PublishedLoad, type RevisionLoad, type ServiceLoad } from './aggregator.js';
+export { LoadAggregator, type AggregatorOptions, type PublishedLoad, type RevisionLoad, type ServiceLoad } from './load-aggregator.js';
 export { readMetricFamilies, type MetricTypeValues } from './metrics-reader.js';
 export { loadWire, type Wire } from './wire.js';
 export { countersAsDeltasMetadataKey } from './ingest-server.js';

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { protoDuration, type Logger } from '@switchyard/shared';
-import type { IngestOutcome, LoadAggregator } from './aggregator.js';
+import type { IngestOutcome, LoadAggregator } from './load-aggregator.js';
 import type { DecodedNode } from './decoded.js';
 import { readMetricFamilies } from './metrics-reader.js';
 import type { Source } from './reports.js';

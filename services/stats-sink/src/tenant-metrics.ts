@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RevisionRef } from '@switchyard/shared';
-import type { PublishedLoad } from './aggregator.js';
+import type { PublishedLoad } from './load-aggregator.js';
 import { codeClasses, type ClassCounts } from './reports.js';
 
 /** Label value of the series that revisions past the series budget fold into; not a DNS label, so no real name collides. */

@@ -4,7 +4,7 @@ import { createLogger } from '@switchyard/shared';
 import { createSinkMetrics } from '../src/sink-metrics.js';
 import { StreamGuard } from '../src/stream-guard.js';
 import { TenantMetrics, overflowLabel } from '../src/tenant-metrics.js';
-import type { PublishedLoad } from '../src/aggregator.js';
+import type { PublishedLoad } from '../src/load-aggregator.js';
 import { metricValue } from './harness.js';
 
 function guard(limits: { maxMessageBytes: number; maxMessagesPerSecond: number }) {

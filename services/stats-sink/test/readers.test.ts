@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkMessage, lookupType } from '@switchyard/shared';
 import { readMetricFamilies } from '../src/metrics-reader.js';
-import { LoadAggregator } from '../src/aggregator.js';
+import { LoadAggregator } from '../src/load-aggregator.js';
 import { loadStatsRequestType, loadWire, metricsMessageType } from '../src/wire.js';
 import { clusterStats, envoyNode, metricsMessage } from './envoy-fixtures.js';
 

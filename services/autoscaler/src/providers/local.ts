@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { freePort, type Logger } from '@switchyard/shared';
-import type { RevisionPlan } from '../desired-state.js';
+import type { RevisionPlan } from '../revision-plans.js';
 import type { InstanceProvider, InstanceView, RevisionHooks, RevisionInstances } from '../provider.js';
 import { probe } from './probe.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RevisionPlan } from '../../src/desired-state.js';
+import type { RevisionPlan } from '../../src/revision-plans.js';
 import type { InstanceEventKind, InstanceView, RevisionHooks, RevisionInstances } from '../../src/provider.js';
 import { localProvider } from '../../src/providers/local.js';
 import { capturingLogger, defaultScaling, httpGet, instancePid, instanceServer, processRunning, until } from '../helpers.js';

@@ -4,7 +4,7 @@ import type { Authenticator } from './auth.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import type { StatusPublisher } from './events.js';
 import type { ServiceView, TenantView } from './schemas.js';
-import { statusFromSpec, type NodesProvider, type ServiceStatusProvider } from './status.js';
+import { statusFromSpec, type NodesProvider, type ServiceStatusProvider } from './status-from-spec.js';
 import type { Logger } from '@switchyard/shared';
 
 /** What every route handler works with. */

@@ -1,6 +1,14 @@
 export { createApiServer, type ApiServer, type ApiServerOptions } from './server.js';
-export { statusFromSpec, type ServiceRef, type ServiceStatusProvider, type NodesProvider } from './status.js';
-export { natsStatusPublisher, type StatusEvent, type StatusPublisher } from './events.js';
+export { statusFromSpec, type ServiceRef, type ServiceStatusProvider, type NodesProvider } from './status-from-spec.js';
+export {
+  natsStatusPublisher,
+  natsDeployPublisher,
+  statusEventOf,
+  type StatusEvent,
+  type StatusPublisher,
+  type DeployEvent,
+  type DeployPublisher,
+} from './events.js';
 export { hashToken, newToken, type Principal, type Access } from './auth.js';
 export {
   errorBody,

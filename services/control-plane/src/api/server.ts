@@ -13,7 +13,7 @@ import { registerNodeRoutes } from './routes/nodes.js';
 import { registerDeploymentRoutes, type DeploymentHooks } from './routes/deployments.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerTenantRoutes } from './routes/tenants.js';
-import type { NodesProvider, ServiceStatusProvider } from './status.js';
+import type { NodesProvider, ServiceStatusProvider } from './status-from-spec.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

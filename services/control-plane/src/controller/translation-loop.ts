@@ -15,7 +15,8 @@ export class TranslationLoop {
   private scheduled = false;
   private reapTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private errorsByService = new Map<string, TranslationError[]>();
+  /** Services with parts left out of the config at the last translation. */
+  private servicesWithErrors = new Set<string>();
   private readonly translations: Counter;
   private readonly duration: Histogram;
   private readonly rejected: Gauge;
@@ -90,19 +91,15 @@ export class TranslationLoop {
     });
   }
 
-  /** Why parts of a service are left out of the config (empty when all of it is served). */
-  errorsOf(tenant: string, service: string): TranslationError[] {
-    return this.errorsByService.get(`${tenant}/${service}`) ?? [];
-  }
-
+  /** Logs each service's errors when they first appear (not on every translation) and sets the gauge. */
   private recordErrors(errors: TranslationError[]): void {
-    const next = new Map<string, TranslationError[]>();
+    const next = new Set<string>();
     for (const error of errors) {
       const key = `${error.tenant}/${error.service}`;
-      next.set(key, [...(next.get(key) ?? []), error]);
-      if (!this.errorsByService.has(key)) this.logger.warn({ ...error }, 'left out of the config');
+      next.add(key);
+      if (!this.servicesWithErrors.has(key)) this.logger.warn({ ...error }, 'left out of the config');
     }
-    this.errorsByService = next;
+    this.servicesWithErrors = next;
     this.rejected.set(errors.length);
   }
 

@@ -106,3 +106,22 @@ export function beginDeployment(
     },
   };
 }
+
+/**
+ * A spec change may not remove a revision an active deployment shifts traffic between: the
+ * controller's next step would name a revision the spec no longer has. Undefined when the
+ * change is fine.
+ */
+export function specChangeConflict(current: DeploymentRecord | undefined, spec: ServiceSpec): Rejection | undefined {
+  if (current === undefined || !deploymentActive(current)) return undefined;
+  const names = new Set(spec.revisions.map((r) => r.name));
+  const missing = [current.revision, current.previousRevision].filter((name) => name !== null && !names.has(name));
+  if (missing.length === 0) return undefined;
+  return {
+    status: 409,
+    field: 'body.revisions',
+    message:
+      `deployment ${current.id} (${current.previousRevision ?? 'none'} → ${current.revision}) is still ${current.phase} and needs ` +
+      `revision ${missing.join(' and ')}; wait for it or roll it back first`,
+  };
+}

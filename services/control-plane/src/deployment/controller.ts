@@ -1,7 +1,6 @@
-import { trafficSplit, type DeploymentEvent, type DeploymentRecord, type Logger } from '@switchyard/shared';
-import { serviceSpec } from '@switchyard/shared';
+import { serviceSpec, trafficSplit, type DeploymentRecord, type Logger } from '@switchyard/shared';
 import { RevisionConflict, type ConfigStore, type StoredDeployment } from '../store/index.js';
-import type { StatusEvent } from '../api/index.js';
+import { statusEventOf, type DeployEvent, type DeployPublisher, type StatusPublisher } from '../api/events.js';
 import { observeRevision } from './observe.js';
 import { planDeployment, type PlannerSettings, type PlannerStep } from './planner.js';
 import type { BusInputs } from '../controller/bus-inputs.js';
@@ -10,17 +9,20 @@ export interface DeploymentControllerDeps {
   store: ConfigStore;
   inputs: BusInputs;
   logger: Logger;
-  publishDeployment: (event: Omit<DeploymentEvent, 'schemaVersion' | 'ts'>) => Promise<void>;
-  publishStatus: (event: StatusEvent) => Promise<void>;
+  publishDeployment: DeployPublisher;
+  publishStatus: StatusPublisher;
   settings: PlannerSettings;
   /** How often deployments are re-evaluated (bake timers, health, error ratio). */
   intervalMs: number;
+  now: () => number;
 }
 
 /**
  * Advances every deployment in progress. State lives in the KV (the deployment record and the
  * service's traffic split), written with compare-and-set, so two control-plane replicas may
- * both run this: the second writer of a step loses the race and re-reads.
+ * both run this: the second writer of a step loses the race and re-reads. Each deployment is
+ * advanced on its own: one that fails is logged and retried on the next tick, never stalls
+ * the others.
  */
 export class DeploymentController {
   private timer: NodeJS.Timeout | undefined;
@@ -39,66 +41,50 @@ export class DeploymentController {
 
   /** Applies a step the API computed (a manual rollback) the same way the controller applies its own. */
   async apply(stored: StoredDeployment, step: PlannerStep): Promise<void> {
-    const { store } = this.deps;
+    const { store, now } = this.deps;
     const deployment = stored.record;
     const service = store.view.service(deployment.tenant, deployment.service);
     if (service === undefined) return;
     if (step.traffic !== undefined) {
-      const spec = serviceSpec.parse({ ...service.record.spec, traffic: step.traffic });
-      const revision = await store.putService({ ...service.record, spec, updatedAt: Date.now() }, { ifRevision: service.revision });
-      await this.deps.publishStatus({
-        tenant: deployment.tenant,
-        service: deployment.service,
-        event: 'traffic',
-        specRevision: revision,
-        revisions: spec.revisions.map((r) => r.name),
-        traffic: trafficSplit(spec),
-      });
+      const record = { ...service.record, spec: serviceSpec.parse({ ...service.record.spec, traffic: step.traffic }), updatedAt: now() };
+      const revision = await store.putService(record, { ifRevision: service.revision });
+      await this.deps.publishStatus(statusEventOf(record, 'traffic', revision));
     }
     if (step.changed) {
       await store.putDeployment(step.deployment, { ifRevision: stored.revision });
+      const traffic = step.traffic ?? trafficSplit(service.record.spec);
       await this.deps.publishDeployment(
-        eventOf(
-          step.deployment,
-          step.traffic ?? trafficSplit(service.record.spec),
-          this.deps.inputs,
-          service.record.spec.scaling.minInstances,
-        ),
+        eventOf(step.deployment, traffic, this.deps.inputs, service.record.spec.scaling.minInstances, now()),
       );
     }
   }
 
-  async tick(now = Date.now()): Promise<void> {
+  async tick(now = this.deps.now()): Promise<void> {
     if (this.running) return;
     this.running = true;
     try {
-      for (const stored of this.deps.store.view.deployments()) {
-        const deployment = stored.record;
-        if (deployment.phase !== 'scaling' && deployment.phase !== 'baking') continue;
-        const service = this.deps.store.view.service(deployment.tenant, deployment.service);
-        if (service === undefined) continue;
-        const step = planDeployment(
-          deployment,
-          observeRevision(deployment, service.record.spec.scaling.minInstances, this.deps.inputs, now),
-          now,
-          this.deps.settings,
-        );
-        if (!step.changed) continue;
-        try {
-          await this.apply(stored, step);
-          this.deps.logger.info(
-            { tenant: deployment.tenant, service: deployment.service, phase: step.deployment.phase },
-            step.deployment.message,
-          );
-        } catch (err) {
-          if (!(err instanceof RevisionConflict)) throw err;
-          // Another writer (a replica, the API) changed it first; the next tick re-reads.
-        }
-      }
-    } catch (err) {
-      this.deps.logger.error({ err }, 'deployment step failed; retrying on the next tick');
+      for (const stored of this.deps.store.view.deployments()) await this.advance(stored, now);
     } finally {
       this.running = false;
+    }
+  }
+
+  private async advance(stored: StoredDeployment, now: number): Promise<void> {
+    const deployment = stored.record;
+    if (deployment.phase !== 'scaling' && deployment.phase !== 'baking') return;
+    const service = this.deps.store.view.service(deployment.tenant, deployment.service);
+    if (service === undefined) return;
+    const ref = { tenant: deployment.tenant, service: deployment.service, deployment: deployment.id };
+    try {
+      const observed = observeRevision(deployment, service.record.spec.scaling.minInstances, this.deps.inputs, now);
+      const step = planDeployment(deployment, observed, now, this.deps.settings);
+      if (!step.changed) return;
+      await this.apply(stored, step);
+      this.deps.logger.info({ ...ref, phase: step.deployment.phase }, step.deployment.message);
+    } catch (err) {
+      // A conflict: another writer (a replica, the API) changed it first; the next tick re-reads.
+      if (err instanceof RevisionConflict) return;
+      this.deps.logger.error({ err, ...ref }, 'deployment step failed; retrying on the next tick');
     }
   }
 }
@@ -109,9 +95,10 @@ export function eventOf(
   traffic: { revision: string; percent: number }[],
   inputs: BusInputs,
   minInstances: number,
-): Omit<DeploymentEvent, 'schemaVersion' | 'ts'> {
-  const observed = observeRevision(deployment, minInstances, inputs, Date.now());
-  const phase: DeploymentEvent['phase'] =
+  now: number,
+): DeployEvent {
+  const observed = observeRevision(deployment, minInstances, inputs, now);
+  const phase: DeployEvent['phase'] =
     deployment.phase === 'scaling' ? 'started' : deployment.phase === 'baking' ? 'shifting' : deployment.phase;
   return {
     tenant: deployment.tenant,

@@ -72,7 +72,6 @@ export class ConfigStore {
     const kv = await openBucket(nc, buckets.config, { replicas: options.replicas ?? 1 });
     const view = new ConfigView((err) => logger.error({ err }, 'config change listener failed'));
     const watcher = await ConfigWatcher.start({
-      kv,
       nc,
       view,
       logger,

@@ -1,10 +1,12 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { ConfigError, type ServiceSpec } from '@switchyard/shared';
+import { grantCovers, grantsOverlap, hostsOverlap } from '../domains.js';
 
 /**
  * Rules of the desired state that a single document cannot check on its own: domain grants
  * between tenants, hosts between a tenant's services, the operator's endpoint allowlist and
- * cross-field limits. Pure functions: no I/O, every refusal names the field at fault.
+ * cross-field limits. Pure functions: no I/O, every refusal names the field at fault. The
+ * domain rules themselves (what a grant covers, which patterns overlap) live in ../domains.ts.
  */
 
 export interface Issue {
@@ -16,34 +18,6 @@ export interface Issue {
 export type PolicyResult = { ok: true } | { ok: false; status: 400 | 403 | 409; issues: Issue[] };
 
 const ok: PolicyResult = { ok: true };
-
-/** A domain and every subdomain of it: `acme.test` covers `acme.test`, `api.acme.test`, `*.acme.test`. */
-function isWithin(host: string, domain: string): boolean {
-  return host === domain || host.endsWith(`.${domain}`);
-}
-
-/** Whether a granted domain lets a service use `host` (exact or `*.` wildcard). */
-export function grantCovers(grant: string, host: string): boolean {
-  return isWithin(host.startsWith('*.') ? host.slice(2) : host, grant);
-}
-
-/** Two grants overlap when one equals or contains the other. */
-export function grantsOverlap(a: string, b: string): boolean {
-  return isWithin(a, b) || isWithin(b, a);
-}
-
-/**
- * Whether some request host matches both patterns. Envoy's `*.x` matches any host ending in
- * `.x` (one label or several), so `*.x` overlaps `*.y.x` and `a.x`, but not `x` itself.
- */
-export function hostsOverlap(a: string, b: string): boolean {
-  const wildA = a.startsWith('*.');
-  const wildB = b.startsWith('*.');
-  if (!wildA && !wildB) return a === b;
-  if (wildA && wildB) return grantsOverlap(a.slice(2), b.slice(2));
-  const [pattern, host] = wildA ? [a.slice(1), b] : [b.slice(1), a];
-  return host.endsWith(pattern);
-}
 
 export interface TenantGrant {
   name: string;

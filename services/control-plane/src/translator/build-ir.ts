@@ -10,7 +10,7 @@ import {
 } from '@switchyard/shared';
 import { certificateProblems } from './certificates.js';
 import type { DesiredState, TranslateOptions, TranslationError } from './desired-state.js';
-import { DomainClaims, grantCovers } from './domains.js';
+import { DomainClaims, grantsCover } from '../domains.js';
 import { resolveEndpoints } from './endpoints.js';
 import type { EndpointIR, PathMatchIR, RouteIR, ServiceIR } from './ir.js';
 import { re2Problem } from './regex.js';
@@ -131,7 +131,7 @@ function checkRecord(record: ServiceRecord): CheckedRecord {
 
 function grantProblems(spec: ServiceSpec, tenant: string, granted: string[]): Problem[] {
   return spec.domains.flatMap((domain, i) =>
-    grantCovers(granted, domain)
+    grantsCover(granted, domain)
       ? []
       : [
           {

@@ -2,7 +2,7 @@ import { TypeUrl, type XdsTypeUrl } from '@switchyard/shared';
 import type { NodeGroup, ProtoObject, ResourceSet, ResourcesByName } from '../resources.js';
 import { buildIR } from './build-ir.js';
 import { defaultTranslateOptions, type DesiredState, type TranslateOptions, type TranslationResult } from './desired-state.js';
-import { isWildcard } from './domains.js';
+import { isWildcard } from '../domains.js';
 import { buildCluster, buildLoadAssignment } from './envoy/cluster.js';
 import { EnvoyListener, grpcApiListener, httpListener, httpsListener, tlsSecret } from './envoy/listeners.js';
 import { buildRedirectVirtualHost, buildVirtualHost, sharedRouteConfig } from './envoy/route-config.js';

@@ -14,7 +14,8 @@ import {
   type ApiContext,
 } from '../context.js';
 import { ApiError } from '../errors.js';
-import type { StatusEvent } from '../events.js';
+import { specChangeConflict } from '../../deployment/begin.js';
+import { statusEventOf } from '../events.js';
 import {
   conditionalHeaders,
   errorBody,
@@ -30,17 +31,6 @@ const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody,
 
 /** A read-modify-write without If-Match retries this often when another writer races it. */
 const trafficAttempts = 3;
-
-function statusEvent(record: ServiceRecord, event: StatusEvent['event'], specRevision: number): StatusEvent {
-  return {
-    tenant: record.tenant,
-    service: record.name,
-    event,
-    specRevision,
-    revisions: record.spec.revisions.map((r) => r.name),
-    traffic: trafficSplit(record.spec),
-  };
-}
 
 /** Checks a spec against the tenant's grant, the endpoint allowlist and the tenant's other services. */
 function enforcePolicy(ctx: ApiContext, tenant: string, service: string, spec: ServiceSpec): void {
@@ -68,7 +58,8 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
         description:
           'The body is a ServiceSpec. Without If-Match the service must not exist yet; with it, it replaces exactly that ' +
           "version. 400: the spec is invalid; 403: a domain outside the tenant's grant or an endpoint address the operator " +
-          'does not allow; 409: a host another service of the tenant serves, or a stale If-Match.',
+          'does not allow; 409: a host another service of the tenant serves, a stale If-Match, or a revision an active ' +
+          'deployment still needs (the message names the deployment).',
         tags: ['services'],
         params: serviceParams,
         headers: conditionalHeaders,
@@ -84,12 +75,14 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
         const existing = view.service(tenant, service);
         const condition = putCondition(request.headers['if-match'], existing, `service "${service}"`);
         enforcePolicy(ctx, tenant, service, spec);
+        const deploying = specChangeConflict(view.deployment(tenant, service)?.record, spec);
+        if (deploying !== undefined) throw new ApiError(deploying.status, [{ field: deploying.field, message: deploying.message }]);
         const now = Date.now();
         // createdAt survives updates: the translator resolves host conflicts in favour of the older service.
         const createdAt = existing?.record.createdAt ?? existing?.record.updatedAt ?? now;
         const record: ServiceRecord = { schemaVersion: 1, tenant, name: service, spec, createdAt, updatedAt: now };
         const revision = await ctx.store.putService(record, condition);
-        await ctx.publishStatus(statusEvent(record, 'applied', revision));
+        await ctx.publishStatus(statusEventOf(record, 'applied', revision));
         reply.code(existing === undefined ? 201 : 200);
         return requireService(ctx, tenant, service);
       });
@@ -165,7 +158,7 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
         // A deployment record outlives nothing it deploys.
         const deployment = view.deployment(tenant, service);
         if (deployment !== undefined) await ctx.store.deleteDeployment(tenant, service, deployment.revision);
-        await ctx.publishStatus(statusEvent(stored.record, 'deleted', stored.revision));
+        await ctx.publishStatus(statusEventOf(stored.record, 'deleted', stored.revision));
       });
       return reply.code(204).send(null);
     },
@@ -220,6 +213,6 @@ async function setTraffic(
   }
   const record: ServiceRecord = { ...current.record, spec: parsed.data, updatedAt: Date.now() };
   const revision = await ctx.store.putService(record, { ifRevision: current.revision });
-  await ctx.publishStatus(statusEvent(record, 'traffic', revision));
+  await ctx.publishStatus(statusEventOf(record, 'traffic', revision));
   return requireService(ctx, record.tenant, record.name);
 }

@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buckets,
@@ -8,9 +10,10 @@ import {
   openBucket,
   type KV,
   type NatsConnection,
+  untilConnected,
 } from '@switchyard/shared';
 import { NatsServer } from '@switchyard/shared/testing';
-import { revisionPlans, watchServices, type ServiceChange } from '../src/desired-state.js';
+import { revisionPlans, watchServices, type ServiceChange } from '../src/revision-plans.js';
 import { LoadGate } from '../src/load-gate.js';
 import { serviceRecordFor, until } from './helpers.js';
 
@@ -144,7 +147,7 @@ describe('watching the config bucket', () => {
     const changes: ServiceChange[] = [];
     const invalid: string[] = [];
     const watch = await watchServices(
-      kv,
+      nc,
       logger,
       (c) => changes.push(c),
       (key) => invalid.push(key),
@@ -163,7 +166,32 @@ describe('watching the config bucket', () => {
       ['a', 'deleted'],
     ]);
     expect(invalid).toEqual([configKeys.service('acme', 'b')]);
-    watch.stop();
-    await watch.done;
+    await watch.stop();
+  });
+
+  it.each(['restart', 'kill'] as const)('keeps following the bucket across a nats-server %s', async (how) => {
+    const changes: ServiceChange[] = [];
+    const watch = await watchServices(
+      nc,
+      logger,
+      (c) => changes.push(c),
+      () => undefined,
+    );
+    const before = changes.length;
+    // The restarted server has lost the watch's ephemeral consumer, as when the node that held it is replaced.
+    if (how === 'kill') await server.kill();
+    else await server.stop();
+    await rm(join(server.storeDir, 'js', 'jetstream', '$G', 'streams', `KV_${buckets.config}`, 'obs'), { recursive: true, force: true });
+    await server.restart();
+    await untilConnected(nc);
+    await until(
+      async () => {
+        await kv.put(configKeys.service('acme', `after-${how}`), record(`after-${how}`, 'v1')).catch(() => undefined);
+        return changes.slice(before).some((c) => c.service === `after-${how}`);
+      },
+      20_000,
+      'the change made after the restart',
+    );
+    await watch.stop();
   });
 });

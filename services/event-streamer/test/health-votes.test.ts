@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Aggregator, type HealthState, type TrackedEndpoint, type Vote } from '../src/aggregator.js';
+import { Aggregator, type HealthState, type TrackedEndpoint, type Vote } from '../src/health-votes.js';
 
 const endpoint: TrackedEndpoint = {
   key: 'sy_acme_api_blue|10.0.0.1|8080',

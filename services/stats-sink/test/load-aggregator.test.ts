@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LoadAggregator, type AggregatorOptions, type RevisionLoad } from '../src/aggregator.js';
+import { LoadAggregator, type AggregatorOptions, type RevisionLoad } from '../src/load-aggregator.js';
 import type { ClassCounts, LrsClusterReport, LrsLocalityReport, MetricsClusterReport, Report, Source } from '../src/reports.js';
 
 const options: AggregatorOptions = {

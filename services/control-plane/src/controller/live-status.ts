@@ -35,7 +35,7 @@ export function apiNodes(nodes: NodeStatus[]): XdsNodeStatus[] {
  * Completes a service's status with what the running system knows: managed endpoints and
  * their health from the bus, and per connected node whether it holds the current config.
  */
-export function serviceStatus(
+export function liveServiceStatus(
   ref: ServiceRef,
   fromSpec: ServiceStatus,
   deps: { inputs: BusInputs; cache: XdsCache; nodes: () => NodeStatus[]; quarantine: NackQuarantine },

@@ -1,13 +1,15 @@
 import {
+  buckets,
   deploymentActive,
+  followBucket,
   deploymentRecord,
   parseConfigKey,
   serviceRecord,
   type DeploymentRecord,
   trafficSplit,
   type HealthCheckSpec,
-  type KV,
-  type KvEntry,
+  type KvChange,
+  type NatsConnection,
   type Logger,
   type RevisionRef,
   type ScalingSpec,
@@ -85,45 +87,32 @@ export interface DeploymentChange {
 }
 
 export interface ServiceWatch {
-  stop(): void;
-  /** Resolves when the watch ends (stopped, or the connection closed). */
-  done: Promise<void>;
+  stop(): Promise<void>;
 }
 
 /**
  * Loads every service and deployment record in the config bucket (calling `onChange` and
- * `onDeployment` for each) and then
- * follows changes from the bucket's stream position at the time of the load, so nothing
- * written in between is missed. Records that fail their schema are logged and skipped: the
- * revision keeps running on the last valid record.
+ * `onDeployment` for each), then follows every change, re-watching after a reconnect or when
+ * the watch ends (the shared {@link followBucket}). Records that fail their schema are logged
+ * and skipped: the revision keeps running on the last valid record.
  */
 export async function watchServices(
-  kv: KV,
+  nc: NatsConnection,
   logger: Logger,
   onChange: (change: ServiceChange) => void,
   onInvalid: (key: string) => void,
   onDeployment: (change: DeploymentChange) => void = () => undefined,
 ): Promise<ServiceWatch> {
-  const seen = new Map<string, number>();
-  const apply = (entry: KvEntry) => {
+  const apply = (entry: KvChange) => {
     const parsed = parseConfigKey(entry.key);
     if (parsed?.kind !== 'service' && parsed?.kind !== 'deployment') return;
-    if ((seen.get(entry.key) ?? 0) >= entry.revision) return;
-    seen.set(entry.key, entry.revision);
     const { tenant, service } = parsed;
-    const deliver = parsed.kind === 'service' ? onChange : onDeployment;
     if (entry.operation !== 'PUT') {
-      deliver({ tenant, service, record: null });
+      (parsed.kind === 'service' ? onChange : onDeployment)({ tenant, service, record: null });
       return;
     }
-    let raw: unknown;
-    try {
-      raw = entry.json();
-    } catch {
-      raw = undefined;
-    }
     const schema = parsed.kind === 'service' ? serviceRecord : deploymentRecord;
-    const result = schema.safeParse(raw);
+    const result = schema.safeParse(parseJson(entry.value));
     const named =
       result.success && result.data.tenant === tenant && ('name' in result.data ? result.data.name : result.data.service) === service;
     if (!result.success || !named) {
@@ -134,19 +123,15 @@ export async function watchServices(
     if (parsed.kind === 'service') onChange({ tenant, service, record: result.data as ServiceRecord });
     else onDeployment({ tenant, service, record: result.data as DeploymentRecord });
   };
+  const follower = await followBucket(nc, buckets.config, {}, { logger }, apply);
+  await follower.caughtUp;
+  return { stop: () => follower.stop() };
+}
 
-  const status = await kv.status();
-  const position = status.streamInfo.state.last_seq;
-  const keys: string[] = [];
-  // One watch over the whole bucket: nats-server 2.9 has no multi-subject filters.
-  for await (const key of await kv.keys('>')) keys.push(key);
-  for (const key of keys) {
-    const entry = await kv.get(key);
-    if (entry !== null) apply(entry);
+function parseJson(value: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(value));
+  } catch {
+    return undefined;
   }
-  const watcher = await kv.watch({ key: '>', resumeFromRevision: position + 1 });
-  const done = (async () => {
-    for await (const entry of watcher) apply(entry);
-  })();
-  return { stop: () => watcher.stop(), done };
 }
