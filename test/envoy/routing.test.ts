@@ -135,15 +135,18 @@ describe('routing through Envoy', () => {
   });
 
   it('applies a traffic change, and says how long Envoy took', async () => {
+    // Envoy is probed from the moment the PUT is sent; the change is in effect from the first
+    // of 20 answers in a row from green (0.2^20 by chance under 80/20).
     const started = performance.now();
-    await world.api.ok('PUT', '/v1/tenants/acme/services/split/traffic', {
-      traffic: [
-        { revision: 'blue', percent: 0 },
-        { revision: 'green', percent: 100 },
-      ],
-    });
-    const accepted = performance.now();
-    // The change is in effect from the first of 20 answers in a row from green (0.2^20 by chance under 80/20).
+    let answeredAt = 0;
+    const put = world.api
+      .ok('PUT', '/v1/tenants/acme/services/split/traffic', {
+        traffic: [
+          { revision: 'blue', percent: 0 },
+          { revision: 'green', percent: 100 },
+        ],
+      })
+      .then(() => (answeredAt = performance.now()));
     let streakStart = 0;
     let streak = 0;
     while (streak < 20) {
@@ -154,9 +157,10 @@ describe('routing through Envoy', () => {
         if (streak++ === 0) streakStart = sentAt;
       } else streak = 0;
     }
+    await put;
     console.log(
       `traffic change applied by Envoy ${(streakStart - started).toFixed(0)} ms after the PUT was sent ` +
-        `(${(streakStart - accepted).toFixed(0)} ms after it was answered)`,
+        `(the API answered after ${(answeredAt - started).toFixed(0)} ms)`,
     );
     expect(await tally('split.acme.test', 200)).toEqual(new Map([['green', 200]]));
   });
