@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { echoClientConstructor, startGrpcEcho, type EchoReply } from '@switchyard/demo';
 import { TestBackend } from './backend.js';
 import { startEnvoyWorld, type EnvoyWorld } from './support.js';
+import { eventually } from '../support/stack.js';
 
 type GrpcEcho = Awaited<ReturnType<typeof startGrpcEcho>>;
 type EchoStub = grpc.Client & {
@@ -56,7 +57,7 @@ describe('gRPC, WebSocket, SSE and long routes through Envoy', () => {
       );
     try {
       // The first calls may race the config reaching Envoy (no virtual host yet: UNIMPLEMENTED).
-      const first = await eventuallyResolves(() => say('hello'));
+      const first = await eventually(() => say('hello'), 10_000, 100);
       expect(first).toMatchObject({ message: 'hello', revision: 'g1', instance: `127.0.0.1:${grpcEcho.port}` });
       const calls = grpcEcho.calls();
       const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => say(`m${i}`)));
@@ -143,16 +144,3 @@ describe('gRPC, WebSocket, SSE and long routes through Envoy', () => {
     expect(answer.status).toBe(200);
   });
 });
-
-/** Retries `call` until it resolves (at most 10 s), for calls that may run before Envoy has the config. */
-async function eventuallyResolves<T>(call: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await call();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
