@@ -88,13 +88,15 @@ export function httpsGet(
   path: string,
   ca: string,
   agent?: HttpsAgent,
-): Promise<HttpAnswer & { peerCertificate: string }> {
+): Promise<HttpAnswer & { peerCertificate: string; localPort: number }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       { host: '127.0.0.1', port, path, servername: domain, headers: { host: domain }, ca, agent, timeout: 10_000 },
       (res) => {
         const chunks: Buffer[] = [];
         const peer = (res.socket as TLSSocket).getPeerCertificate();
+        // Tells which connection carried the request (a kept-alive one keeps its port).
+        const localPort = res.socket.localPort ?? 0;
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
           resolve({
@@ -102,6 +104,7 @@ export function httpsGet(
             headers: res.headers,
             body: Buffer.concat(chunks).toString(),
             peerCertificate: peer.fingerprint256,
+            localPort,
           }),
         );
       },

@@ -38,6 +38,7 @@ export const protoFiles = {
   httpConnectionManager: 'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   router: 'envoy/extensions/filters/http/router/v3/router.proto',
   localRateLimit: 'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  lua: 'envoy/extensions/filters/http/lua/v3/lua.proto',
   tls: 'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   tlsInspector: 'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   fileAccessLog: 'envoy/extensions/access_loggers/file/v3/file.proto',

@@ -5,6 +5,7 @@ import { defaultTranslateOptions } from '../../src/translator/desired-state.js';
 import { localRateLimit } from '../../src/translator/envoy/features/local-rate-limit.js';
 import { grpcRetryConditions, retries } from '../../src/translator/envoy/features/retries.js';
 import { timeouts } from '../../src/translator/envoy/features/timeouts.js';
+import { httpListener } from '../../src/translator/envoy/listeners.js';
 import { headerMatcher, queryMatcher, routeAppliesTo, routeMatch } from '../../src/translator/envoy/route-match.js';
 import type { RouteIR, ServiceIR } from '../../src/translator/ir.js';
 
@@ -137,5 +138,22 @@ describe('route matchers', () => {
     expect(routeAppliesTo(withQuery, 'envoy')).toBe(true);
     expect(routeAppliesTo(withQuery, 'grpc')).toBe(false);
     expect(routeAppliesTo(route, 'grpc')).toBe(true);
+  });
+});
+
+describe("headers the router owns on Envoy's shared listeners", () => {
+  const hcm = (name: string) => {
+    const listener = httpListener(defaultTranslateOptions) as any;
+    return listener.filter_chains[0].filters.find((f: ProtoObject) => f.name === name).typed_config;
+  };
+
+  it('strips client-sent x-envoy-* headers before any other filter runs', () => {
+    const filters = hcm('envoy.filters.network.http_connection_manager').http_filters as ProtoObject[];
+    expect(filters[0]).toMatchObject({ name: 'envoy.filters.http.lua', typed_config: { stat_prefix: 'strip_envoy_headers' } });
+    expect((filters[0] as any).typed_config.default_source_code.inline_string).toContain('== "x-envoy-"');
+  });
+
+  it("passes the instance's Server header through, so tenant rules can remove or set it", () => {
+    expect(hcm('envoy.filters.network.http_connection_manager').server_header_transformation).toBe('PASS_THROUGH');
   });
 });

@@ -8,6 +8,7 @@ export const EnvoyType = {
   HttpConnectionManager: 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   Router: 'envoy.extensions.filters.http.router.v3.Router',
   LocalRateLimit: 'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+  Lua: 'envoy.extensions.filters.http.lua.v3.Lua',
   TlsInspector: 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   DownstreamTlsContext: 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   StdoutAccessLog: 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',

@@ -19,6 +19,12 @@ function additions(rules: Rules): ProtoObject[] {
  */
 export const headerRules: Feature = {
   name: 'header-rules',
+  // Envoy's default (OVERWRITE) sets `server: envoy` after the virtual host's rules ran, so a
+  // rule removing or setting Server had no effect. Passed through, the header is the instance's
+  // unless a rule says otherwise, and Envoy adds none of its own.
+  connectionManager(hcm) {
+    hcm.server_header_transformation = 'PASS_THROUGH';
+  },
   virtualHost(virtualHost, service, { group }) {
     if (group !== 'envoy') return;
     const { request, response } = service.headers;

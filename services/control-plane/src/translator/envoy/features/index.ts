@@ -1,6 +1,7 @@
 import type { Feature } from '../feature.js';
 import { accessLog } from './access-log.js';
 import { circuitBreakers } from './circuit-breakers.js';
+import { envoyHeaders } from './envoy-headers.js';
 import { headerRules } from './header-rules.js';
 import { healthChecks } from './health-checks.js';
 import { loadBalancing } from './load-balancing.js';
@@ -14,6 +15,7 @@ import { upstreamProtocol } from './upstream-protocol.js';
 
 /** Every feature, in the order their HTTP filters run (the router always comes last). */
 export const features: readonly Feature[] = [
+  envoyHeaders,
   accessLog,
   tracing,
   localRateLimit,
