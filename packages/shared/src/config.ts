@@ -112,6 +112,12 @@ export const controlPlaneEnv = z.object({
   /** The ports clients connect to (a load balancer or Kubernetes Service in front), sent as X-Forwarded-Port. */
   ENVOY_HTTP_PUBLIC_PORT: port(80),
   ENVOY_HTTPS_PUBLIC_PORT: port(443),
+  /**
+   * When set, every Envoy runs each service's health check itself (active health checks) and
+   * writes its check events to this file (a path on the Envoy's machine). Off by default: the
+   * event-streamer delegates checks over HDS instead; turning this on multiplies probes by the fleet size.
+   */
+  ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG: optionalString,
 });
 export type ControlPlaneConfig = z.infer<typeof controlPlaneEnv>;
 

@@ -49,6 +49,9 @@ export function createControlPlaneService(
         http: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTP_PORT, publicPort: config.ENVOY_HTTP_PUBLIC_PORT },
         https: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTPS_PORT, publicPort: config.ENVOY_HTTPS_PUBLIC_PORT },
         reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
+        ...(config.ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG === undefined
+          ? {}
+          : { activeHealthChecks: { eventLogPath: config.ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG } }),
         ...options.translate,
       };
       const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, quarantine, logger, registry);

@@ -3,7 +3,8 @@ import { serviceSpec } from '@switchyard/shared';
 import type { ProtoObject } from '../../src/resources.js';
 import { defaultTranslateOptions } from '../../src/translator/desired-state.js';
 import { localRateLimit } from '../../src/translator/envoy/features/local-rate-limit.js';
-import { grpcRetryConditions, retries } from '../../src/translator/envoy/features/retries.js';
+import { healthChecks } from '../../src/translator/envoy/features/health-checks.js';
+import { grpcRetryConditions, perTryTimeoutMs, retries } from '../../src/translator/envoy/features/retries.js';
 import { timeouts } from '../../src/translator/envoy/features/timeouts.js';
 import { httpListener } from '../../src/translator/envoy/listeners.js';
 import { headerMatcher, queryMatcher, routeAppliesTo, routeMatch } from '../../src/translator/envoy/route-match.js';
@@ -41,6 +42,15 @@ describe('retries', () => {
     });
   });
 
+  it.each([
+    ['the default 30 s per try on a 120 s route', {}, 120_000, 120_000],
+    ['1 s per try on a 5 s route', { perTryTimeout: '1s' }, 5_000, 5_000],
+    ['a per try above the route timeout', { perTryTimeout: '10s' }, 5_000, 10_000],
+    ['a route without timeout', {}, 0, undefined],
+  ])('never cuts an attempt before the route timeout: %s', (_label, spec, routeTimeoutMs, expected) => {
+    expect(perTryTimeoutMs(retrySpec(spec), { ...route, timeoutMs: routeTimeoutMs })).toBe(expected);
+  });
+
   it('sends gRPC clients no retry policy that names no gRPC condition', () => {
     const action: ProtoObject = {};
     retries.routeAction?.(action, route, service({ retry: retrySpec({ on: ['retriable-status-codes'], statusCodes: [500] }) }), {
@@ -48,6 +58,31 @@ describe('retries', () => {
       options: defaultTranslateOptions,
     });
     expect(action.retry_policy).toBeUndefined();
+  });
+});
+
+describe('active health checks', () => {
+  const options = { ...defaultTranslateOptions, activeHealthChecks: { eventLogPath: '/tmp/hc.jsonl' } };
+  const check = (protocol: 'tcp' | 'http') => ({
+    ...serviceSpec.parse({ domains: ['a.test'], revisions: [{ name: 'v1', command: 'x' }] }).healthCheck,
+    protocol,
+    path: '/healthz',
+  });
+  it.each([
+    ['http', 'http', { http_health_check: { path: '/healthz' } }],
+    ['grpc', 'http', { grpc_health_check: {} }],
+    ['http', 'tcp', { tcp_health_check: {} }],
+    ['grpc', 'tcp', { tcp_health_check: {} }],
+  ] as const)('a %s service with a %s check gets %j', (protocol, checkProtocol, probe) => {
+    const cluster: ProtoObject = {};
+    healthChecks.cluster?.(cluster, service({ protocol, healthCheck: check(checkProtocol) }), { group: 'envoy', options });
+    expect((cluster.health_checks as ProtoObject[])[0]).toMatchObject(probe);
+  });
+
+  it('is off unless the operator turns it on', () => {
+    const cluster: ProtoObject = {};
+    healthChecks.cluster?.(cluster, service({ healthCheck: check('http') }), { group: 'envoy', options: defaultTranslateOptions });
+    expect(cluster.health_checks).toBeUndefined();
   });
 });
 

@@ -1,5 +1,18 @@
+import type { ProtoObject } from '../../../resources.js';
+import type { ServiceIR } from '../../ir.js';
 import type { Feature } from '../feature.js';
 import { EnvoyType, duration, typed, wrapped } from '../proto.js';
+
+/**
+ * What a check sends. A gRPC server answers only gRPC (grpc-js refuses a plain GET with 415),
+ * so an `http` check of a gRPC service is the gRPC Health Checking Protocol
+ * (grpc.health.v1.Health/Check for the whole server) over the cluster's HTTP/2.
+ */
+function probeOf(service: ServiceIR): ProtoObject {
+  if (service.healthCheck.protocol === 'tcp') return { tcp_health_check: {} };
+  if (service.protocol === 'grpc') return { grpc_health_check: {} };
+  return { http_health_check: { path: service.healthCheck.path } };
+}
 
 /**
  * Active health checks run by Envoy itself, when the operator turns them on
@@ -12,17 +25,15 @@ export const healthChecks: Feature = {
   cluster(cluster, service, { group, options }) {
     if (group !== 'envoy' || options.activeHealthChecks === undefined) return;
     const spec = service.healthCheck;
-    const probe =
-      spec.protocol === 'http'
-        ? { http_health_check: { path: spec.path, ...(service.protocol === 'grpc' ? { codec_client_type: 'HTTP2' } : {}) } }
-        : { tcp_health_check: {} };
     cluster.health_checks = [
       {
         timeout: duration(spec.timeout),
         interval: duration(spec.interval),
+        // Without traffic Envoy would otherwise check only every 60 s, leaving a broken idle instance in place.
+        no_traffic_interval: duration(spec.interval),
         unhealthy_threshold: wrapped(spec.unhealthyThreshold),
         healthy_threshold: wrapped(spec.healthyThreshold),
-        ...probe,
+        ...probeOf(service),
         event_logger: [
           {
             name: 'envoy.health_check.event_sink.file',

@@ -1,5 +1,5 @@
 import type { ProtoObject } from '../../../resources.js';
-import type { ServiceIR } from '../../ir.js';
+import type { RouteIR, ServiceIR } from '../../ir.js';
 import type { Feature } from '../feature.js';
 import { EnvoyType, duration, typed, wrapped } from '../proto.js';
 
@@ -19,13 +19,23 @@ export function grpcRetryConditions(retry: RetrySpec): string[] {
   return conditions;
 }
 
-function envoyRetryPolicy(retry: RetrySpec, protocol: ServiceIR['protocol']): ProtoObject {
+/**
+ * The per-try timeout Envoy gets: never below the route's timeout, so no attempt is cut before
+ * the route allows (a per-try timer under it would reset every request longer than the spec's
+ * default 30 s). None when the route has no timeout: attempts are then unbounded too.
+ */
+export function perTryTimeoutMs(retry: RetrySpec, route: RouteIR): number | undefined {
+  return route.timeoutMs === 0 ? undefined : Math.max(retry.perTryTimeout, route.timeoutMs);
+}
+
+function envoyRetryPolicy(retry: RetrySpec, route: RouteIR, protocol: ServiceIR['protocol']): ProtoObject {
   // gRPC errors travel in trailers of a 200 response, so gRPC services also retry on gRPC status.
   const conditions = protocol === 'grpc' ? [...retry.on, ...grpcRetryConditions(retry)] : retry.on;
+  const perTry = perTryTimeoutMs(retry, route);
   const policy: ProtoObject = {
     retry_on: conditions.join(','),
     num_retries: wrapped(retry.attempts),
-    per_try_timeout: duration(retry.perTryTimeout),
+    ...(perTry === undefined ? {} : { per_try_timeout: duration(perTry) }),
     // Each retry goes to another instance than the ones already tried.
     retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: typed(EnvoyType.PreviousHostsPredicate) }],
     host_selection_retry_max_attempts: 5,
@@ -37,10 +47,10 @@ function envoyRetryPolicy(retry: RetrySpec, protocol: ServiceIR['protocol']): Pr
 /** Retries (spec default: 5xx, reset, connect-failure and 429, twice, on another instance). */
 export const retries: Feature = {
   name: 'retries',
-  routeAction(action, _route, service, { group }) {
+  routeAction(action, route, service, { group }) {
     if (service.retry === undefined) return;
     if (group === 'envoy') {
-      action.retry_policy = envoyRetryPolicy(service.retry, service.protocol);
+      action.retry_policy = envoyRetryPolicy(service.retry, route, service.protocol);
       return;
     }
     // grpc-js-xds ignores HTTP conditions and per-try timeouts; without a gRPC condition it would not retry at all.
