@@ -54,6 +54,7 @@ describe('blue-green and canary deployments under HTTP load through Envoy', () =
   });
 
   it('deploys blue-green under load without a failed request, then drains the old revision', async () => {
+    const startedAt = Date.now();
     const started = await deploy({
       revision: 'green',
       command: httpEchoCommand,

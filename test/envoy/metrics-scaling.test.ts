@@ -135,10 +135,10 @@ describe('Envoy reports drive metrics and scaling', () => {
     await eventually(() => load!.current.byInstance.size >= 3 && load!.current.byInstance.has(`127.0.0.1:${first.port}`), 15_000, 100);
     const servingMs = Date.now() - loadStarted;
     const peak = (await ready()).length;
-    console.log(JSON.stringify({ scaleOutReadyMs: scaledOutMs, scaleOutServingMs: servingMs, peak }));
 
     // Load falls to one request at a time: instances drain and stop.
     load.setWorkers(1);
+    const fellAt = Date.now();
     const scaledIn = await eventually(
       async () => {
         const now = await instances();
@@ -147,6 +147,15 @@ describe('Envoy reports drive metrics and scaling', () => {
       },
       40_000,
       200,
+    );
+    console.log(
+      JSON.stringify({
+        scaleOutReadyMs: scaledOutMs,
+        scaleOutServingMs: servingMs,
+        peak,
+        scaleInMs: Date.now() - fellAt,
+        left: scaledIn.length,
+      }),
     );
     load.mark();
     await eventually(() => load!.current.ok >= 5, 10_000, 50);
