@@ -8,7 +8,7 @@ import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import { EnvoyProcess, findEnvoy, localBootstrap, type BootstrapDocument, type EnvoyBinary } from '@switchyard/local';
 import { httpRequest, type HttpAnswer, type HttpRequestOptions } from '@switchyard/demo';
 import { NatsServer } from '@switchyard/shared/testing';
-import { Api, controlPlane, eventually, startStack, type ServiceFactory, type Stack } from '../support/stack.js';
+import { Api, controlPlane, eventually, startStack, type EchoClient, type ServiceFactory, type Stack } from '../support/stack.js';
 
 /** The Envoy these tests run: setup installs it, so a missing one is a failure, never a skip. */
 export function envoyBinary(): EnvoyBinary {
@@ -19,13 +19,21 @@ export function envoyBinary(): EnvoyBinary {
 
 let envoySeq = 0;
 
+export interface EnvoyOptions {
+  nodeId?: string;
+  waitReady?: boolean;
+  /** False: no MetricsService stat sink, so this Envoy reports load over LRS only. */
+  metricsService?: boolean;
+  /** Changes to the bootstrap before Envoy starts (e.g. a lowered runtime limit). */
+  bootstrap?: (bootstrap: BootstrapDocument) => void;
+}
+
 /** Starts a real Envoy on the deploy bootstrap, pointed at `stack`'s gRPC port, and waits until it serves. */
-export async function startEnvoy(
-  stack: Stack,
-  options: { nodeId?: string; waitReady?: boolean; bootstrap?: (bootstrap: BootstrapDocument) => void } = {},
-): Promise<EnvoyProcess> {
+export async function startEnvoy(stack: Stack, options: EnvoyOptions = {}): Promise<EnvoyProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), 'switchyard-envoy-'));
   const bootstrap = localBootstrap({ controlPlane: { host: '127.0.0.1', port: stack.grpcPort }, adminPort: 0, dataDir });
+  // Without its stat sink, this Envoy reports load over LRS only.
+  if (options.metricsService === false) delete bootstrap.stats_sinks;
   options.bootstrap?.(bootstrap);
   const envoy = await EnvoyProcess.start({
     binary: envoyBinary().path,
@@ -39,13 +47,23 @@ export async function startEnvoy(
 
 export interface EnvoyWorld {
   nats: NatsServer;
-  stack: Stack;
-  api: Api;
+  /** The running stack (a new one after {@link EnvoyWorld.restartStack}). */
+  readonly stack: Stack;
+  readonly api: Api;
   envoy: EnvoyProcess;
   /** A request to Envoy's HTTP listener with `Host: <domain>`. */
   http(domain: string, path?: string, options?: HttpRequestOptions): Promise<HttpAnswer>;
   /** Waits until Envoy routes `domain` + `path` to an answer `check` accepts (config changes apply asynchronously). */
   until(domain: string, path: string, check: (answer: HttpAnswer) => boolean, timeoutMs?: number): Promise<HttpAnswer>;
+  /**
+   * The HTTP echo demo (httpEchoCommand) through Envoy as an {@link EchoClient}, for a LoadLoop:
+   * each call is held `delayMs` by the instance; any status other than 200 is a failed call.
+   */
+  echoClient(domain: string): EchoClient;
+  /** Another Envoy on the same stack (stopped with the world); it shares the listener ports (SO_REUSEPORT). */
+  addEnvoy(options?: EnvoyOptions): Promise<EnvoyProcess>;
+  /** Stops the services and starts them again on the same ports, as a control-plane restart does. */
+  restartStack(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,15 +72,22 @@ export async function startEnvoyWorld(
   options: { services?: readonly ServiceFactory[]; env?: Record<string, string>; bootstrap?: (bootstrap: BootstrapDocument) => void } = {},
 ): Promise<EnvoyWorld> {
   const nats = await NatsServer.start();
-  const stack = await startStack(nats, options.services ?? [controlPlane], { env: options.env });
+  const services = options.services ?? [controlPlane];
+  let stack = await startStack(nats, services, { env: options.env });
+  let api = new Api(stack.apiUrl);
   const envoy = await startEnvoy(stack, { bootstrap: options.bootstrap });
+  const envoys = [envoy];
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const http = (domain: string, path = '/', requestOptions: HttpRequestOptions = {}) =>
     httpRequest(`http://127.0.0.1:${stack.envoyHttpPort}${path}`, { host: domain, agent, ...requestOptions });
   return {
     nats,
-    stack,
-    api: new Api(stack.apiUrl),
+    get stack() {
+      return stack;
+    },
+    get api() {
+      return api;
+    },
     envoy,
     http,
     until: (domain, path, check, timeoutMs = 10_000) =>
@@ -71,12 +96,32 @@ export async function startEnvoyWorld(
         if (!check(answer)) throw new Error(`${domain}${path} answered ${answer.status}: ${answer.body.slice(0, 200)}`);
         return answer;
       }, timeoutMs),
+    echoClient: (domain) => ({
+      async say(delayMs = 0) {
+        const answer = await http(domain, `/load?delay_ms=${delayMs}`, { timeoutMs: delayMs + 10_000 });
+        if (answer.status !== 200) throw new Error(`HTTP ${answer.status}: ${answer.body.slice(0, 100)}`);
+        const body = JSON.parse(answer.body) as { instance: string; revision: string };
+        return { message: 'load', instance: body.instance, revision: body.revision };
+      },
+      close: () => undefined,
+    }),
+    async addEnvoy(envoyOptions) {
+      const added = await startEnvoy(stack, envoyOptions);
+      envoys.push(added);
+      return added;
+    },
+    async restartStack() {
+      const { grpcPort, ports } = stack;
+      await stack.stop();
+      stack = await startStack(nats, services, { env: options.env, grpcPort, ports });
+      api = new Api(stack.apiUrl);
+    },
     async stop() {
       agent.destroy();
-      await envoy.stop();
+      await Promise.all(envoys.map((e) => e.stop()));
       await stack.stop();
       await nats.stop();
-      await rm(envoy.logFile.replace(/envoy\.log$/, ''), { recursive: true, force: true });
+      await Promise.all(envoys.map((e) => rm(e.logFile.replace(/envoy\.log$/, ''), { recursive: true, force: true })));
     },
   };
 }
@@ -118,4 +163,44 @@ export function httpsGet(
 /** Body of an answer from {@link TestBackend}. */
 export function echoOf(answer: HttpAnswer): Echo {
   return JSON.parse(answer.body) as Echo;
+}
+
+/** `/v1/xds/resources` of the stack's admin port: what is served to Envoys and gRPC clients, per type. */
+export type Served = Record<'envoy' | 'grpc', Record<'cds' | 'eds' | 'lds' | 'rds' | 'sds', { name: string; version: string }[]>>;
+/** Envoy's `/config_dump`. */
+export type Dump = { configs: ({ '@type': string } & Record<string, any>)[] };
+
+/** name → version of each resource type in Envoy's /config_dump (delta xDS keeps each resource's own version). */
+export function heldByEnvoy(dump: Dump): Record<'cds' | 'eds' | 'lds' | 'rds' | 'sds', Record<string, string>> {
+  const section = (suffix: string): Record<string, any> => dump.configs.find((c) => c['@type'].endsWith(`.v3.${suffix}`)) ?? {};
+  const entries = (list: any[] | undefined, name: (e: any) => string, version: (e: any) => string) =>
+    Object.fromEntries((list ?? []).map((e) => [name(e), version(e)]));
+  return {
+    cds: entries(
+      section('ClustersConfigDump').dynamic_active_clusters,
+      (e) => e.cluster.name,
+      (e) => e.version_info,
+    ),
+    // Envoy's dump of EDS carries no version: endpoints are compared by content below.
+    eds: entries(
+      section('EndpointsConfigDump').dynamic_endpoint_configs,
+      (e) => e.endpoint_config.cluster_name,
+      () => 'held',
+    ),
+    lds: entries(
+      section('ListenersConfigDump').dynamic_listeners,
+      (e) => e.name,
+      (e) => e.active_state?.version_info,
+    ),
+    rds: entries(
+      section('RoutesConfigDump').dynamic_route_configs,
+      (e) => e.route_config.name,
+      (e) => e.version_info,
+    ),
+    sds: entries(
+      section('SecretsConfigDump').dynamic_active_secrets,
+      (e) => e.name,
+      (e) => e.version_info,
+    ),
+  };
 }

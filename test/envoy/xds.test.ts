@@ -1,46 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestBackend } from './backend.js';
 import { makeCertificate } from './certs.js';
-import { echoOf, httpsGet, startEnvoyWorld, type EnvoyWorld } from './support.js';
+import { echoOf, heldByEnvoy, httpsGet, startEnvoyWorld, type Dump, type EnvoyWorld, type Served } from './support.js';
 import { eventually } from '../support/stack.js';
-
-type Served = Record<'envoy' | 'grpc', Record<'cds' | 'eds' | 'lds' | 'rds' | 'sds', { name: string; version: string }[]>>;
-type Dump = { configs: ({ '@type': string } & Record<string, any>)[] };
-
-/** name → version of each resource type in Envoy's /config_dump (delta xDS keeps each resource's own version). */
-function heldByEnvoy(dump: Dump): Record<'cds' | 'eds' | 'lds' | 'rds' | 'sds', Record<string, string>> {
-  const section = (suffix: string): Record<string, any> => dump.configs.find((c) => c['@type'].endsWith(`.v3.${suffix}`)) ?? {};
-  const entries = (list: any[] | undefined, name: (e: any) => string, version: (e: any) => string) =>
-    Object.fromEntries((list ?? []).map((e) => [name(e), version(e)]));
-  return {
-    cds: entries(
-      section('ClustersConfigDump').dynamic_active_clusters,
-      (e) => e.cluster.name,
-      (e) => e.version_info,
-    ),
-    // Envoy's dump of EDS carries no version: endpoints are compared by content below.
-    eds: entries(
-      section('EndpointsConfigDump').dynamic_endpoint_configs,
-      (e) => e.endpoint_config.cluster_name,
-      () => 'held',
-    ),
-    lds: entries(
-      section('ListenersConfigDump').dynamic_listeners,
-      (e) => e.name,
-      (e) => e.active_state?.version_info,
-    ),
-    rds: entries(
-      section('RoutesConfigDump').dynamic_route_configs,
-      (e) => e.route_config.name,
-      (e) => e.version_info,
-    ),
-    sds: entries(
-      section('SecretsConfigDump').dynamic_active_secrets,
-      (e) => e.name,
-      (e) => e.version_info,
-    ),
-  };
-}
 
 describe('Envoy 1.40 on delta ADS', () => {
   let world: EnvoyWorld;

@@ -28,7 +28,16 @@ export interface Stack {
   /** Where Envoys configured by this stack listen (loopback). */
   envoyHttpPort: number;
   envoyHttpsPort: number;
+  /** Every port but gRPC's, to start the same stack again (a restart keeps what Envoy was told). */
+  ports: StackPorts;
   stop(): Promise<void>;
+}
+
+export interface StackPorts {
+  api: number;
+  admin: number;
+  envoyHttp: number;
+  envoyHttps: number;
 }
 
 export { allServices, autoscaler, controlPlane, eventStreamer, statsSink, type ServiceFactory };
@@ -38,6 +47,9 @@ export { allServices, autoscaler, controlPlane, eventStreamer, statsSink, type S
  * set. It is the build output (CI builds before it tests).
  */
 export const grpcEchoCommand = [process.execPath, join(repoRoot(), 'packages/demo/dist/src/grpc-echo-main.js')];
+
+/** The HTTP echo demo as a managed revision's command (answers `?delay_ms=`, `/healthz`; env `REVISION`, `FAIL_RATE`). */
+export const httpEchoCommand = [process.execPath, join(repoRoot(), 'packages/demo/dist/src/http-echo-main.js')];
 
 /** The repository root, found from this file whether it runs from source or from dist. */
 function repoRoot(): string {
@@ -73,10 +85,10 @@ export const fastEnv: Record<string, string> = {
 export async function startStack(
   nats: NatsServer,
   modules: readonly ServiceFactory[],
-  options: { grpcPort?: number; env?: Record<string, string> } = {},
+  options: { grpcPort?: number; env?: Record<string, string>; ports?: StackPorts } = {},
 ): Promise<Stack> {
-  const apiPort = await freePort();
-  const adminPort = await freePort();
+  const apiPort = options.ports?.api ?? (await freePort());
+  const adminPort = options.ports?.admin ?? (await freePort());
   const stack = await startAllInOne({
     natsUrl: nats.url,
     env: {
@@ -89,7 +101,7 @@ export async function startStack(
     grpcPort: options.grpcPort ?? (await freePort()),
     adminPort,
     apiPort,
-    envoyListeners: { http: await freePort(), https: await freePort() },
+    envoyListeners: { http: options.ports?.envoyHttp ?? (await freePort()), https: options.ports?.envoyHttps ?? (await freePort()) },
   });
   return {
     host: stack.host,
@@ -98,6 +110,7 @@ export async function startStack(
     adminUrl: `http://127.0.0.1:${adminPort}`,
     envoyHttpPort: Number(stack.env.ENVOY_HTTP_PORT),
     envoyHttpsPort: Number(stack.env.ENVOY_HTTPS_PORT),
+    ports: { api: apiPort, admin: adminPort, envoyHttp: Number(stack.env.ENVOY_HTTP_PORT), envoyHttps: Number(stack.env.ENVOY_HTTPS_PORT) },
     stop: () => stack.stop(),
   };
 }

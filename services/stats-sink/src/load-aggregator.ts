@@ -266,7 +266,7 @@ export class LoadAggregator {
     state.seenSeq = reporter.seq;
     const periodMs = positive(durationMs(report.load_report_interval)) ?? positive(gapMs) ?? this.options.intervalMs;
     setRates(state, issued, successful, 0, 0, errors, periodMs);
-    if (!this.ratedByMetrics(metricsTwins, name, now)) {
+    if (!this.countedByMetrics(metricsTwins, now)) {
       const pending = state.revision.pendingResponses;
       pending[0] += successful;
       pending[3] += errors;
@@ -297,9 +297,12 @@ export class LoadAggregator {
       deltaTotal = total;
       deltaClasses = classes;
     } else {
-      if (state.lastTotal !== undefined && state.lastClasses !== undefined) {
-        const previous = state.lastClasses;
-        deltaTotal = counterDelta(state.lastTotal, total);
+      // Only a stream's first flush is a baseline. Envoy flushes only used stats, so a cluster
+      // new to an established stream was made (or first used) since the last flush: from zero.
+      const fromZero = state.lastTotal === undefined && reporter.seq > 1;
+      if (fromZero || (state.lastTotal !== undefined && state.lastClasses !== undefined)) {
+        const previous = state.lastClasses ?? [0, 0, 0, 0];
+        deltaTotal = counterDelta(state.lastTotal ?? 0, total);
         deltaClasses = [
           counterDelta(previous[0], classes[0]),
           counterDelta(previous[1], classes[1]),
@@ -320,12 +323,14 @@ export class LoadAggregator {
     markDirty(state.revision, now);
   }
 
-  /** True when a fresh MetricsService reporter of the node has rates for the cluster (then LRS counts are not added). */
-  private ratedByMetrics(metricsTwins: Set<Reporter> | undefined, cluster: string, now: number): boolean {
+  /**
+   * True when the node has a fresh MetricsService stream: from its first flush on it counts every
+   * cluster's responses (by class), so LRS counts are not added. Per cluster this would count
+   * twice the responses LRS reported before the cluster's first flush, which counts from zero.
+   */
+  private countedByMetrics(metricsTwins: Set<Reporter> | undefined, now: number): boolean {
     if (metricsTwins === undefined) return false;
-    for (const reporter of metricsTwins) {
-      if (reporter.clusters.get(cluster)?.hasRates === true && this.isFresh(reporter, now)) return true;
-    }
+    for (const reporter of metricsTwins) if (this.isFresh(reporter, now)) return true;
     return false;
   }
 

@@ -175,6 +175,20 @@ describe('LoadAggregator', () => {
       want: { concurrency: 2, rps: 10, responses: [6, 0, 2, 2], errorRatio: 0.2, windowMs: 5000 },
     },
     {
+      label: 'a cluster new to an established MetricsService stream counts from zero (Envoy flushes only used stats)',
+      steps: [
+        { at: 0, open: 'm1', source: 'metrics', node: 'e1' },
+        { at: 1000, report: 'm1', data: metrics(10_000, metricsCluster(green, { active: 0 })) },
+        {
+          at: 2000,
+          report: 'm1',
+          data: metrics(11_000, metricsCluster(green, { active: 0 }), metricsCluster(blue, { total: 30, c2: 20, c4: 6, c5: 4 })),
+        },
+      ],
+      now: 2000,
+      want: { rps: 30, responses: [20, 0, 6, 4], errorRatio: 4 / 30 },
+    },
+    {
       label: 'a counter that goes down was reset and counts from zero',
       steps: [
         { at: 0, open: 'm1', source: 'metrics', node: 'e1' },
@@ -373,6 +387,24 @@ describe('LoadAggregator.collect', () => {
     aggregator.ingest('m1', metrics(2000, metricsCluster(blue, { total: 10, c2: 10 })), 1000);
     aggregator.ingest('s1', lrs(lrsCluster(blue, { issued: 10, ok: 10 })), 1100);
     expect(aggregator.collect(1500).due[0]?.newResponses).toEqual([11, 0, 0, 0]);
+  });
+
+  it('takes response counts from LRS until the MetricsService stream has flushed, then from MetricsService only', () => {
+    const aggregator = started();
+    aggregator.open('m1', 'metrics', 'n1', { countersAsDeltas: false });
+    aggregator.ingest('s1', lrs(lrsCluster(blue, { issued: 5, ok: 5 })), 100);
+    // The first flush is the baseline (it holds the 5 LRS counted); later LRS counts are not added.
+    aggregator.ingest('m1', metrics(500, metricsCluster(blue, { total: 5, c2: 5 })), 500);
+    aggregator.ingest('s1', lrs(lrsCluster(blue, { issued: 3, ok: 3 })), 700);
+    // 404s are successes to LRS; MetricsService tells them apart. Green is new: it counts from zero.
+    aggregator.ingest(
+      'm1',
+      metrics(1500, metricsCluster(blue, { total: 8, c2: 7, c4: 1 }), metricsCluster(green, { total: 4, c2: 2, c5: 2 })),
+      1500,
+    );
+    const due = aggregator.collect(2000).due;
+    expect(due.find((d) => d.cluster === blue)?.newResponses).toEqual([7, 0, 1, 0]);
+    expect(due.find((d) => d.cluster === green)?.newResponses).toEqual([2, 0, 0, 2]);
   });
 
   it('keeps publishing zeros for an idle revision, then forgets it', () => {

@@ -62,6 +62,8 @@ export interface TypeView extends SyncedView {
   everNamed: boolean;
   /** SotW first request that arrived before the cache was ready: its version_info, checked once ready. */
   versionToCheck: string | undefined;
+  /** Delta first request listed initial_resource_versions: a reconnect that may already hold everything. */
+  resumed: boolean;
   /**
    * SotW CDS/LDS: resources the client rejected, by name. A full set must name every resource,
    * so until the desired version changes, later sets carry what the client kept instead of the
@@ -191,6 +193,18 @@ export class XdsStream {
     }
   }
 
+  /**
+   * A delta reconnect whose initial_resource_versions are all current is sent nothing, so it
+   * never ACKs: it ACKed these versions on its previous stream (the delta twin of checkHeldVersion).
+   */
+  private ackResumed(view: TypeView): void {
+    view.resumed = false;
+    if (view.status !== 'REQUESTED') return;
+    view.status = 'ACKED';
+    view.ackedVersion = view.state.version;
+    view.ackedAt = this.now();
+  }
+
   /** Every requested type is current for this client, nothing held, queued or unanswered. */
   inSync(minTypes = 1): boolean {
     if (this.heldRequests > 0 || this.views.size < minTypes) return false;
@@ -245,6 +259,7 @@ export class XdsStream {
         mustRespond: false,
         everNamed: false,
         versionToCheck: undefined,
+        resumed: false,
         rejected: new Map(),
       };
       state.views.add(view);
@@ -320,6 +335,7 @@ export class XdsStream {
     const names = new Set(current?.names ?? []);
     if (first) {
       for (const [name, version] of Object.entries(req.initialVersions)) view.overrides.set(name, { name, version });
+      view.resumed = view.overrides.size > 0;
     }
     for (const name of req.subscribe) {
       if (name === '*') wildcard = true;
@@ -384,6 +400,7 @@ export class XdsStream {
       } else if (pending.removals.length === 0 || (this.mode === 'sotw' && !isFullSetType(view.typeUrl))) {
         // Nothing the client lacks (SotW EDS/RDS/SDS cannot even express a removal).
         this.advance(view, []);
+        if (view.resumed) this.ackResumed(view);
         plan.done = true;
       }
     }
@@ -496,6 +513,7 @@ export class XdsStream {
       ...blameable,
     };
     view.mustRespond = false;
+    view.resumed = false;
     this.hooks.send(response);
   }
 

@@ -105,6 +105,28 @@ describe('delta xDS', () => {
     expect(catchUp.removed_resources).toEqual(['c']);
   });
 
+  it('a reconnect holding every current version gets nothing and shows ACKED and up to date (a control-plane restart)', async () => {
+    running = await startXds();
+    running.cache.setSnapshot(snapshotOf(eds({ a: [1001], b: [2001] })));
+    const first = connect('resumed');
+    first.send({ type_url: EDS, resource_names_subscribe: ['a', 'b'] });
+    const all = await first.next();
+    first.close();
+
+    const again = connect('resumed');
+    again.send({
+      type_url: EDS,
+      resource_names_subscribe: ['a', 'b'],
+      initial_resource_versions: Object.fromEntries(all.resources.map((r) => [r.name, r.version])),
+    });
+    const resumed = await waitFor('the resumed EDS ACKED', () => {
+      const status = running!.xds.nodes().find((n) => n.nodeId === 'resumed')?.types.eds;
+      return status?.status === 'ACKED' ? status : undefined;
+    });
+    expect(resumed).toMatchObject({ upToDate: true, inFlight: false, ackedVersion: all.system_version_info });
+    expect(again.pending).toBe(0);
+  });
+
   it('wildcard CDS: everything, then additions and removals', async () => {
     running = await startXds();
     running.cache.setSnapshot(snapshotOf({ clusters: [cluster('c1'), cluster('c2')] }));
