@@ -70,6 +70,7 @@ describe('autoscaler against a real nats-server with real instances', () => {
       startTimeoutMs: 10_000,
       stopTimeoutMs: 2000,
       logger,
+      tenantUids: { base: 2_000_000, count: 1_000_000 },
       backoff: { initialMs: 200, maxMs: 2000 },
       probeIntervalMs: 50,
     });

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +62,9 @@ export function registerUp(program: Command): void {
 async function up(cli: Cli, opts: UpOptions): Promise<void> {
   const say = (line: string) => cli.io.stdout(`${line}\n`);
   const data = resolve(opts.data);
-  await mkdir(data, { recursive: true });
+  // Only Switchyard's own user may enter: tenant instances run as other uids.
+  await mkdir(data, { recursive: true, mode: 0o700 });
+  await chmod(data, 0o700);
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
