@@ -48,7 +48,7 @@ export {
   type XdsEvent,
 } from './messages.js';
 export { dnsLabel, clusterName, parseClusterName, type RevisionRef } from './names.js';
-export { duration, protoDuration } from './duration.js';
+export { duration, durationAtMost, timeoutDuration, protoDuration } from './duration.js';
 export {
   serviceSpec,
   tenantSpec,

@@ -5,7 +5,8 @@ import { badRequest, conflict, notFound } from './errors.js';
 import type { StatusPublisher } from './events.js';
 import type { ServiceView, TenantView } from './schemas.js';
 import { statusFromSpec, type NodesProvider, type ServiceStatusProvider } from './status.js';
-import type { Logger } from '@switchyard/shared';
+import type { Logger, ServiceSpec } from '@switchyard/shared';
+import { certificateSummary } from '../validation/certificates.js';
 
 /** What every route handler works with. */
 export interface ApiContext {
@@ -96,5 +97,15 @@ export async function serviceView(ctx: ApiContext, stored: StoredService): Promi
       ctx.logger.warn({ err, tenant, service: name }, 'status provider failed; answering with the spec-derived status');
     }
   }
-  return { tenant, name, revision: stored.revision, updatedAt, spec, status };
+  return { tenant, name, revision: stored.revision, updatedAt, spec: publicSpec(spec), status };
+}
+
+/**
+ * The spec as answers show it: TLS secrets are write-only, so `tls` shows what the certificate
+ * is (subject, SANs, validity, fingerprint), never the private key.
+ */
+export function publicSpec(spec: ServiceSpec): Record<string, unknown> {
+  if (spec.tls === undefined) return spec;
+  const { certificateChain, redirectHttp } = spec.tls;
+  return { ...spec, tls: { redirectHttp, certificate: certificateSummary(certificateChain) ?? null } };
 }

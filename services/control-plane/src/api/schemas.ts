@@ -117,7 +117,12 @@ export const serviceView = z
     name: z.string(),
     revision: z.number().int().describe('KV revision of the service record, also its ETag'),
     updatedAt: z.number().int(),
-    spec: z.record(z.string(), z.unknown()).describe('The ServiceSpec as stored: every default filled in, durations in milliseconds'),
+    spec: z
+      .record(z.string(), z.unknown())
+      .describe(
+        'The ServiceSpec as stored: every default filled in, durations in milliseconds; `tls` shows `redirectHttp` and the ' +
+          "certificate's subject, subjectAltNames, notBefore, notAfter and fingerprintSha256, never the private key",
+      ),
     status: serviceStatus,
   })
   .meta({ id: 'Service' });

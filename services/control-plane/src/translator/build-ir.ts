@@ -8,12 +8,11 @@ import {
   type ServiceSpec,
   type TenantRecord,
 } from '@switchyard/shared';
-import { certificateProblems } from './certificates.js';
 import type { DesiredState, TranslateOptions, TranslationError } from './desired-state.js';
 import { DomainClaims, grantCovers } from './domains.js';
 import { resolveEndpoints } from './endpoints.js';
 import type { EndpointIR, PathMatchIR, RouteIR, ServiceIR } from './ir.js';
-import { re2Problem } from './regex.js';
+import { specProblems, type Problem } from '../validation/spec.js';
 
 export interface IRResult {
   services: ServiceIR[];
@@ -22,8 +21,6 @@ export interface IRResult {
   errors: TranslationError[];
   nextChangeAt?: number;
 }
-
-type Problem = { field: string; message: string };
 
 /**
  * Validates every service on its own and resolves it into the IR. A service with any problem
@@ -123,7 +120,7 @@ function checkRecord(record: ServiceRecord): CheckedRecord {
   if (known !== undefined) return known;
   const parsed = serviceRecord.safeParse(record);
   const checked: CheckedRecord = parsed.success
-    ? { record: parsed.data, problems: specProblems(parsed.data.spec) }
+    ? { record: parsed.data, problems: specProblems(parsed.data.spec).map((p) => ({ field: `spec.${p.field}`, message: p.message })) }
     : { problems: describeIssues(parsed.error) };
   checkedRecords.set(record, checked);
   return checked;
@@ -140,43 +137,6 @@ function grantProblems(spec: ServiceSpec, tenant: string, granted: string[]): Pr
           },
         ],
   );
-}
-
-/** Everything about one spec that Envoy or gRPC would reject beyond the schema. */
-function specProblems(spec: ServiceSpec): Problem[] {
-  const problems: Problem[] = [];
-  const regex = (pattern: string | undefined, field: string) => {
-    const problem = pattern === undefined ? undefined : re2Problem(pattern);
-    if (problem !== undefined) problems.push({ field, message: problem });
-  };
-  spec.routes.forEach((route, i) => {
-    const at = `spec.routes[${i}].match`;
-    regex(route.match.regex, `${at}.regex`);
-    route.match.headers.forEach((header, j) => regex(header.regex, `${at}.headers[${j}].regex`));
-    route.match.queryParams.forEach((query, j) => regex(query.regex, `${at}.queryParams[${j}].regex`));
-  });
-  spec.revisions.forEach((revision, i) => {
-    const seen = new Map<string, number>();
-    revision.endpoints?.forEach((endpoint, j) => {
-      const key = `${endpoint.address}:${endpoint.port}`;
-      const first = seen.get(key);
-      if (first !== undefined) {
-        problems.push({ field: `spec.revisions[${i}].endpoints[${j}]`, message: `duplicates endpoints[${first}] (${key})` });
-      } else {
-        seen.set(key, j);
-      }
-    });
-  });
-  // Envoy requires these durations to be positive and would reject the cluster.
-  const positive = (ms: number | undefined, field: string) => {
-    if (ms !== undefined && ms <= 0) problems.push({ field, message: 'must be longer than 0' });
-  };
-  positive(spec.healthCheck.interval, 'spec.healthCheck.interval');
-  positive(spec.healthCheck.timeout, 'spec.healthCheck.timeout');
-  positive(spec.outlierDetection?.interval, 'spec.outlierDetection.interval');
-  positive(spec.outlierDetection?.baseEjectionTime, 'spec.outlierDetection.baseEjectionTime');
-  if (spec.tls) problems.push(...certificateProblems(spec.tls.certificateChain, spec.tls.privateKey));
-  return problems;
 }
 
 function pathMatch(match: ServiceSpec['routes'][number]['match']): PathMatchIR {

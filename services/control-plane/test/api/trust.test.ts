@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminToken, startHarness, type Harness } from './harness.js';
+
+/** What a tenant must not be able to store, and that a stored TLS key never comes back. */
+
+const pem = (name: string) => readFileSync(new URL(`../validation/certs/${name}`, import.meta.url), 'utf8');
+const tls = (name: string, keyOf = name) => ({ certificateChain: pem(`${name}.crt`), privateKey: pem(`${keyOf}.key`) });
+
+let h: Harness;
+let token: string;
+beforeAll(async () => {
+  h = await startHarness();
+  expect((await h.call('PUT', '/v1/tenants/trust', { token: adminToken, body: { domains: ['trust.test'] } })).status).toBe(201);
+  token = (await h.call('POST', '/v1/tenants/trust/tokens', { token: adminToken })).body.token as string;
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const base = { domains: ['secure.trust.test'], revisions: [{ name: 'v1', endpoints: [{ address: '10.0.0.1', port: 8080 }] }] };
+
+describe('TLS secrets are write-only', () => {
+  it('answers PUT and GET with the certificate described and never the private key', async () => {
+    const key = tls('rsa-2048').privateKey;
+    const put = await h.call('PUT', '/v1/tenants/trust/services/secure', { token, body: { ...base, tls: tls('rsa-2048') } });
+    expect(put.status).toBe(201);
+    const get = await h.call('GET', '/v1/tenants/trust/services/secure', { token });
+    const admin = await h.call('GET', '/v1/tenants/trust/services/secure', { token: adminToken });
+    for (const answer of [put, get, admin]) {
+      const text = JSON.stringify(answer.body);
+      expect(text).not.toContain('PRIVATE KEY');
+      expect(text).not.toContain(key.split('\n')[1]);
+      expect(answer.body.spec.tls).toEqual({
+        redirectHttp: false,
+        certificate: {
+          subject: 'CN=secure.trust.test',
+          subjectAltNames: ['DNS:secure.trust.test', 'DNS:www.secure.trust.test'],
+          notBefore: '2025-12-31T00:00:00.000Z',
+          notAfter: expect.stringMatching(/^2125-/),
+          fingerprintSha256: expect.stringMatching(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/),
+        },
+      });
+    }
+    // The key is stored for the translator: write-only, not discarded.
+    expect(h.store.view.service('trust', 'secure')?.record.spec.tls?.privateKey).toBe(key);
+  });
+});
+
+describe('everything the translator would refuse is refused at the API', () => {
+  const route = (match: Record<string, unknown>) => ({ routes: [{ match }] });
+  it.each([
+    { label: 'a lookahead regex', body: route({ regex: '/(?=a)b' }), field: 'routes[0].match.regex' },
+    { label: 'a backreference', body: route({ regex: '/(a)\\1' }), field: 'routes[0].match.regex' },
+    { label: 'a {1000} repetition', body: route({ regex: '/a{1000}' }), field: 'routes[0].match.regex' },
+    {
+      label: 'a lookahead in a header match',
+      body: route({ prefix: '/', headers: [{ name: 'x-a', regex: '(?!a)' }] }),
+      field: 'routes[0].match.headers[0].regex',
+    },
+    {
+      label: 'a zero health-check interval and timeout',
+      body: { healthCheck: { interval: '0s', timeout: '0s' } },
+      field: 'healthCheck.interval',
+      also: ['healthCheck.timeout'],
+    },
+    { label: 'a zero outlier interval', body: { outlierDetection: { interval: 0 } }, field: 'outlierDetection.interval' },
+    { label: 'a request timeout over an hour', body: { timeouts: { request: '61m' } }, field: 'timeouts.request' },
+    { label: 'a route timeout over an hour', body: { routes: [{ timeout: '2h' }] }, field: 'routes[0].timeout' },
+    { label: 'a duration beyond any clock', body: { timeouts: { request: '99999999999999999999h' } }, field: 'timeouts.request' },
+    {
+      label: 'NUL in a header match value',
+      body: route({ prefix: '/', headers: [{ name: 'x-a', exact: 'a\u0000b' }] }),
+      field: 'routes[0].match.headers[0].exact',
+    },
+    {
+      label: 'CR in a query parameter name',
+      body: route({ prefix: '/', queryParams: [{ name: 'a\rb', present: true }] }),
+      field: 'routes[0].match.queryParams[0].name',
+    },
+    { label: 'LF in a path prefix', body: route({ prefix: '/a\nb' }), field: 'routes[0].match.prefix' },
+    { label: 'a 1024-bit RSA key', body: { tls: tls('rsa-1024') }, field: 'tls.privateKey' },
+    { label: 'an EC key on secp256k1', body: { tls: tls('ec-secp256k1') }, field: 'tls.privateKey' },
+    { label: 'an expired certificate', body: { tls: tls('expired') }, field: 'tls.certificateChain' },
+    { label: "another certificate's key", body: { tls: tls('rsa-2048', 'ec-p384') }, field: 'tls.privateKey' },
+    { label: 'a domain label over 63 characters', body: { domains: [`${'a'.repeat(64)}.trust.test`] }, field: 'domains[0]' },
+  ])('400 for $label, naming $field', async ({ body, field, also = [] }) => {
+    const answer = await h.call('PUT', '/v1/tenants/trust/services/refused', {
+      token,
+      body: { ...base, domains: ['refused.trust.test'], ...body },
+    });
+    expect({ status: answer.status, fields: answer.body.issues.map((i: { field: string }) => i.field) }).toEqual({
+      status: 400,
+      fields: [field, ...also],
+    });
+    expect(h.store.view.service('trust', 'refused')).toBeUndefined();
+  });
+
+  it('400 for granting a public suffix', async () => {
+    const answer = await h.call('PUT', '/v1/tenants/suffix', { token: adminToken, body: { domains: ['com'] } });
+    expect({ status: answer.status, issues: answer.body.issues }).toEqual({
+      status: 400,
+      issues: [{ field: 'domains[0]', message: 'is a public suffix: grant a domain registered under it' }],
+    });
+  });
+});
