@@ -34,6 +34,8 @@ export {
   parseSubject,
   streams,
   buckets,
+  maxGenerationAheadMs,
+  generationFromFuture,
   type SubjectKindName,
   type PayloadOf,
   type LoadSample,

@@ -1,7 +1,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import { ensureStreams, publish, publishDurable, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
 import { createApiServer, natsStatusPublisher, type ApiServer } from './api/index.js';
-import { ConfigStore } from './store/index.js';
+import { ConfigStore, EndpointAllowlist } from './store/index.js';
 import { XdsCache, registerXdsServices } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
 import { BusInputs } from './controller/bus-inputs.js';
@@ -56,6 +56,7 @@ export function createControlPlaneService(
       const translateOptions: TranslateOptions = {
         ...defaultTranslateOptions,
         reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
+        endpointAllowlist: EndpointAllowlist.parse(config.SWITCHYARD_ENDPOINT_CIDRS),
         ...options.translate,
       };
       const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, logger, registry);

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import {
   buckets,
   decodeMessage,
+  generationFromFuture,
   grpcService,
   loadGrpcPackage,
   messageCounters,
@@ -110,7 +111,16 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
   readers.push(endpointSets);
   const endpointsLoaded = follow(endpointSets, logger, (msg) => {
     const set = decodeMessage('endpoints', msg, logger, dropped)?.payload;
-    if (set !== undefined && coordinator.applyEndpointSet(set, now())) onChange();
+    if (set === undefined) return;
+    if (generationFromFuture(set, now())) {
+      dropped.inc({ kind: 'endpoints', reason: 'from_future' });
+      logger.warn(
+        { subject: msg.subject, generation: set.generation },
+        'dropped endpoint set: its generation is too far ahead of the clock',
+      );
+      return;
+    }
+    if (coordinator.applyEndpointSet(set, now())) onChange();
   });
 
   const loaded = Promise.all([servicesLoaded, endpointsLoaded]).then(() => {

@@ -72,7 +72,7 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
     const service = checked.service;
     spec.revisions.forEach((revision, i) => {
       const { cluster } = service.revisions[i] as ServiceIR['revisions'][number];
-      const resolved = resolveEndpoints(revision, cluster, state, options.reapUnhealthyAfterMs);
+      const resolved = resolveEndpoints(revision, cluster, state, options);
       report(resolved.dropped);
       if (resolved.nextReapAt !== undefined) nextChangeAt = Math.min(nextChangeAt ?? Infinity, resolved.nextReapAt);
       endpoints.set(cluster, resolved.endpoints);

@@ -27,6 +27,11 @@ export function endpointKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/** Says why an endpoint address may not be used, or undefined when it may. */
+export interface EndpointPolicy {
+  refusal(address: string): string | undefined;
+}
+
 export interface ListenerOptions {
   address: string;
   port: number;
@@ -42,6 +47,11 @@ export interface TranslateOptions {
   trustedHops: number;
   /** EDS leaves out endpoints that have been unhealthy this long (the autoscaler replaces them). */
   reapUnhealthyAfterMs: number;
+  /**
+   * The operator's endpoint allowlist (`SWITCHYARD_ENDPOINT_CIDRS`), applied to every endpoint,
+   * static or from an endpoint set: a refused one never reaches EDS. Absent: every IP passes.
+   */
+  endpointAllowlist?: EndpointPolicy;
   /**
    * Active health checks run by every Envoy itself. Off by default: the event-streamer delegates
    * each endpoint's check to a few Envoys over HDS and the verdict reaches EDS, so enabling this

@@ -5,6 +5,7 @@ export {
   endpointKey,
   type DesiredState,
   type EndpointHealth,
+  type EndpointPolicy,
   type HealthState,
   type ListenerOptions,
   type TranslateOptions,
