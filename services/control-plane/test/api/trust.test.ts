@@ -104,3 +104,72 @@ describe('everything the translator would refuse is refused at the API', () => {
     });
   });
 });
+
+describe('poisoned records', () => {
+  // What "99999999999999999999h" became in a record before durations were bounded: no reader accepts it.
+  const poisoned = (domain: string) => ({
+    schemaVersion: 1,
+    tenant: 'trust',
+    name: 'poison',
+    spec: { ...base, domains: [domain], timeouts: { request: 3.6e26, idle: 300_000 } },
+    updatedAt: 1,
+  });
+  const poison = async (service: string, domain: string) =>
+    h.store.kv.put(`services.trust.${service}`, JSON.stringify({ ...poisoned(domain), name: service }));
+
+  it('shows a stored record that fails the schema as invalid, and lets it be replaced', async () => {
+    const revision = await poison('poison', 'poison.trust.test');
+    await h.store.view.waitFor(revision, 5000);
+    const get = await h.call('GET', '/v1/tenants/trust/services/poison', { token });
+    expect(get.status).toBe(200);
+    expect(get.headers.etag).toBe(`"${revision}"`);
+    expect(get.body).toMatchObject({ revision, spec: null, errors: [{ source: 'record', field: '(record)' }] });
+    expect(get.body.errors[0].message).toContain('spec.timeouts.request');
+
+    const body = { ...base, domains: ['poison.trust.test'] };
+    expect((await h.call('PUT', '/v1/tenants/trust/services/poison', { token, body })).status).toBe(409);
+    const replaced = await h.call('PUT', '/v1/tenants/trust/services/poison', { token, body, headers: { 'if-match': `"${revision}"` } });
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.errors).toEqual([]);
+    expect(replaced.body.spec.domains).toEqual(['poison.trust.test']);
+  });
+
+  it('keeps serving the last valid record, shows the newer invalid one, and deletes it', async () => {
+    const last = h.store.view.service('trust', 'poison');
+    const revision = await poison('poison', 'poison.trust.test');
+    await h.store.view.waitFor(revision, 5000);
+    expect(h.store.view.service('trust', 'poison')).toBe(last);
+    const get = await h.call('GET', '/v1/tenants/trust/services/poison', { token });
+    expect(get.body).toMatchObject({ revision, spec: { domains: ['poison.trust.test'] }, errors: [{ source: 'record' }] });
+    const traffic = await h.call('PUT', '/v1/tenants/trust/services/poison/traffic', {
+      token,
+      body: { traffic: [{ revision: 'v1', percent: 100 }] },
+    });
+    expect(traffic.status).toBe(409);
+    expect((await h.call('DELETE', '/v1/tenants/trust/services/poison', { token })).status).toBe(204);
+    expect((await h.call('GET', '/v1/tenants/trust/services/poison', { token })).status).toBe(404);
+  });
+
+  it('deletes everything under a tenant with the tenant, poisoned records included', async () => {
+    expect((await h.call('PUT', '/v1/tenants/doomed', { token: adminToken, body: { domains: ['doomed.test'] } })).status).toBe(201);
+    const doomedToken = (await h.call('POST', '/v1/tenants/doomed/tokens', { token: adminToken })).body.token as string;
+    const body = { ...base, domains: ['web.doomed.test'] };
+    expect((await h.call('PUT', '/v1/tenants/doomed/services/web', { token: doomedToken, body })).status).toBe(201);
+    await h.store.kv.put('services.doomed.bad', JSON.stringify({ ...poisoned('bad.doomed.test'), tenant: 'doomed', name: 'bad' }));
+
+    expect((await h.call('DELETE', '/v1/tenants/doomed', { token: adminToken })).status).toBe(204);
+    const left: string[] = [];
+    for (const filter of ['services.doomed.>', 'deployments.doomed.>', 'tenants.doomed']) {
+      for await (const key of await h.store.kv.keys(filter)) left.push(key);
+    }
+    expect(left).toEqual([]);
+    expect((await h.call('GET', '/v1/whoami', { token: doomedToken })).status).toBe(401);
+
+    expect((await h.call('PUT', '/v1/tenants/doomed', { token: adminToken, body: { domains: ['doomed.test'] } })).status).toBe(201);
+    const again = await h.call('PUT', '/v1/tenants/doomed/services/bad', {
+      token: adminToken,
+      body: { ...base, domains: ['bad.doomed.test'] },
+    });
+    expect(again.status).toBe(201);
+  });
+});

@@ -5,9 +5,11 @@ import { z } from 'zod';
 import { RevisionConflict, checkService, type StoredService } from '../../store/index.js';
 import {
   checkRevision,
+  findService,
   ifMatchRevision,
   putCondition,
   requireService,
+  requireServiceEntry,
   requireTenant,
   serviceView,
   setETag,
@@ -82,12 +84,14 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const spec = request.body;
       const stored = await ctx.exclusive(async () => {
         requireTenant(ctx, tenant);
-        const existing = view.service(tenant, service);
+        // The newest entry, valid or not: an invalid stored record is replaced like any other.
+        const existing = findService(ctx, tenant, service);
         const condition = putCondition(request.headers['if-match'], existing, `service "${service}"`);
         enforcePolicy(ctx, tenant, service, spec);
         const now = Date.now();
         // createdAt survives updates: the translator resolves host conflicts in favour of the older service.
-        const createdAt = existing?.record.createdAt ?? existing?.record.updatedAt ?? now;
+        const previous = existing?.stored?.record;
+        const createdAt = previous?.createdAt ?? previous?.updatedAt ?? now;
         const record: ServiceRecord = { schemaVersion: 1, tenant, name: service, spec, createdAt, updatedAt: now };
         const revision = await ctx.store.putService(record, condition);
         await ctx.publishStatus(statusEvent(record, 'applied', revision));
@@ -111,9 +115,9 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
       },
     },
     async (request, reply) => {
-      const stored = requireService(ctx, request.params.tenant, request.params.service);
-      setETag(reply, stored.revision);
-      return serviceView(ctx, stored);
+      const entry = requireServiceEntry(ctx, request.params.tenant, request.params.service);
+      setETag(reply, entry.revision);
+      return serviceView(ctx, entry);
     },
   );
 
@@ -159,14 +163,14 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
     async (request, reply) => {
       const { tenant, service } = request.params;
       await ctx.exclusive(async () => {
-        const stored = requireService(ctx, tenant, service);
+        const entry = requireServiceEntry(ctx, tenant, service);
         const expected = ifMatchRevision(request.headers['if-match']);
-        if (expected !== undefined) checkRevision(expected, stored.revision, `service "${service}"`);
-        await ctx.store.deleteService(tenant, service, expected ?? stored.revision);
+        if (expected !== undefined) checkRevision(expected, entry.revision, `service "${service}"`);
+        await ctx.store.deleteService(tenant, service, expected ?? entry.revision);
         // A deployment record outlives nothing it deploys.
         const deployment = view.deployment(tenant, service);
         if (deployment !== undefined) await ctx.store.deleteDeployment(tenant, service, deployment.revision);
-        await ctx.publishStatus(statusEvent(stored.record, 'deleted', stored.revision));
+        if (entry.stored !== undefined) await ctx.publishStatus(statusEvent(entry.stored.record, 'deleted', entry.revision));
       });
       return reply.code(204).send(null);
     },
