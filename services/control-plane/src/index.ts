@@ -93,6 +93,7 @@ export function createControlPlaneService(
         publishStatus,
         nodes: () => apiNodes(xds.nodes()),
         status: (ref, fromSpec) => serviceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes() }),
+        translationErrors: (tenant, service) => loop.errorsOf(tenant, service),
         deployments: {
           started: async (deployment) => {
             const service = store.view.service(deployment.tenant, deployment.service);

@@ -4,7 +4,7 @@ import type { Authenticator } from './auth.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import type { StatusPublisher } from './events.js';
 import type { ServiceView, TenantView } from './schemas.js';
-import { statusFromSpec, type NodesProvider, type ServiceStatusProvider } from './status.js';
+import { statusFromSpec, type NodesProvider, type ServiceStatusProvider, type TranslationErrorsProvider } from './status.js';
 import { configKeys, type Logger, type ServiceSpec } from '@switchyard/shared';
 import { certificateSummary } from '../validation/certificates.js';
 
@@ -17,6 +17,7 @@ export interface ApiContext {
   publishStatus: StatusPublisher;
   status: ServiceStatusProvider | undefined;
   nodes: NodesProvider;
+  translationErrors: TranslationErrorsProvider;
   /** Runs writes one at a time, so each is validated against the state the previous one left. */
   exclusive<T>(write: () => Promise<T>): Promise<T>;
 }
@@ -147,7 +148,10 @@ export async function serviceView(ctx: ApiContext, entry: StoredService | Servic
     }
   }
   const revision = Math.max(stored.revision, invalid?.revision ?? 0);
-  return { tenant, name, revision, updatedAt, spec: publicSpec(spec), status, errors: recordErrors };
+  const translationErrors = ctx
+    .translationErrors(tenant, name)
+    .map((e) => ({ source: 'translation' as const, field: e.field, message: e.message }));
+  return { tenant, name, revision, updatedAt, spec: publicSpec(spec), status, errors: [...recordErrors, ...translationErrors] };
 }
 
 /**

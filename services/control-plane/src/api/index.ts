@@ -1,5 +1,11 @@
 export { createApiServer, type ApiServer, type ApiServerOptions } from './server.js';
-export { statusFromSpec, type ServiceRef, type ServiceStatusProvider, type NodesProvider } from './status.js';
+export {
+  statusFromSpec,
+  type ServiceRef,
+  type ServiceStatusProvider,
+  type NodesProvider,
+  type TranslationErrorsProvider,
+} from './status.js';
 export { natsStatusPublisher, type StatusEvent, type StatusPublisher } from './events.js';
 export { hashToken, newToken, type Principal, type Access } from './auth.js';
 export {

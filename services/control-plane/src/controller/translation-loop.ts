@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Logger } from '@switchyard/shared';
+import type { Logger, ServiceRecord } from '@switchyard/shared';
 import type { ConfigView } from '../store/index.js';
 import type { XdsCache } from '../xds/index.js';
-import { translate, type TranslateOptions, type TranslationError } from '../translator/index.js';
+import { serviceKey, translate, type TranslateOptions, type TranslationError } from '../translator/index.js';
 import type { BusInputs } from './bus-inputs.js';
 
 /**
@@ -15,6 +15,8 @@ export class TranslationLoop {
   private reapTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private errorsByService = new Map<string, TranslationError[]>();
+  /** Each service's last record that translated: what Envoy keeps when a newer one fails. */
+  private lastGood = new Map<string, ServiceRecord>();
   private readonly translations: Counter;
   private readonly duration: Histogram;
   private readonly rejected: Gauge;
@@ -57,9 +59,11 @@ export class TranslationLoop {
         endpointSets: this.inputs.endpointSets,
         health: this.inputs.health,
         now,
+        lastGood: this.lastGood,
       },
       this.options,
     );
+    this.keepLastGood(result.accepted);
     this.cache.setSnapshot(result.snapshot);
     end();
     this.translations.inc();
@@ -88,6 +92,17 @@ export class TranslationLoop {
   /** Why parts of a service are left out of the config (empty when all of it is served). */
   errorsOf(tenant: string, service: string): TranslationError[] {
     return this.errorsByService.get(`${tenant}/${service}`) ?? [];
+  }
+
+  private keepLastGood(accepted: ServiceRecord[]): void {
+    const next = new Map<string, ServiceRecord>();
+    for (const { record } of this.view.services()) {
+      const key = serviceKey(record);
+      const kept = this.lastGood.get(key);
+      if (kept !== undefined) next.set(key, kept);
+    }
+    for (const record of accepted) next.set(serviceKey(record), record);
+    this.lastGood = next;
   }
 
   private recordErrors(errors: TranslationError[]): void {

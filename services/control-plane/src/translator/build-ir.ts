@@ -19,6 +19,8 @@ export interface IRResult {
   /** Endpoints by cluster name, for every revision of every service. */
   endpoints: Map<string, EndpointIR[]>;
   errors: TranslationError[];
+  /** The records translated as they are (neither refused nor replaced by their last good record). */
+  accepted: ServiceRecord[];
   nextChangeAt?: number;
 }
 
@@ -36,10 +38,16 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   const claims = new DomainClaims<string>();
   let nextChangeAt: number | undefined;
 
+  const accepted: ServiceRecord[] = [];
+
   for (const record of [...state.services].sort(applyOrder)) {
     const report = (problems: Problem[]) =>
       problems.forEach((p) => errors.push({ tenant: String(record.tenant), service: String(record.name), ...p }));
-    const checked = checkRecord(record);
+    const own = checkRecord(record);
+    // A record that fails its checks gives way to the service's last good record, so the service never vanishes.
+    const fallback = usable(own) ? undefined : lastGoodOf(record, state.lastGood);
+    if (fallback !== undefined) report(own.problems);
+    const checked = fallback ?? own;
     if (checked.record === undefined) {
       report(checked.problems);
       continue;
@@ -67,6 +75,7 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
       continue;
     }
     spec.domains.forEach((domain) => claims.claim(domain, owner));
+    if (checked === own) accepted.push(record);
 
     checked.service ??= serviceIR(tenant, name, spec);
     const service = checked.service;
@@ -81,7 +90,23 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   }
   errors.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.service.localeCompare(b.service) || a.field.localeCompare(b.field));
   services.sort((a, b) => a.id.localeCompare(b.id));
-  return nextChangeAt === undefined ? { services, endpoints, errors } : { services, endpoints, errors, nextChangeAt };
+  return nextChangeAt === undefined ? { services, endpoints, errors, accepted } : { services, endpoints, errors, accepted, nextChangeAt };
+}
+
+/** The key of a service in {@link DesiredState.lastGood}. */
+export function serviceKey(record: Pick<ServiceRecord, 'tenant' | 'name'>): string {
+  return `${String(record.tenant)}/${String(record.name)}`;
+}
+
+function usable(checked: CheckedRecord): boolean {
+  return checked.record !== undefined && checked.problems.length === 0;
+}
+
+function lastGoodOf(record: ServiceRecord, lastGood: DesiredState['lastGood']): CheckedRecord | undefined {
+  const previous = lastGood?.get(serviceKey(record));
+  if (previous === undefined || previous === record) return undefined;
+  const checked = checkRecord(previous);
+  return usable(checked) ? checked : undefined;
 }
 
 /**

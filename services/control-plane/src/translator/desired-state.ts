@@ -20,6 +20,12 @@ export interface DesiredState {
   health: ReadonlyMap<string, ReadonlyMap<string, EndpointHealth>>;
   /** The time the translation is for (ms since the epoch); only the reaping of unhealthy endpoints depends on it. */
   now: number;
+  /**
+   * Each service's last record that translated (`TranslationResult.accepted`), keyed by
+   * `tenant/name`: a service whose current record fails the checks is served from it, with
+   * the errors still reported.
+   */
+  lastGood?: ReadonlyMap<string, ServiceRecord>;
 }
 
 /** The key of an endpoint in {@link DesiredState.health}. IPv6 addresses are bracketed, as in a URL. */
@@ -82,6 +88,8 @@ export interface TranslationResult {
   snapshot: Snapshot;
   /** Sorted by tenant, service, field. */
   errors: TranslationError[];
+  /** The records translated as they are; the caller keeps them as the next {@link DesiredState.lastGood}. */
+  accepted: ServiceRecord[];
   /** The earliest future time at which the same state translates differently (an endpoint reaped); translate again then. */
   nextChangeAt?: number;
 }

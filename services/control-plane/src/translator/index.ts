@@ -1,5 +1,6 @@
 /** The translator's public API: desired state in, one complete resource set per node group out. */
 export { translate, grpcRouteConfigName } from './translate.js';
+export { serviceKey } from './build-ir.js';
 export {
   defaultTranslateOptions,
   endpointKey,
