@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,8 @@ describe('an instance failing its health checks is taken out of EDS and replaced
   beforeAll(async () => {
     nats = await NatsServer.start();
     chaosDir = await mkdtemp(join(tmpdir(), 'switchyard-chaos-'));
+    // Instances run as their tenant's own uid (when the tests run as root): they must be able to read it.
+    await chmod(chaosDir, 0o755);
     stack = await startStack(nats, allServices, { env: fastEnv });
     bus = await BusRecorder.connect(nats);
     for (const node of ['checker-1', 'checker-2', 'checker-3']) {

@@ -186,6 +186,22 @@ export const autoscalerEnv = z.object({
   INSTANCE_START_TIMEOUT_MS: millis(60_000),
   /** SIGTERM to SIGKILL for a local instance being stopped. */
   INSTANCE_STOP_TIMEOUT_MS: millis(10_000),
+  /**
+   * Running as root, local instances run as one uid per tenant, hashed into COUNT uids from BASE
+   * up (by default 2,000,000 to 1,001,999,999: far from system, login and subordinate-uid ranges).
+   */
+  LOCAL_INSTANCE_UID_BASE: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .max(2 ** 31)
+    .default(2_000_000),
+  LOCAL_INSTANCE_UID_COUNT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31)
+    .default(1_000_000_000),
   /** Load samples stamped further ahead of this replica's clock are dropped. */
   LOAD_MAX_CLOCK_SKEW_MS: millis(2000),
 });

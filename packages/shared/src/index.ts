@@ -62,6 +62,8 @@ export {
   parseSubject,
   streams,
   buckets,
+  maxGenerationAheadMs,
+  generationFromFuture,
   type SubjectKindName,
   type PayloadOf,
   type LoadSample,
@@ -78,7 +80,7 @@ export {
   type XdsEvent,
 } from './messages.js';
 export { dnsLabel, clusterName, parseClusterName, type RevisionRef } from './names.js';
-export { duration, protoDuration } from './duration.js';
+export { duration, durationAtMost, timeoutDuration, protoDuration } from './duration.js';
 export {
   serviceSpec,
   tenantSpec,

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -12,13 +12,20 @@ const redactPaths = [
   'req.headers.authorization',
   'SWITCHYARD_ADMIN_TOKEN',
   '*.SWITCHYARD_ADMIN_TOKEN',
+  // TLS private keys, wherever a spec, record, request or IR lands in a log line.
+  'privateKey',
+  '*.privateKey',
+  '*.*.privateKey',
+  '*.*.*.privateKey',
+  '*.*.*.*.privateKey',
 ];
 
-export function createLogger(service: string, level = 'info'): Logger {
-  return pino({
+export function createLogger(service: string, level = 'info', destination?: DestinationStream): Logger {
+  const options = {
     level,
     base: { service },
     redact: { paths: redactPaths, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }

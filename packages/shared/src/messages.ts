@@ -102,6 +102,18 @@ export const endpointSet = z.object({
 });
 export type EndpointSet = z.infer<typeof endpointSet>;
 
+/**
+ * How far an endpoint set's generation may run ahead of a receiver's clock. Publishers number
+ * sets max(previous + 1, now in ms), so a real one is never far ahead; receivers drop one
+ * beyond this, or a forged 9e15 would outrank every real set that follows.
+ */
+export const maxGenerationAheadMs = 60_000;
+
+/** Whether a receiver at `now` must drop the set (see {@link maxGenerationAheadMs}). */
+export function generationFromFuture(set: Pick<EndpointSet, 'generation'>, now: number): boolean {
+  return set.generation > now + maxGenerationAheadMs;
+}
+
 export const healthState = z.enum(['healthy', 'unhealthy', 'unknown']);
 export const healthTransition = z.object({
   schemaVersion: z.literal(1),

@@ -200,7 +200,9 @@ export interface TypedMessage<K extends SubjectKindName> {
 
 /**
  * Decodes and validates a message of a kind. Returns undefined (and counts and logs the
- * reason) for messages that are not JSON or fail the schema: bad input is dropped, never thrown.
+ * reason) for messages that are not JSON, fail the schema, or whose payload is about another
+ * tenant, service, revision or event than the subject they came on: bad input is dropped,
+ * never thrown.
  */
 export function decodeMessage<K extends SubjectKindName>(
   name: K,
@@ -220,6 +222,13 @@ export function decodeMessage<K extends SubjectKindName>(
   if (!result.success) {
     dropped.inc({ kind: name, reason: 'schema' });
     logger.warn({ subject: msg.subject, issues: result.error.issues.slice(0, 5) }, 'dropped message: fails its schema');
+    return undefined;
+  }
+  // Who a message is about comes from the subject (what NATS permissions guard), never from the payload.
+  const expected = subjectFor(name, result.data as PayloadOf<K>);
+  if (expected !== msg.subject) {
+    dropped.inc({ kind: name, reason: 'subject_mismatch' });
+    logger.warn({ subject: msg.subject, payloadSubject: expected }, 'dropped message: its payload names another subject');
     return undefined;
   }
   return {

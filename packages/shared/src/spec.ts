@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { dnsLabel } from './names.js';
-import { duration } from './duration.js';
+import { duration, timeoutDuration } from './duration.js';
 
 /**
  * The desired state tenants write through the management API: tenant → service → revisions.
@@ -15,7 +15,15 @@ export const hostname = z
   .regex(
     /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
     'must be a lowercase hostname, optionally starting with "*." for a wildcard',
-  );
+  )
+  .refine((host) => host.split('.').every((label) => label.length <= 63), { message: 'has a label longer than 63 characters' });
+
+/** Match values reach Envoy as is: NUL, CR and LF would split or truncate what it compares. */
+const matchText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[^\0\r\n]*$/, 'must not contain NUL, CR or LF');
 
 /** Header names a tenant may never set or remove: hop-by-hop, forwarding and the router's own. */
 const reservedHeader =
@@ -69,8 +77,8 @@ function exactlyOne<T extends Record<string, unknown>>(keys: (keyof T & string)[
 export const headerMatcher = z
   .object({
     name: headerName,
-    exact: z.string().max(4096).optional(),
-    prefix: z.string().min(1).max(4096).optional(),
+    exact: matchText(4096).optional(),
+    prefix: matchText(4096).min(1).optional(),
     regex: regex.optional(),
     present: z.literal(true).optional(),
     range: z
@@ -84,16 +92,16 @@ export const headerMatcher = z
 
 export const queryMatcher = z
   .object({
-    name: z.string().min(1).max(128),
-    exact: z.string().max(4096).optional(),
-    prefix: z.string().min(1).max(4096).optional(),
+    name: matchText(128).min(1),
+    exact: matchText(4096).optional(),
+    prefix: matchText(4096).min(1).optional(),
     regex: regex.optional(),
     present: z.literal(true).optional(),
   })
   .strict()
   .superRefine(exactlyOne(['exact', 'prefix', 'regex', 'present'], 'query parameter match'));
 
-const path = z.string().startsWith('/', 'must start with "/"').max(1024);
+const path = matchText(1024).startsWith('/', 'must start with "/"');
 
 export const routeSpec = z
   .object({
@@ -110,7 +118,7 @@ export const routeSpec = z
       .default({ prefix: '/', headers: [], queryParams: [] })
       .superRefine(exactlyOne(['prefix', 'path', 'regex'], 'path match')),
     /** Overrides the service's request timeout for this route. */
-    timeout: duration.optional(),
+    timeout: timeoutDuration.optional(),
   })
   .strict();
 
@@ -121,7 +129,7 @@ export const retrySpec = z
       .array(z.enum(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream']))
       .default(['5xx', 'reset', 'connect-failure', 'retriable-status-codes']),
     statusCodes: z.array(z.number().int().min(100).max(599)).default([429]),
-    perTryTimeout: duration.default(30_000),
+    perTryTimeout: timeoutDuration.default(30_000),
   })
   .strict();
 
@@ -250,7 +258,7 @@ export const serviceSpec = z
       .max(100)
       .default([{ match: { prefix: '/', headers: [], queryParams: [] } }]),
     timeouts: z
-      .object({ request: duration.default(120_000), idle: duration.default(300_000) })
+      .object({ request: timeoutDuration.default(120_000), idle: duration.default(300_000) })
       .strict()
       .default({ request: 120_000, idle: 300_000 }),
     retries: retrySpec.default(retrySpec.parse({})),

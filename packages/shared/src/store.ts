@@ -17,6 +17,7 @@ export const configKeys = {
   allTenants: 'tenants.>',
   allServices: 'services.>',
   servicesOf: (tenant: string) => `services.${tenant}.>`,
+  deploymentsOf: (tenant: string) => `deployments.${tenant}.>`,
 } as const;
 
 export const tenantRecord = z.object({

@@ -38,13 +38,16 @@ describe('NATS plumbing against a real nats-server', () => {
     nodes: 1,
   };
 
-  it('delivers typed messages and drops ones that fail their schema, counting them', async () => {
+  it('delivers typed messages and drops ones that fail their schema or name another subject, counting them', async () => {
     const received: LoadSample[] = [];
     const sub = subscribe(nc, 'load', 'switchyard.load.>', { logger, registry: observability.registry }, (m) => {
       received.push(m.payload);
     });
     nc.publish('switchyard.load.acme.api.blue', 'not json');
     nc.publish('switchyard.load.acme.api.blue', JSON.stringify({ ...sample, concurrency: -1 }));
+    // The payload claims acme while the subject says globex: the subject decides, so it is dropped.
+    nc.publish('switchyard.load.globex.api.blue', JSON.stringify(sample));
+    nc.publish('switchyard.load.acme.api.green', JSON.stringify(sample));
     publish(nc, 'load', sample);
     await nc.flush();
     await new Promise((r) => setTimeout(r, 100));
@@ -52,7 +55,7 @@ describe('NATS plumbing against a real nats-server', () => {
     expect(received).toEqual([sample]);
     const dropped = await messageCounters(observability.registry).dropped.get();
     const byReason = Object.fromEntries(dropped.values.map((v) => [v.labels.reason, v.value]));
-    expect(byReason).toMatchObject({ not_json: 1, schema: 1 });
+    expect(byReason).toMatchObject({ not_json: 1, schema: 1, subject_mismatch: 2 });
   });
 
   it('refuses to publish a payload that fails its own schema', () => {

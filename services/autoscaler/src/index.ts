@@ -35,6 +35,7 @@ export function createAutoscalerService(config: AutoscalerConfig): ServiceModule
               host: config.LOCAL_INSTANCE_HOST,
               startTimeoutMs: config.INSTANCE_START_TIMEOUT_MS,
               stopTimeoutMs: config.INSTANCE_STOP_TIMEOUT_MS,
+              tenantUids: { base: config.LOCAL_INSTANCE_UID_BASE, count: config.LOCAL_INSTANCE_UID_COUNT },
               logger: logger.child({ provider: 'local' }),
             })
           : staticProvider;

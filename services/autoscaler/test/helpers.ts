@@ -8,6 +8,9 @@ import { scalingSpec, type Logger, type ServiceRecord, type ServiceSpecInput, se
 /** The test instance: a tiny Node HTTP server (see fixtures/instance-server.mjs). */
 export const instanceServer = fileURLToPath(new URL('./fixtures/instance-server.mjs', import.meta.url));
 
+/** A hostile test instance that tries to reach what a tenant must not (see fixtures/tenant-probe.mjs). */
+export const tenantProbe = fileURLToPath(new URL('./fixtures/tenant-probe.mjs', import.meta.url));
+
 /** Polls `condition` until it returns a truthy value or the deadline passes. */
 export async function until<T>(
   condition: () => T | Promise<T>,

@@ -1,6 +1,6 @@
 import { ensureStreams, publish, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
 import { createApiServer, natsDeployPublisher, natsStatusPublisher, type ApiServer } from './api/index.js';
-import { ConfigStore } from './store/index.js';
+import { ConfigStore, EndpointAllowlist } from './store/index.js';
 import { XdsCache, registerXdsServices, xdsAccess } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
 import { BusInputs } from './controller/bus-inputs.js';
@@ -49,6 +49,7 @@ export function createControlPlaneService(
         http: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTP_PORT, publicPort: config.ENVOY_HTTP_PUBLIC_PORT },
         https: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTPS_PORT, publicPort: config.ENVOY_HTTPS_PUBLIC_PORT },
         reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
+        endpointAllowlist: EndpointAllowlist.parse(config.SWITCHYARD_ENDPOINT_CIDRS),
         ...(config.ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG === undefined
           ? {}
           : { activeHealthChecks: { eventLogPath: config.ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG } }),
@@ -103,6 +104,7 @@ export function createControlPlaneService(
         publishStatus,
         nodes: () => apiNodes(xds.nodes()),
         status: (ref, fromSpec) => liveServiceStatus(ref, fromSpec, { inputs, cache, nodes: () => xds.nodes(), quarantine }),
+        translationErrors: (tenant, service) => loop.errorsOf(tenant, service),
         deployments: {
           started: async (deployment) => {
             const minInstances = store.view.service(deployment.tenant, deployment.service)?.record.spec.scaling.minInstances ?? 1;

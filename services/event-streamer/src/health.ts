@@ -5,6 +5,7 @@ import {
   buckets,
   consumeStream,
   followBucket,
+  generationFromFuture,
   grpcService,
   loadGrpcPackage,
   messageCounters,
@@ -101,7 +102,12 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
     'endpoints',
     { stream: streams.endpoints.name, pattern: subjectPattern('endpoints'), replay: { from: 'last_per_subject' } },
     { logger, registry: options.registry },
-    ({ payload }) => {
+    ({ payload, subject }) => {
+      if (generationFromFuture(payload, now())) {
+        dropped.inc({ kind: 'endpoints', reason: 'from_future' });
+        logger.warn({ subject, generation: payload.generation }, 'dropped endpoint set: its generation is too far ahead of the clock');
+        return;
+      }
       if (coordinator.applyEndpointSet(payload, now())) onChange();
     },
   );

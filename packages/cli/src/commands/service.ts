@@ -26,13 +26,14 @@ function xdsText(status: ServiceView['status']): string {
 
 /** The human view of one service: its facts, then one row per revision. */
 export function serviceText(view: ServiceView): string {
-  const spec = view.spec as { domains: string[]; protocol: string };
+  const spec = view.spec as { domains: string[]; protocol: string } | null;
   const head = details([
     ['SERVICE', `${view.tenant}/${view.name}`],
-    ['DOMAINS', spec.domains.join(', ')],
-    ['PROTOCOL', spec.protocol],
+    ['DOMAINS', spec?.domains.join(', ') ?? '-'],
+    ['PROTOCOL', spec?.protocol ?? '-'],
     ['REVISION', `${view.revision} (updated ${new Date(view.updatedAt).toISOString()})`],
     ['XDS', xdsText(view.status)],
+    ...view.errors.map((e): [string, string] => [`ERROR (${e.source})`, `${e.field}: ${e.message}`]),
   ]);
   const revisions = table(
     ['REVISION', 'TRAFFIC', 'SOURCE', 'ENDPOINTS'],

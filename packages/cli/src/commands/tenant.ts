@@ -53,12 +53,10 @@ export function registerTenant(program: Command): void {
 
   tenant
     .command('delete <name>')
-    .description('Delete a tenant without services, revoking its tokens')
+    .description('Delete a tenant and everything under it: its services, deployments and tokens')
     .action(async (name: string, _opts: unknown, command: Command) => {
       const cli = cliOf(command);
-      await withHint({ status: 409, field: 'path.tenant' }, `list its services: syctl service list --tenant ${name}`, () =>
-        cli.client().request('DELETE', `/v1/tenants/${segment(name)}`),
-      );
+      await cli.client().request('DELETE', `/v1/tenants/${segment(name)}`);
       cli.print({ tenant: name, deleted: true }, () => `tenant "${name}" deleted`);
     });
 }

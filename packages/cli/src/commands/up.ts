@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -56,7 +56,9 @@ export function registerUp(program: Command): void {
 async function up(cli: Cli, opts: UpOptions): Promise<void> {
   const say: Say = (line) => cli.io.stdout(`${line}\n`);
   const data = resolve(opts.data);
-  await mkdir(data, { recursive: true });
+  // Only Switchyard's own user may enter: tenant instances run as other uids.
+  await mkdir(data, { recursive: true, mode: 0o700 });
+  await chmod(data, 0o700);
   const ports = {
     grpc: port('--grpc-port', opts.grpcPort),
     admin: port('--admin-port', opts.adminPort),

@@ -5,13 +5,14 @@ import { freePort, type Logger } from '@switchyard/shared';
 import type { RevisionPlan } from '../revision-plans.js';
 import type { InstanceProvider, InstanceView, RevisionHooks, RevisionInstances } from '../provider.js';
 import { probe } from './probe.js';
+import { canSwitchUser, createSandbox, instanceEnv, tenantIdentity, type Sandbox, type UidRange } from './sandbox.js';
 
 /**
  * The `local` instance provider: runs a revision's `command` as child processes on this
  * machine. Each instance gets `PORT` (a free port) and `HOST` (the address it is published
- * with and should listen on), the revision's `env` and only `PATH`, `HOME`, `LANG` and
- * `TMPDIR` from the autoscaler's own environment (its secrets stay out of tenant processes).
- * A string command runs through `/bin/sh -c`, an array as argv.
+ * with and should listen on) and runs sandboxed (see sandbox.ts): an environment of its own,
+ * its own directory and process group, and, when Switchyard runs as root, its tenant's own
+ * unprivileged uid. A string command runs through `/bin/sh -c`, an array as argv.
  *
  * An instance is `starting` until the service's health check passes (HTTP GET of its path
  * with a 2xx answer, or a TCP connect), then `ready`. Instances that exit are replaced;
@@ -30,17 +31,20 @@ export interface LocalProviderOptions {
   logger: Logger;
   backoff?: { initialMs: number; maxMs: number };
   probeIntervalMs?: number;
+  /** Uids for tenants' instances when running as root (one per tenant). */
+  tenantUids: UidRange;
 }
 
 const crashLoopMs = 10_000;
-const passedEnv = ['PATH', 'HOME', 'LANG', 'TMPDIR'];
 
 export function localProvider(options: LocalProviderOptions): InstanceProvider {
   const parentDeath = supportsParentDeathSignal();
+  const uids = canSwitchUser() ? options.tenantUids : undefined;
+  if (uids === undefined) options.logger.warn("not running as root: local instances run under the autoscaler's own uid");
   return {
     name: 'local',
     runs: ['command'],
-    open: (plan, hooks) => new LocalRevision({ ...options, parentDeath }, plan, hooks),
+    open: (plan, hooks) => new LocalRevision({ ...options, parentDeath, uids }, plan, hooks),
   };
 }
 
@@ -55,6 +59,7 @@ interface LocalInstance {
   id: string;
   port: number;
   child: ChildProcess;
+  sandbox: Sandbox;
   state: LocalState;
   /** The launch spec version it runs; older ones are replaced. */
   version: number;
@@ -82,7 +87,7 @@ class LocalRevision implements RevisionInstances {
   private closed = false;
 
   constructor(
-    private readonly options: LocalProviderOptions & { parentDeath: boolean },
+    private readonly options: LocalProviderOptions & { parentDeath: boolean; uids: UidRange | undefined },
     private plan: RevisionPlan,
     private readonly hooks: RevisionHooks,
   ) {
@@ -214,13 +219,17 @@ class LocalRevision implements RevisionInstances {
     this.launching++;
     const launch = (async () => {
       let port: number;
+      let sandbox: Sandbox;
       try {
         port = await freePort(this.options.host);
+        const { uids } = this.options;
+        sandbox = await createSandbox(uids === undefined ? undefined : tenantIdentity(this.plan.ref.tenant, uids));
       } finally {
         this.launching--;
       }
       // The instance is counted as launching until it is a member: never both, never neither.
-      if (!this.closed) this.spawnInstance(id, port);
+      if (this.closed) await sandbox.remove();
+      else this.spawnInstance(id, port, sandbox);
     })()
       .catch((err: unknown) => {
         this.hooks.event(id, 'start_failed', `could not launch: ${err instanceof Error ? err.message : String(err)}`);
@@ -233,23 +242,29 @@ class LocalRevision implements RevisionInstances {
     this.launches.add(launch);
   }
 
-  private spawnInstance(id: string, port: number): void {
+  private spawnInstance(id: string, port: number, sandbox: Sandbox): void {
     const { source } = this.plan;
-    if (source.kind !== 'command') throw new Error(`the local provider cannot run a ${source.kind} revision`);
+    if (source.kind !== 'command') {
+      void sandbox.remove();
+      throw new Error(`the local provider cannot run a ${source.kind} revision`);
+    }
     const argv = typeof source.command === 'string' ? ['/bin/sh', '-c', source.command] : source.command;
     const [file, ...args] = this.options.parentDeath ? ['setpriv', '--pdeathsig', 'SIGTERM', '--', ...argv] : argv;
-    const env: Record<string, string> = {};
-    for (const name of passedEnv) {
-      const value = process.env[name];
-      if (value !== undefined) env[name] = value;
-    }
-    Object.assign(env, source.env, { PORT: String(port), HOST: this.options.host });
-    const child = spawn(file as string, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const env = instanceEnv(process.env, source.env, { port, host: this.options.host, home: sandbox.dir });
+    // detached: the instance leads its own process group, so stopping it reaches everything it started.
+    const child = spawn(file as string, args, {
+      env,
+      cwd: sandbox.dir,
+      ...sandbox.identity,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let markExited = () => {};
     const member: LocalInstance = {
       id,
       port,
       child,
+      sandbox,
       state: 'starting',
       version: this.version,
       replace: false,
@@ -276,7 +291,9 @@ class LocalRevision implements RevisionInstances {
       if (member.gone) return;
       member.gone = true;
       this.members.delete(id);
-      markExited();
+      // Whatever the instance left running in its group goes with it, then its directory.
+      signalGroup(child, 'SIGKILL');
+      void sandbox.remove().finally(markExited);
       this.onExit(member, detail);
     };
     child.once('error', (err) => finish(`could not run: ${err.message}`));

@@ -1,8 +1,12 @@
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RevisionPlan } from '../../src/revision-plans.js';
 import type { InstanceEventKind, InstanceView, RevisionHooks, RevisionInstances } from '../../src/provider.js';
 import { localProvider } from '../../src/providers/local.js';
-import { capturingLogger, defaultScaling, httpGet, instancePid, instanceServer, processRunning, until } from '../helpers.js';
+import { capturingLogger, defaultScaling, httpGet, instancePid, instanceServer, processRunning, tenantProbe, until } from '../helpers.js';
 
 /** Records what a provider reports; drains finish when the test says so (at once by default). */
 const recorders: { stopHolding: () => void }[] = [];
@@ -72,6 +76,7 @@ function start(p: RevisionPlan, hooks: RevisionHooks, options: { stopTimeoutMs?:
     startTimeoutMs: options.startTimeoutMs ?? 10_000,
     stopTimeoutMs: options.stopTimeoutMs ?? 5000,
     logger,
+    tenantUids: { base: 2_100_000, count: 1_000_000 },
     backoff: { initialMs: 200, maxMs: 1600 },
     probeIntervalMs: 50,
   });
@@ -255,4 +260,87 @@ describe('local provider', () => {
     expect(revision.instances()).toHaveLength(0);
     for (const pid of pids) expect(processRunning(pid!)).toBe(false);
   });
+});
+
+interface ProbeIdentity {
+  pid: number;
+  pgid: number;
+  uid: number;
+  gid: number;
+  groups: number[];
+  cwd: string;
+  cwdOwner: number;
+  cwdMode: number;
+  env: Record<string, string>;
+}
+
+async function probeJson<T>(port: number, path: string): Promise<T> {
+  const answer = await httpGet(port, path);
+  if (answer === undefined) throw new Error(`no answer from the instance on port ${port}`);
+  return JSON.parse(answer.body) as T;
+}
+
+async function runProbe(tenant: string): Promise<{ revision: RevisionInstances; port: number; identity: ProbeIdentity }> {
+  const rec = recorder();
+  const { revision } = start(
+    { ...plan([node, tenantProbe], { GREETING: 'hello' }), ref: { tenant, service: 'web', revision: 'blue' } },
+    rec.hooks,
+  );
+  revision.scale(1);
+  const [instance] = await until(() => ready(revision).length === 1 && ready(revision), 15_000, `${tenant}'s instance`);
+  return { revision, port: instance.port, identity: await probeJson<ProbeIdentity>(instance.port, '/identity') };
+}
+
+const runningAsRoot = process.getuid?.() === 0;
+
+describe('local instance sandbox', () => {
+  it('gives an instance only PORT, HOST, PATH, LANG, the revision env and its own directory and process group', async () => {
+    process.env.SWITCHYARD_ADMIN_TOKEN_CHECK = 'must-not-reach-instances';
+    const { revision, identity } = await runProbe('acme');
+    expect(Object.keys(identity.env).sort()).toEqual(
+      ['GREETING', 'HOME', 'HOST', 'PATH', 'PORT', 'TMPDIR', ...(process.env.LANG === undefined ? [] : ['LANG'])].sort(),
+    );
+    expect(identity.env.HOME).toBe(identity.cwd);
+    expect(identity.env.TMPDIR).toBe(identity.cwd);
+    expect(identity.cwd).not.toBe(process.cwd());
+    expect(identity.cwdMode).toBe(0o700);
+    expect(identity.pgid).toBe(identity.pid);
+    await revision.close();
+    expect(existsSync(identity.cwd)).toBe(false);
+  });
+
+  it.runIf(runningAsRoot)(
+    'runs each tenant as its own unprivileged uid that cannot reach Switchyard, its data or the other tenant',
+    async () => {
+      const data = await mkdtemp(join(tmpdir(), 'switchyard-data-'));
+      await chmod(data, 0o700);
+      const token = join(data, 'admin-token');
+      await writeFile(token, 'secret\n', { mode: 0o600 });
+      try {
+        const acme = await runProbe('acme');
+        const globex = await runProbe('globex');
+        for (const { identity } of [acme, globex]) {
+          expect(identity.uid).toBeGreaterThanOrEqual(2_100_000);
+          expect(identity.gid).toBe(identity.uid);
+          expect(identity.groups).toEqual([identity.gid]);
+          expect(identity.cwdOwner).toBe(identity.uid);
+        }
+        expect(acme.identity.uid).not.toBe(globex.identity.uid);
+        const query = new URLSearchParams({ data, token, pid: String(globex.identity.pid) });
+        const attempts = await probeJson<Record<string, string>>(acme.port, `/attempts?${query}`);
+        expect(attempts).toEqual({
+          readParentEnviron: 'EACCES',
+          signalParent: 'EPERM',
+          listDataDir: 'EACCES',
+          readTokenFile: 'EACCES',
+          writeDataDir: 'EACCES',
+          readOtherInstanceEnviron: 'EACCES',
+          signalOtherInstance: 'EPERM',
+          writeOwnDir: 'allowed',
+        });
+      } finally {
+        await rm(data, { recursive: true, force: true });
+      }
+    },
+  );
 });

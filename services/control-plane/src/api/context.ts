@@ -1,11 +1,12 @@
 import type { FastifyReply } from 'fastify';
-import type { ConfigStore, EndpointAllowlist, StoredService, StoredTenant, WriteCondition } from '../store/index.js';
+import type { ConfigStore, EndpointAllowlist, InvalidEntry, StoredService, StoredTenant, WriteCondition } from '../store/index.js';
 import type { Authenticator } from './auth.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import type { StatusPublisher } from './events.js';
 import type { ServiceView, TenantView } from './schemas.js';
-import { statusFromSpec, type NodesProvider, type ServiceStatusProvider } from './status-from-spec.js';
-import type { Logger } from '@switchyard/shared';
+import { statusFromSpec, type NodesProvider, type ServiceStatusProvider, type TranslationErrorsProvider } from './status-from-spec.js';
+import { configKeys, type Logger, type ServiceSpec } from '@switchyard/shared';
+import { certificateSummary } from '../validation/certificates.js';
 
 /** What every route handler works with. */
 export interface ApiContext {
@@ -16,6 +17,7 @@ export interface ApiContext {
   publishStatus: StatusPublisher;
   status: ServiceStatusProvider | undefined;
   nodes: NodesProvider;
+  translationErrors: TranslationErrorsProvider;
   /** Runs writes one at a time, so each is validated against the state the previous one left. */
   exclusive<T>(write: () => Promise<T>): Promise<T>;
 }
@@ -26,11 +28,44 @@ export function requireTenant(ctx: ApiContext, tenant: string): StoredTenant {
   return stored;
 }
 
-export function requireService(ctx: ApiContext, tenant: string, service: string): StoredService {
-  requireTenant(ctx, tenant);
+/**
+ * A service key at its newest entry: the last valid record (absent when none ever was) and,
+ * when the newest entry fails the current schema, that entry. `revision` is the newest
+ * entry's, the ETag a replace or delete must name.
+ */
+export interface ServiceEntry {
+  tenant: string;
+  service: string;
+  stored: StoredService | undefined;
+  invalid: InvalidEntry | undefined;
+  revision: number;
+}
+
+export function findService(ctx: ApiContext, tenant: string, service: string): ServiceEntry | undefined {
   const stored = ctx.store.view.service(tenant, service);
-  if (stored === undefined) throw notFound('path.service', `no service "${service}" in tenant "${tenant}"`);
-  return stored;
+  const invalid = ctx.store.view.invalid(configKeys.service(tenant, service));
+  if (stored === undefined && invalid === undefined) return undefined;
+  return { tenant, service, stored, invalid, revision: Math.max(stored?.revision ?? 0, invalid?.revision ?? 0) };
+}
+
+/** The service's key as it is, valid or not: GET, replace and delete work on it. */
+export function requireServiceEntry(ctx: ApiContext, tenant: string, service: string): ServiceEntry {
+  requireTenant(ctx, tenant);
+  const entry = findService(ctx, tenant, service);
+  if (entry === undefined) throw notFound('path.service', `no service "${service}" in tenant "${tenant}"`);
+  return entry;
+}
+
+/** The service's valid record; one whose stored record is invalid must be replaced or deleted first (409). */
+export function requireService(ctx: ApiContext, tenant: string, service: string): StoredService {
+  const entry = requireServiceEntry(ctx, tenant, service);
+  if (entry.invalid !== undefined || entry.stored === undefined) {
+    throw conflict(
+      'path.service',
+      `the stored record of service "${service}" is invalid (${entry.invalid?.reason ?? 'unreadable'}); replace it with PUT and If-Match: "${entry.revision}", or delete it`,
+    );
+  }
+  return entry.stored;
 }
 
 /** The revision an `If-Match` header names: `"42"` (an ETag as sent) or a bare `42`. */
@@ -84,7 +119,23 @@ export function tenantView(ctx: ApiContext, stored: StoredTenant): TenantView {
 }
 
 /** A service with its status; when the status provider fails, the spec-derived status stands in. */
-export async function serviceView(ctx: ApiContext, stored: StoredService): Promise<ServiceView> {
+export async function serviceView(ctx: ApiContext, entry: StoredService | ServiceEntry): Promise<ServiceView> {
+  const { stored, invalid } = 'record' in entry ? { stored: entry, invalid: undefined } : entry;
+  const recordErrors = invalid === undefined ? [] : [{ source: 'record' as const, field: '(record)', message: invalid.reason }];
+  if (stored === undefined) {
+    // Nothing valid was ever stored under this key: only the error to show.
+    const { tenant, service } = entry as ServiceEntry;
+    const revision = invalid?.revision ?? 0;
+    return {
+      tenant,
+      name: service,
+      revision,
+      updatedAt: 0,
+      spec: null,
+      status: { specRevision: revision, revisions: [], xds: null },
+      errors: recordErrors,
+    };
+  }
   const { tenant, name, spec, updatedAt } = stored.record;
   const ref = { tenant, service: name, spec, specRevision: stored.revision };
   const fromSpec = statusFromSpec(ref);
@@ -96,5 +147,19 @@ export async function serviceView(ctx: ApiContext, stored: StoredService): Promi
       ctx.logger.warn({ err, tenant, service: name }, 'status provider failed; answering with the spec-derived status');
     }
   }
-  return { tenant, name, revision: stored.revision, updatedAt, spec, status };
+  const revision = Math.max(stored.revision, invalid?.revision ?? 0);
+  const translationErrors = ctx
+    .translationErrors(tenant, name)
+    .map((e) => ({ source: 'translation' as const, field: e.field, message: e.message }));
+  return { tenant, name, revision, updatedAt, spec: publicSpec(spec), status, errors: [...recordErrors, ...translationErrors] };
+}
+
+/**
+ * The spec as answers show it: TLS secrets are write-only, so `tls` shows what the certificate
+ * is (subject, SANs, validity, fingerprint), never the private key.
+ */
+export function publicSpec(spec: ServiceSpec): Record<string, unknown> {
+  if (spec.tls === undefined) return spec;
+  const { certificateChain, redirectHttp } = spec.tls;
+  return { ...spec, tls: { redirectHttp, certificate: certificateSummary(certificateChain) ?? null } };
 }

@@ -1,5 +1,11 @@
 export { createApiServer, type ApiServer, type ApiServerOptions } from './server.js';
-export { statusFromSpec, type ServiceRef, type ServiceStatusProvider, type NodesProvider } from './status-from-spec.js';
+export {
+  statusFromSpec,
+  type ServiceRef,
+  type ServiceStatusProvider,
+  type NodesProvider,
+  type TranslationErrorsProvider,
+} from './status-from-spec.js';
 export {
   natsStatusPublisher,
   natsDeployPublisher,

@@ -127,8 +127,21 @@ export const serviceView = z
     name: z.string(),
     revision: z.number().int().describe('KV revision of the service record, also its ETag'),
     updatedAt: z.number().int(),
-    spec: z.record(z.string(), z.unknown()).describe('The ServiceSpec as stored: every default filled in, durations in milliseconds'),
+    spec: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .describe(
+        'The ServiceSpec as stored: every default filled in, durations in milliseconds; `tls` shows `redirectHttp` and the ' +
+          "certificate's subject, subjectAltNames, notBefore, notAfter and fingerprintSha256, never the private key; " +
+          'null when no valid record was ever stored under this name',
+      ),
     status: serviceStatus,
+    errors: z
+      .array(z.object({ source: z.enum(['record', 'translation']), field: z.string(), message: z.string() }))
+      .describe(
+        'record: the newest stored record fails the current schema (replace it with If-Match on `revision`, or delete it); ' +
+          'translation: the translator refused the spec, so Envoy keeps its last good translation',
+      ),
   })
   .meta({ id: 'Service' });
 export type ServiceView = z.infer<typeof serviceView>;

@@ -13,7 +13,7 @@ import { registerNodeRoutes } from './routes/nodes.js';
 import { registerDeploymentRoutes, type DeploymentHooks } from './routes/deployments.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerTenantRoutes } from './routes/tenants.js';
-import type { NodesProvider, ServiceStatusProvider } from './status-from-spec.js';
+import type { NodesProvider, ServiceStatusProvider, TranslationErrorsProvider } from './status-from-spec.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -37,6 +37,8 @@ export interface ApiServerOptions {
   publishStatus?: StatusPublisher;
   /** The deployment controller; without it the deployment routes are not served. */
   deployments?: DeploymentHooks;
+  /** Why the translator refuses a service's current spec (Envoy then keeps its last good translation). */
+  translationErrors?: TranslationErrorsProvider;
 }
 
 export interface ApiServer {
@@ -75,6 +77,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     publishStatus: options.publishStatus ?? natsStatusPublisher(store.nc, logger, registry),
     status: options.status,
     nodes: options.nodes,
+    translationErrors: options.translationErrors ?? (() => []),
     exclusive: <T>(write: () => Promise<T>): Promise<T> => {
       const run = tail.then(write, write);
       tail = run.catch(() => undefined);

@@ -16,6 +16,9 @@ export interface ServiceRef {
  */
 export type ServiceStatusProvider = (ref: ServiceRef, fromSpec: ServiceStatus) => ServiceStatus | Promise<ServiceStatus>;
 
+/** Why the translator refuses (parts of) a service: whole-service errors and dropped endpoints, by field. */
+export type TranslationErrorsProvider = (tenant: string, service: string) => { field: string; message: string }[];
+
 /** Supplies the connected xDS clients and their per-type delivery state. */
 export type NodesProvider = () => XdsNodeStatus[] | Promise<XdsNodeStatus[]>;
 

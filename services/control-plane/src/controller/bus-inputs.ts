@@ -1,6 +1,7 @@
 import {
   clusterName,
   consumeStream,
+  messageCounters,
   streams,
   subjectPattern,
   subscribe,
@@ -27,17 +28,17 @@ export class BusInputs {
   private readonly listeners = new Set<() => void>();
   private stops: (() => Promise<void> | void)[] = [];
 
-  private constructor() {}
+  private constructor(private readonly deps: { logger: Logger; registry: Registry }) {}
 
   /** Starts following the bus; resolves once the JetStream replays have caught up. */
   static async start(nc: NatsConnection, deps: { logger: Logger; registry: Registry }): Promise<BusInputs> {
-    const inputs = new BusInputs();
+    const inputs = new BusInputs(deps);
     const endpoints = await consumeStream(
       nc,
       'endpoints',
       { stream: streams.endpoints.name, pattern: subjectPattern('endpoints'), replay: { from: 'last_per_subject' } },
       deps,
-      ({ payload }) => inputs.applyEndpointSet(payload),
+      ({ payload }) => inputs.applyEndpointSet(payload, Date.now()),
     );
     const health = await consumeStream(
       nc,
@@ -56,8 +57,16 @@ export class BusInputs {
     return inputs;
   }
 
-  applyEndpointSet(set: EndpointSet): void {
-    if (!recordEndpointSet(this.endpointSets, set)) return;
+  applyEndpointSet(set: EndpointSet, now: number): void {
+    const verdict = recordEndpointSet(this.endpointSets, set, now);
+    if (verdict === 'from_future') {
+      messageCounters(this.deps.registry).dropped.inc({ kind: 'endpoints', reason: 'from_future' });
+      this.deps.logger.warn(
+        { tenant: set.tenant, service: set.service, revision: set.revision, generation: set.generation },
+        'dropped endpoint set: its generation is too far ahead of the clock',
+      );
+    }
+    if (verdict !== 'recorded') return;
     // Health of instances that are gone would otherwise accumulate forever.
     const byEndpoint = this.health.get(clusterName(set));
     if (byEndpoint !== undefined) {

@@ -1,9 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { TypeUrl, type Logger } from '@switchyard/shared';
+import { TypeUrl, type Logger, type ServiceRecord } from '@switchyard/shared';
 import type { NackQuarantine } from './nack-quarantine.js';
 import type { ConfigView } from '../store/index.js';
 import type { XdsCache } from '../xds/index.js';
-import { translate, type TranslateOptions, type TranslationError } from '../translator/index.js';
+import { serviceKey, translate, type TranslateOptions, type TranslationError } from '../translator/index.js';
 import type { BusInputs } from './bus-inputs.js';
 
 /**
@@ -15,8 +15,9 @@ export class TranslationLoop {
   private scheduled = false;
   private reapTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** Services with parts left out of the config at the last translation. */
-  private servicesWithErrors = new Set<string>();
+  private errorsByService = new Map<string, TranslationError[]>();
+  /** Each service's last record that translated: what Envoy keeps when a newer one fails. */
+  private lastGood = new Map<string, ServiceRecord>();
   private readonly translations: Counter;
   private readonly duration: Histogram;
   private readonly rejected: Gauge;
@@ -62,9 +63,11 @@ export class TranslationLoop {
         endpointSets: this.inputs.endpointSets,
         health: this.inputs.health,
         now,
+        lastGood: this.lastGood,
       },
       this.options,
     );
+    this.keepLastGood(result.accepted);
     this.cache.setSnapshot(result.snapshot);
     this.quarantine.translated(new Map(Object.values(TypeUrl).map((url) => [url, this.cache.typeState('envoy', url).version])), services);
     end();
@@ -91,15 +94,31 @@ export class TranslationLoop {
     });
   }
 
+  /** Why parts of a service are left out of the config (empty when all of it is served). */
+  errorsOf(tenant: string, service: string): TranslationError[] {
+    return this.errorsByService.get(`${tenant}/${service}`) ?? [];
+  }
+
+  private keepLastGood(accepted: ServiceRecord[]): void {
+    const next = new Map<string, ServiceRecord>();
+    for (const { record } of this.view.services()) {
+      const key = serviceKey(record);
+      const kept = this.lastGood.get(key);
+      if (kept !== undefined) next.set(key, kept);
+    }
+    for (const record of accepted) next.set(serviceKey(record), record);
+    this.lastGood = next;
+  }
+
   /** Logs each service's errors when they first appear (not on every translation) and sets the gauge. */
   private recordErrors(errors: TranslationError[]): void {
-    const next = new Set<string>();
+    const next = new Map<string, TranslationError[]>();
     for (const error of errors) {
       const key = `${error.tenant}/${error.service}`;
-      next.add(key);
-      if (!this.servicesWithErrors.has(key)) this.logger.warn({ ...error }, 'left out of the config');
+      next.set(key, [...(next.get(key) ?? []), error]);
+      if (!this.errorsByService.has(key)) this.logger.warn({ ...error }, 'left out of the config');
     }
-    this.servicesWithErrors = next;
+    this.errorsByService = next;
     this.rejected.set(errors.length);
   }
 

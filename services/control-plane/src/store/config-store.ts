@@ -115,6 +115,22 @@ export class ConfigStore {
     return this.delete(configKeys.tenant(tenant), ifRevision);
   }
 
+  /**
+   * Deletes a tenant and everything under it: every service and deployment key (valid or not:
+   * read from the bucket, not the view), its tokens, then the tenant at `ifRevision`.
+   */
+  async deleteTenantTree(tenant: string, ifRevision: number): Promise<void> {
+    this.checkConnected();
+    const keys: string[] = [];
+    // One filter per call: nats-server 2.9 takes no filter lists.
+    for (const filter of [configKeys.servicesOf(tenant), configKeys.deploymentsOf(tenant)]) {
+      for await (const key of await this.kv.keys(filter)) keys.push(key);
+    }
+    for (const key of keys) await this.delete(key);
+    for (const token of this.view.tokens().filter((t) => t.record.tenant === tenant)) await this.deleteToken(token.hash);
+    await this.deleteTenant(tenant, ifRevision);
+  }
+
   deleteToken(sha256Hex: string): Promise<void> {
     return this.delete(configKeys.token(sha256Hex));
   }

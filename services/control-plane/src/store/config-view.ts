@@ -56,6 +56,13 @@ export type ApplyOutcome =
 
 export type ChangeListener = (change: ConfigChange) => void;
 
+/** The newest entry of a key when it fails the current schema: shown, replaceable and deletable, never used. */
+export interface InvalidEntry {
+  key: string;
+  revision: number;
+  reason: string;
+}
+
 const decoder = new TextDecoder();
 
 function decode<S extends z.ZodType>(schema: S, value: Uint8Array): { ok: true; record: z.output<S> } | { ok: false; reason: string } {
@@ -81,6 +88,7 @@ export class ConfigView {
   private readonly servicesByTenant = new Map<string, Map<string, StoredService>>();
   private readonly deploymentsByTenant = new Map<string, Map<string, StoredDeployment>>();
   private readonly tokensByHash = new Map<string, Versioned<TokenRecord>>();
+  private readonly invalidByKey = new Map<string, InvalidEntry>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly waiters: { revision: number; resolve: () => void }[] = [];
   private appliedRevision = 0;
@@ -143,6 +151,14 @@ export class ConfigView {
     return [...this.tokensByHash.entries()].map(([hash, stored]) => ({ ...stored, hash }));
   }
 
+  /**
+   * The key's newest entry when it fails the current schema (the view keeps serving the last
+   * valid record of the key, if there was one).
+   */
+  invalid(key: string): InvalidEntry | undefined {
+    return this.invalidByKey.get(key);
+  }
+
   onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -172,6 +188,8 @@ export class ConfigView {
     if (entry.revision <= this.appliedRevision) return { outcome: 'stale' };
     const result = this.applyEntry(entry);
     this.appliedRevision = entry.revision;
+    if (result.outcome === 'invalid') this.invalidByKey.set(entry.key, { key: entry.key, revision: entry.revision, reason: result.reason });
+    else if (result.outcome !== 'ignored') this.invalidByKey.delete(entry.key);
     if (result.outcome === 'applied') this.notify(result.change);
     for (const waiter of this.waiters.filter((w) => w.revision <= this.appliedRevision)) {
       this.waiters.splice(this.waiters.indexOf(waiter), 1);

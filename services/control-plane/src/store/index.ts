@@ -10,6 +10,7 @@ export {
   type StoredService,
   type StoredToken,
   type StoredDeployment,
+  type InvalidEntry,
 } from './config-view.js';
 export { ConfigWatcher, type ConfigWatcherOptions } from './config-watcher.js';
 export {

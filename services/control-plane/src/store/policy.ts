@@ -1,6 +1,8 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { getPublicSuffix } from 'tldts';
 import { ConfigError, type ServiceSpec } from '@switchyard/shared';
 import { grantCovers, grantsOverlap, hostsOverlap } from '../domains.js';
+import { specProblems } from '../validation/spec.js';
 
 /**
  * Rules of the desired state that a single document cannot check on its own: domain grants
@@ -39,6 +41,8 @@ export function checkTenantGrant(input: {
   otherTenants: Iterable<TenantGrant>;
   services: Iterable<ServiceDomains>;
 }): PolicyResult {
+  const refused = grantRefusals(input.domains);
+  if (refused.length > 0) return { ok: false, status: 400, issues: refused };
   const issues: Issue[] = [];
   const others = [...input.otherTenants].filter((t) => t.name !== input.tenant);
   input.domains.forEach((domain, i) => {
@@ -61,6 +65,29 @@ export function checkTenantGrant(input: {
     }
   }
   return issues.length > 0 ? { ok: false, status: 409, issues } : ok;
+}
+
+/**
+ * Domains no tenant may own: a public suffix (`com`, `co.uk`, `github.io`: every tenant's
+ * neighbours live under it), `localhost` and its subdomains, IP literals, and the same domain
+ * twice.
+ */
+function grantRefusals(domains: string[]): Issue[] {
+  const issues: Issue[] = [];
+  domains.forEach((domain, i) => {
+    const refusal =
+      domains.indexOf(domain) < i
+        ? `is granted twice (domains[${domains.indexOf(domain)}])`
+        : isIPv4(domain)
+          ? 'is an IP address, not a domain'
+          : domain === 'localhost' || domain.endsWith('.localhost')
+            ? 'is localhost, which always means the proxy itself'
+            : getPublicSuffix(domain, { allowPrivateDomains: true }) === domain
+              ? 'is a public suffix: grant a domain registered under it'
+              : undefined;
+    if (refusal !== undefined) issues.push({ field: `domains[${i}]`, message: refusal });
+  });
+  return issues;
 }
 
 interface ProtectedRange {
@@ -182,7 +209,7 @@ function checkLimits(spec: ServiceSpec): Issue[] {
 
 /**
  * Everything a service spec must satisfy beyond its schema, in order of blame: its own limits
- * (400), the tenant's grant and the endpoint allowlist (403), the tenant's other services (409).
+ * and everything the translator checks (400, from validation/spec.ts), the tenant's grant and the endpoint allowlist (403), the tenant's other services (409).
  */
 export function checkService(input: {
   tenant: string;
@@ -191,9 +218,11 @@ export function checkService(input: {
   grants: string[];
   siblings: Iterable<ServiceDomains>;
   allowlist: EndpointAllowlist;
+  /** Certificates must be valid at this time. */
+  now: number;
 }): PolicyResult {
   const { spec, grants } = input;
-  const limits = checkLimits(spec);
+  const limits = [...checkLimits(spec), ...specProblems(spec, input.now)];
   if (limits.length > 0) return { ok: false, status: 400, issues: limits };
 
   const forbidden: Issue[] = [];

@@ -8,22 +8,21 @@ import {
   type ServiceSpec,
   type TenantRecord,
 } from '@switchyard/shared';
-import { certificateProblems } from './certificates.js';
 import type { DesiredState, TranslateOptions, TranslationError } from './desired-state.js';
 import { DomainClaims, grantsCover } from '../domains.js';
 import { resolveEndpoints } from './endpoints.js';
 import type { EndpointIR, PathMatchIR, RouteIR, ServiceIR } from './ir.js';
-import { re2Problem } from './regex.js';
+import { specProblems, type Problem } from '../validation/spec.js';
 
 export interface IRResult {
   services: ServiceIR[];
   /** Endpoints by cluster name, for every revision of every service. */
   endpoints: Map<string, EndpointIR[]>;
   errors: TranslationError[];
+  /** The records translated as they are (neither refused nor replaced by their last good record). */
+  accepted: ServiceRecord[];
   nextChangeAt?: number;
 }
-
-type Problem = { field: string; message: string };
 
 /**
  * Validates every service on its own and resolves it into the IR. A service with any problem
@@ -39,10 +38,16 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   const claims = new DomainClaims<string>();
   let nextChangeAt: number | undefined;
 
+  const accepted: ServiceRecord[] = [];
+
   for (const record of [...state.services].sort(applyOrder)) {
     const report = (problems: Problem[]) =>
       problems.forEach((p) => errors.push({ tenant: String(record.tenant), service: String(record.name), ...p }));
-    const checked = checkRecord(record);
+    const own = checkRecord(record);
+    // A record that fails its checks gives way to the service's last good record, so the service never vanishes.
+    const fallback = usable(own) ? undefined : lastGoodOf(record, state.lastGood);
+    if (fallback !== undefined) report(own.problems);
+    const checked = fallback ?? own;
     if (checked.record === undefined) {
       report(checked.problems);
       continue;
@@ -70,12 +75,13 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
       continue;
     }
     spec.domains.forEach((domain) => claims.claim(domain, owner));
+    if (checked === own) accepted.push(record);
 
     checked.service ??= serviceIR(tenant, name, spec);
     const service = checked.service;
     spec.revisions.forEach((revision, i) => {
       const { cluster } = service.revisions[i] as ServiceIR['revisions'][number];
-      const resolved = resolveEndpoints(revision, cluster, state, options.reapUnhealthyAfterMs);
+      const resolved = resolveEndpoints(revision, cluster, state, options);
       report(resolved.dropped);
       if (resolved.nextReapAt !== undefined) nextChangeAt = Math.min(nextChangeAt ?? Infinity, resolved.nextReapAt);
       endpoints.set(cluster, resolved.endpoints);
@@ -84,7 +90,23 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   }
   errors.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.service.localeCompare(b.service) || a.field.localeCompare(b.field));
   services.sort((a, b) => a.id.localeCompare(b.id));
-  return nextChangeAt === undefined ? { services, endpoints, errors } : { services, endpoints, errors, nextChangeAt };
+  return nextChangeAt === undefined ? { services, endpoints, errors, accepted } : { services, endpoints, errors, accepted, nextChangeAt };
+}
+
+/** The key of a service in {@link DesiredState.lastGood}. */
+export function serviceKey(record: Pick<ServiceRecord, 'tenant' | 'name'>): string {
+  return `${String(record.tenant)}/${String(record.name)}`;
+}
+
+function usable(checked: CheckedRecord): boolean {
+  return checked.record !== undefined && checked.problems.length === 0;
+}
+
+function lastGoodOf(record: ServiceRecord, lastGood: DesiredState['lastGood']): CheckedRecord | undefined {
+  const previous = lastGood?.get(serviceKey(record));
+  if (previous === undefined || previous === record) return undefined;
+  const checked = checkRecord(previous);
+  return usable(checked) ? checked : undefined;
 }
 
 /**
@@ -123,7 +145,7 @@ function checkRecord(record: ServiceRecord): CheckedRecord {
   if (known !== undefined) return known;
   const parsed = serviceRecord.safeParse(record);
   const checked: CheckedRecord = parsed.success
-    ? { record: parsed.data, problems: specProblems(parsed.data.spec) }
+    ? { record: parsed.data, problems: specProblems(parsed.data.spec).map((p) => ({ field: `spec.${p.field}`, message: p.message })) }
     : { problems: describeIssues(parsed.error) };
   checkedRecords.set(record, checked);
   return checked;
@@ -140,43 +162,6 @@ function grantProblems(spec: ServiceSpec, tenant: string, granted: string[]): Pr
           },
         ],
   );
-}
-
-/** Everything about one spec that Envoy or gRPC would reject beyond the schema. */
-function specProblems(spec: ServiceSpec): Problem[] {
-  const problems: Problem[] = [];
-  const regex = (pattern: string | undefined, field: string) => {
-    const problem = pattern === undefined ? undefined : re2Problem(pattern);
-    if (problem !== undefined) problems.push({ field, message: problem });
-  };
-  spec.routes.forEach((route, i) => {
-    const at = `spec.routes[${i}].match`;
-    regex(route.match.regex, `${at}.regex`);
-    route.match.headers.forEach((header, j) => regex(header.regex, `${at}.headers[${j}].regex`));
-    route.match.queryParams.forEach((query, j) => regex(query.regex, `${at}.queryParams[${j}].regex`));
-  });
-  spec.revisions.forEach((revision, i) => {
-    const seen = new Map<string, number>();
-    revision.endpoints?.forEach((endpoint, j) => {
-      const key = `${endpoint.address}:${endpoint.port}`;
-      const first = seen.get(key);
-      if (first !== undefined) {
-        problems.push({ field: `spec.revisions[${i}].endpoints[${j}]`, message: `duplicates endpoints[${first}] (${key})` });
-      } else {
-        seen.set(key, j);
-      }
-    });
-  });
-  // Envoy requires these durations to be positive and would reject the cluster.
-  const positive = (ms: number | undefined, field: string) => {
-    if (ms !== undefined && ms <= 0) problems.push({ field, message: 'must be longer than 0' });
-  };
-  positive(spec.healthCheck.interval, 'spec.healthCheck.interval');
-  positive(spec.healthCheck.timeout, 'spec.healthCheck.timeout');
-  positive(spec.outlierDetection?.interval, 'spec.outlierDetection.interval');
-  positive(spec.outlierDetection?.baseEjectionTime, 'spec.outlierDetection.baseEjectionTime');
-  if (spec.tls) problems.push(...certificateProblems(spec.tls.certificateChain, spec.tls.privateKey));
-  return problems;
 }
 
 function pathMatch(match: ServiceSpec['routes'][number]['match']): PathMatchIR {

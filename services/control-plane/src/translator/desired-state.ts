@@ -20,11 +20,22 @@ export interface DesiredState {
   health: ReadonlyMap<string, ReadonlyMap<string, EndpointHealth>>;
   /** The time the translation is for (ms since the epoch); only the reaping of unhealthy endpoints depends on it. */
   now: number;
+  /**
+   * Each service's last record that translated (`TranslationResult.accepted`), keyed by
+   * `tenant/name`: a service whose current record fails the checks is served from it, with
+   * the errors still reported.
+   */
+  lastGood?: ReadonlyMap<string, ServiceRecord>;
 }
 
 /** The key of an endpoint in {@link DesiredState.health}. IPv6 addresses are bracketed, as in a URL. */
 export function endpointKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Says why an endpoint address may not be used, or undefined when it may. */
+export interface EndpointPolicy {
+  refusal(address: string): string | undefined;
 }
 
 export interface ListenerOptions {
@@ -42,6 +53,11 @@ export interface TranslateOptions {
   trustedHops: number;
   /** EDS leaves out endpoints that have been unhealthy this long (the autoscaler replaces them). */
   reapUnhealthyAfterMs: number;
+  /**
+   * The operator's endpoint allowlist (`SWITCHYARD_ENDPOINT_CIDRS`), applied to every endpoint,
+   * static or from an endpoint set: a refused one never reaches EDS. Absent: every IP passes.
+   */
+  endpointAllowlist?: EndpointPolicy;
   /**
    * Active health checks run by every Envoy itself. Off by default: the event-streamer delegates
    * each endpoint's check to a few Envoys over HDS and the verdict reaches EDS, so enabling this
@@ -72,6 +88,8 @@ export interface TranslationResult {
   snapshot: Snapshot;
   /** Sorted by tenant, service, field. */
   errors: TranslationError[];
+  /** The records translated as they are; the caller keeps them as the next {@link DesiredState.lastGood}. */
+  accepted: ServiceRecord[];
   /** The earliest future time at which the same state translates differently (an endpoint reaped); translate again then. */
   nextChangeAt?: number;
 }

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { EndpointSet, RevisionSpec } from '@switchyard/shared';
-import { endpointKey, type DesiredState, type EndpointHealth } from './desired-state.js';
+import { endpointKey, type DesiredState, type EndpointHealth, type TranslateOptions } from './desired-state.js';
 import type { EndpointIR, EndpointStatus } from './ir.js';
 
 export interface ResolvedEndpoints {
@@ -21,22 +21,27 @@ export function resolveEndpoints(
   revision: RevisionSpec,
   cluster: string,
   state: Pick<DesiredState, 'endpointSets' | 'health' | 'now'>,
-  reapAfterMs: number,
+  options: Pick<TranslateOptions, 'reapUnhealthyAfterMs' | 'endpointAllowlist'>,
 ): ResolvedEndpoints {
   const health = state.health.get(cluster);
   const result: ResolvedEndpoints = { endpoints: [], dropped: [] };
   const seen = new Set<string>();
   const candidates = revision.endpoints
-    ? revision.endpoints.map((e) => ({ address: e.address, port: e.port, draining: false, field: '' }))
+    ? revision.endpoints.map((e) => ({ address: e.address, port: e.port, draining: false, id: undefined }))
     : managedCandidates(state.endpointSets.get(cluster), revision.name, result);
   for (const candidate of candidates) {
     const key = endpointKey(candidate.address, candidate.port);
+    const refusal = options.endpointAllowlist?.refusal(candidate.address);
+    if (refusal !== undefined) {
+      result.dropped.push({ field: `endpoints.${revision.name}[${candidate.id ?? key}]`, message: refusal });
+      continue;
+    }
     // Duplicates would make grpc-js-xds NACK the assignment; the first one stands.
     if (seen.has(key)) continue;
     seen.add(key);
     const observed = health?.get(key);
     if (observed?.state === 'unhealthy') {
-      const reapAt = observed.since + reapAfterMs;
+      const reapAt = observed.since + options.reapUnhealthyAfterMs;
       if (state.now >= reapAt) continue;
       result.nextReapAt = Math.min(result.nextReapAt ?? Infinity, reapAt);
     }
@@ -46,7 +51,7 @@ export function resolveEndpoints(
 }
 
 function managedCandidates(set: EndpointSet | undefined, revision: string, result: ResolvedEndpoints) {
-  const candidates: { address: string; port: number; draining: boolean }[] = [];
+  const candidates: { address: string; port: number; draining: boolean; id: string }[] = [];
   for (const endpoint of set?.endpoints ?? []) {
     if (endpoint.state === 'starting') continue;
     if (isIP(endpoint.address) === 0) {
@@ -56,7 +61,7 @@ function managedCandidates(set: EndpointSet | undefined, revision: string, resul
       });
       continue;
     }
-    candidates.push({ address: endpoint.address, port: endpoint.port, draining: endpoint.state === 'draining' });
+    candidates.push({ address: endpoint.address, port: endpoint.port, draining: endpoint.state === 'draining', id: endpoint.id });
   }
   return candidates;
 }

@@ -1,10 +1,12 @@
 /** The translator's public API: desired state in, one complete resource set per node group out. */
 export { translate, grpcRouteConfigName } from './translate.js';
+export { serviceKey } from './build-ir.js';
 export {
   defaultTranslateOptions,
   endpointKey,
   type DesiredState,
   type EndpointHealth,
+  type EndpointPolicy,
   type HealthState,
   type ListenerOptions,
   type TranslateOptions,

@@ -1,4 +1,4 @@
-import { clusterName, type EndpointSet, type HealthTransition } from '@switchyard/shared';
+import { clusterName, generationFromFuture, type EndpointSet, type HealthTransition } from '@switchyard/shared';
 import { endpointKey, type EndpointHealth } from './desired-state.js';
 
 /**
@@ -6,13 +6,17 @@ import { endpointKey, type EndpointHealth } from './desired-state.js';
  * Both mutate the given map (translation reads it synchronously) and say whether it changed.
  */
 
-/** Keeps the newest endpoint set of a revision; a set older than (or as old as) the one held is ignored. */
-export function recordEndpointSet(sets: Map<string, EndpointSet>, set: EndpointSet): boolean {
+/** What became of an endpoint set: kept, older than (or as old as) the one held, or numbered too far ahead of `now`. */
+export type EndpointSetVerdict = 'recorded' | 'stale' | 'from_future';
+
+/** Keeps the newest endpoint set of a revision. */
+export function recordEndpointSet(sets: Map<string, EndpointSet>, set: EndpointSet, now: number): EndpointSetVerdict {
+  if (generationFromFuture(set, now)) return 'from_future';
   const key = clusterName(set);
   const held = sets.get(key);
-  if (held !== undefined && held.generation >= set.generation) return false;
+  if (held !== undefined && held.generation >= set.generation) return 'stale';
   sets.set(key, set);
-  return true;
+  return 'recorded';
 }
 
 /** Records an endpoint's health transition; one older than the state held is ignored. */

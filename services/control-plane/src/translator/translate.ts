@@ -25,6 +25,7 @@ export function translate(state: DesiredState, options: TranslateOptions = defau
       grpc: grpcResources(ir.services, ir.endpoints, options),
     },
     errors: ir.errors,
+    accepted: ir.accepted,
   };
   if (ir.nextChangeAt !== undefined) result.nextChangeAt = ir.nextChangeAt;
   return result;

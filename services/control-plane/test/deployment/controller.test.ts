@@ -101,7 +101,7 @@ describe('the deployment controller with two deployments in progress', () => {
       spec: { ...first.record.spec, revisions: first.record.spec.revisions.slice(0, 1), traffic: [] },
     };
     await h.store.putService(withoutGreen, { ifRevision: first.revision });
-    for (const service of ['first', 'second']) inputs.applyEndpointSet(readySet(service, 'green'));
+    for (const service of ['first', 'second']) inputs.applyEndpointSet(readySet(service, 'green'), Date.now());
 
     await controller.tick();
 

@@ -7,13 +7,28 @@ describe('checkTenantGrant', () => {
     { name: 'globex', domains: ['globex.test'] },
     { name: 'acme', domains: ['acme.test'] },
   ];
+  it.each([
+    { domains: ['com'], field: 'domains[0]', message: 'is a public suffix: grant a domain registered under it' },
+    { domains: ['acme.example', 'co.uk'], field: 'domains[1]', message: 'is a public suffix: grant a domain registered under it' },
+    { domains: ['github.io'], field: 'domains[0]', message: 'is a public suffix: grant a domain registered under it' },
+    { domains: ['test'], field: 'domains[0]', message: 'is a public suffix: grant a domain registered under it' },
+    { domains: ['localhost'], field: 'domains[0]', message: 'is localhost, which always means the proxy itself' },
+    { domains: ['api.localhost'], field: 'domains[0]', message: 'is localhost, which always means the proxy itself' },
+    { domains: ['10.0.0.1'], field: 'domains[0]', message: 'is an IP address, not a domain' },
+    { domains: ['acme.example', 'acme.example'], field: 'domains[1]', message: 'is granted twice (domains[0])' },
+  ])('refuses to grant $domains with 400 at $field', ({ domains, field, message }) => {
+    expect(checkTenantGrant({ tenant: 'initech', domains, otherTenants: [], services: [] })).toEqual({
+      ok: false,
+      status: 400,
+      issues: [{ field, message }],
+    });
+  });
   it('accepts a grant that overlaps no other tenant, even one equal to its own previous grant', () => {
     expect(checkTenantGrant({ tenant: 'acme', domains: ['acme.test', 'acme.example'], otherTenants, services: [] })).toEqual({ ok: true });
   });
   it.each([
     { domains: ['globex.test'], field: 'domains[0]' },
     { domains: ['acme.example', 'api.globex.test'], field: 'domains[1]' },
-    { domains: ['test'], field: 'domains[0]' },
   ])('refuses $domains with 409 at $field', ({ domains, field }) => {
     const result = checkTenantGrant({ tenant: 'initech', domains, otherTenants, services: [] });
     expect(result).toMatchObject({ ok: false, status: 409 });
@@ -94,6 +109,7 @@ describe('checkService', () => {
       grants: ['acme.test'],
       siblings,
       allowlist,
+      now: Date.now(),
     });
 
   const cases: {

@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { EndpointSet, RevisionSpec } from '@switchyard/shared';
 import { endpointKey, type EndpointHealth } from '../../src/translator/desired-state.js';
 import { resolveEndpoints } from '../../src/translator/endpoints.js';
+import { EndpointAllowlist } from '../../src/store/index.js';
 
 const cluster = 'sy_acme_api_v1';
 const managed: RevisionSpec = { name: 'v1', command: './server', env: {} };
+const reap = { reapUnhealthyAfterMs: 60_000 };
 
 function endpointSet(endpoints: EndpointSet['endpoints']): Map<string, EndpointSet> {
   return new Map([[cluster, { schemaVersion: 1, tenant: 'acme', service: 'api', revision: 'v1', generation: 3, endpoints, ts: 0 }]]);
@@ -18,11 +20,11 @@ describe('resolveEndpoints', () => {
   it('uses the static endpoints of the spec, ignoring any endpoint set', () => {
     const revision: RevisionSpec = { name: 'v1', env: {}, endpoints: [{ address: '10.0.0.1', port: 80 }] };
     const state = { endpointSets: endpointSet([{ id: 'x', address: '10.9.9.9', port: 1, state: 'ready' }]), health: new Map(), now: 0 };
-    expect(resolveEndpoints(revision, cluster, state, 60_000).endpoints).toEqual([{ address: '10.0.0.1', port: 80, status: 'UNKNOWN' }]);
+    expect(resolveEndpoints(revision, cluster, state, reap).endpoints).toEqual([{ address: '10.0.0.1', port: 80, status: 'UNKNOWN' }]);
   });
 
   it('has no endpoints for a managed revision without an endpoint set yet', () => {
-    expect(resolveEndpoints(managed, cluster, { endpointSets: new Map(), health: new Map(), now: 0 }, 60_000)).toEqual({
+    expect(resolveEndpoints(managed, cluster, { endpointSets: new Map(), health: new Map(), now: 0 }, reap)).toEqual({
       endpoints: [],
       dropped: [],
     });
@@ -37,7 +39,7 @@ describe('resolveEndpoints', () => {
       health: health([['10.0.0.2', 80, { state: 'healthy', since: 0 }]]),
       now: 0,
     };
-    expect(resolveEndpoints(managed, cluster, state, 60_000).endpoints).toEqual([{ address: '10.0.0.2', port: 80, status: 'DRAINING' }]);
+    expect(resolveEndpoints(managed, cluster, state, reap).endpoints).toEqual([{ address: '10.0.0.2', port: 80, status: 'DRAINING' }]);
   });
 
   it('maps checker health to EDS status, IPv6 included', () => {
@@ -55,7 +57,7 @@ describe('resolveEndpoints', () => {
       ]),
       now: 1000,
     };
-    expect(resolveEndpoints(managed, cluster, state, 60_000).endpoints.map((e) => e.status)).toEqual([
+    expect(resolveEndpoints(managed, cluster, state, reap).endpoints.map((e) => e.status)).toEqual([
       'HEALTHY',
       'UNHEALTHY',
       'UNKNOWN',
@@ -77,10 +79,10 @@ describe('resolveEndpoints', () => {
       ]),
       now: 100_000,
     };
-    const resolved = resolveEndpoints(managed, cluster, state, 60_000);
+    const resolved = resolveEndpoints(managed, cluster, state, reap);
     expect(resolved.endpoints.map((e) => e.address)).toEqual(['10.0.0.2', '10.0.0.3']);
     expect(resolved.nextReapAt).toBe(110_000);
-    expect(resolveEndpoints(managed, cluster, { ...state, now: 110_000 }, 60_000).endpoints.map((e) => e.address)).toEqual(['10.0.0.2']);
+    expect(resolveEndpoints(managed, cluster, { ...state, now: 110_000 }, reap).endpoints.map((e) => e.address)).toEqual(['10.0.0.2']);
   });
 
   it('drops non-IP addresses with an error and keeps the first of duplicate addresses', () => {
@@ -93,9 +95,45 @@ describe('resolveEndpoints', () => {
       health: new Map(),
       now: 0,
     };
-    const resolved = resolveEndpoints(managed, cluster, state, 60_000);
+    const resolved = resolveEndpoints(managed, cluster, state, reap);
     expect(resolved.endpoints).toEqual([{ address: '10.0.0.2', port: 80, status: 'UNKNOWN' }]);
     expect(resolved.dropped).toEqual([{ field: 'endpoints.v1[a]', message: expect.stringContaining('not an IP address') }]);
+  });
+});
+
+describe('resolveEndpoints with the endpoint allowlist', () => {
+  const options = { ...reap, endpointAllowlist: EndpointAllowlist.parse('10.0.0.0/8, fd00::/8') };
+
+  it('keeps metadata, link-local and loopback addresses of an endpoint set out of EDS', () => {
+    const state = {
+      endpointSets: endpointSet([
+        { id: 'meta4', address: '169.254.169.254', port: 80, state: 'ready' },
+        { id: 'meta6', address: 'fd00:ec2::254', port: 80, state: 'ready' },
+        { id: 'loop', address: '127.0.0.1', port: 9901, state: 'ready' },
+        { id: 'outside', address: '192.168.1.1', port: 80, state: 'ready' },
+        { id: 'ok', address: '10.0.0.7', port: 80, state: 'ready' },
+      ]),
+      health: new Map(),
+      now: 0,
+    };
+    const resolved = resolveEndpoints(managed, cluster, state, options);
+    expect(resolved.endpoints).toEqual([{ address: '10.0.0.7', port: 80, status: 'UNKNOWN' }]);
+    expect(resolved.dropped.map((d) => d.field)).toEqual([
+      'endpoints.v1[meta4]',
+      'endpoints.v1[meta6]',
+      'endpoints.v1[loop]',
+      'endpoints.v1[outside]',
+    ]);
+    expect(resolved.dropped[0]?.message).toContain('link-local');
+  });
+
+  it('applies to static endpoints too, whoever wrote the record', () => {
+    const revision: RevisionSpec = { name: 'v1', env: {}, endpoints: [{ address: '169.254.169.254', port: 80 }] };
+    const resolved = resolveEndpoints(revision, cluster, { endpointSets: new Map(), health: new Map(), now: 0 }, options);
+    expect(resolved).toEqual({
+      endpoints: [],
+      dropped: [{ field: 'endpoints.v1[169.254.169.254:80]', message: expect.stringContaining('link-local') }],
+    });
   });
 });
 

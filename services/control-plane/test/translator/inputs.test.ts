@@ -30,11 +30,20 @@ function transition(state: HealthTransition['state'], ts: number): HealthTransit
 describe('recordEndpointSet', () => {
   it('keeps the newest generation per revision', () => {
     const sets = new Map<string, EndpointSet>();
-    expect(recordEndpointSet(sets, set(2))).toBe(true);
-    expect(recordEndpointSet(sets, set(1))).toBe(false);
-    expect(recordEndpointSet(sets, set(2))).toBe(false);
-    expect(recordEndpointSet(sets, set(3))).toBe(true);
+    expect(recordEndpointSet(sets, set(2), 0)).toBe('recorded');
+    expect(recordEndpointSet(sets, set(1), 0)).toBe('stale');
+    expect(recordEndpointSet(sets, set(2), 0)).toBe('stale');
+    expect(recordEndpointSet(sets, set(3), 0)).toBe('recorded');
     expect(sets.get('sy_acme_api_v1')?.generation).toBe(3);
+  });
+
+  it('refuses a generation more than a minute ahead of the clock, so a forged one cannot pin a set', () => {
+    const sets = new Map<string, EndpointSet>();
+    const now = 1_700_000_000_000;
+    expect(recordEndpointSet(sets, set(9e15), now)).toBe('from_future');
+    expect(recordEndpointSet(sets, set(now + 60_001), now)).toBe('from_future');
+    expect(recordEndpointSet(sets, set(now + 60_000), now)).toBe('recorded');
+    expect(recordEndpointSet(sets, set(now + 60_001), now + 1)).toBe('recorded');
   });
 });
 

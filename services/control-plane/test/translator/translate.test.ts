@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { TypeUrl, parseClusterName, serviceSpec, type ServiceRecord } from '@switchyard/shared';
 import type { ProtoObject } from '../../src/resources.js';
 import { defaultTranslateOptions, translate, type DesiredState } from '../../src/translator/index.js';
-import { certificateProblems } from '../../src/translator/certificates.js';
+import { certificateProblems } from '../../src/validation/certificates.js';
 import { decodeAsGrpcClient } from './grpc-client.js';
 import { serviceRecord, tenantRecord } from './harness.js';
 
@@ -256,11 +256,11 @@ describe('certificateProblems', () => {
   it("refuses another certificate's key and unreadable PEM", () => {
     const mismatched = tls('tls-invalid.yaml', 0);
     expect(certificateProblems(mismatched.certificateChain, mismatched.privateKey)).toEqual([
-      { field: 'spec.tls.privateKey', message: 'does not belong to the first certificate of certificateChain' },
+      { field: 'tls.privateKey', message: 'does not belong to the first certificate of certificateChain' },
     ]);
     const good = tls('tls.yaml', 0);
     expect(certificateProblems(good.certificateChain, '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')[0]?.field).toBe(
-      'spec.tls.privateKey',
+      'tls.privateKey',
     );
   });
 });

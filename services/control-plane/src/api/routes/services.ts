@@ -5,9 +5,11 @@ import { z } from 'zod';
 import { RevisionConflict, checkService, type StoredService } from '../../store/index.js';
 import {
   checkRevision,
+  findService,
   ifMatchRevision,
   putCondition,
   requireService,
+  requireServiceEntry,
   requireTenant,
   serviceView,
   setETag,
@@ -41,6 +43,7 @@ function enforcePolicy(ctx: ApiContext, tenant: string, service: string, spec: S
     grants: requireTenant(ctx, tenant).record.spec.domains,
     siblings: ctx.store.view.services(tenant).map((s) => ({ name: s.record.name, domains: s.record.spec.domains })),
     allowlist: ctx.allowlist,
+    now: Date.now(),
   });
   if (!result.ok) throw new ApiError(result.status, result.issues);
 }
@@ -72,14 +75,16 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const spec = request.body;
       const stored = await ctx.exclusive(async () => {
         requireTenant(ctx, tenant);
-        const existing = view.service(tenant, service);
+        // The newest entry, valid or not: an invalid stored record is replaced like any other.
+        const existing = findService(ctx, tenant, service);
         const condition = putCondition(request.headers['if-match'], existing, `service "${service}"`);
         enforcePolicy(ctx, tenant, service, spec);
         const deploying = specChangeConflict(view.deployment(tenant, service)?.record, spec);
         if (deploying !== undefined) throw new ApiError(deploying.status, [{ field: deploying.field, message: deploying.message }]);
         const now = Date.now();
         // createdAt survives updates: the translator resolves host conflicts in favour of the older service.
-        const createdAt = existing?.record.createdAt ?? existing?.record.updatedAt ?? now;
+        const previous = existing?.stored?.record;
+        const createdAt = previous?.createdAt ?? previous?.updatedAt ?? now;
         const record: ServiceRecord = { schemaVersion: 1, tenant, name: service, spec, createdAt, updatedAt: now };
         const revision = await ctx.store.putService(record, condition);
         await ctx.publishStatus(statusEventOf(record, 'applied', revision));
@@ -103,9 +108,9 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
       },
     },
     async (request, reply) => {
-      const stored = requireService(ctx, request.params.tenant, request.params.service);
-      setETag(reply, stored.revision);
-      return serviceView(ctx, stored);
+      const entry = requireServiceEntry(ctx, request.params.tenant, request.params.service);
+      setETag(reply, entry.revision);
+      return serviceView(ctx, entry);
     },
   );
 
@@ -151,14 +156,14 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
     async (request, reply) => {
       const { tenant, service } = request.params;
       await ctx.exclusive(async () => {
-        const stored = requireService(ctx, tenant, service);
+        const entry = requireServiceEntry(ctx, tenant, service);
         const expected = ifMatchRevision(request.headers['if-match']);
-        if (expected !== undefined) checkRevision(expected, stored.revision, `service "${service}"`);
-        await ctx.store.deleteService(tenant, service, expected ?? stored.revision);
+        if (expected !== undefined) checkRevision(expected, entry.revision, `service "${service}"`);
+        await ctx.store.deleteService(tenant, service, expected ?? entry.revision);
         // A deployment record outlives nothing it deploys.
         const deployment = view.deployment(tenant, service);
         if (deployment !== undefined) await ctx.store.deleteDeployment(tenant, service, deployment.revision);
-        await ctx.publishStatus(statusEventOf(stored.record, 'deleted', stored.revision));
+        if (entry.stored !== undefined) await ctx.publishStatus(statusEventOf(entry.stored.record, 'deleted', entry.revision));
       });
       return reply.code(204).send(null);
     },

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { checkTenantGrant } from '../../store/index.js';
 import { hashToken, newToken } from '../auth.js';
 import { ifMatchRevision, putCondition, requireTenant, setETag, tenantView, checkRevision, type ApiContext } from '../context.js';
-import { ApiError, conflict } from '../errors.js';
+import { ApiError } from '../errors.js';
 import {
   conditionalHeaders,
   errorBody,
@@ -94,7 +94,7 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: ApiContext): voi
     {
       config: { access: 'admin' },
       schema: {
-        summary: 'Delete a tenant that has no services, revoking its tokens',
+        summary: 'Delete a tenant and everything under it: its services, deployments and tokens',
         tags: ['tenants'],
         params: tenantParams,
         headers: optionalConditionHeaders,
@@ -107,12 +107,7 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: ApiContext): voi
         const stored = requireTenant(ctx, tenant);
         const expected = ifMatchRevision(request.headers['if-match']);
         if (expected !== undefined) checkRevision(expected, stored.revision, `tenant "${tenant}"`);
-        const services = view.services(tenant).map((s) => s.record.name);
-        if (services.length > 0) {
-          throw conflict('path.tenant', `tenant "${tenant}" still has services (${services.join(', ')}); delete them first`);
-        }
-        await ctx.store.deleteTenant(tenant, expected ?? stored.revision);
-        for (const token of view.tokens().filter((t) => t.record.tenant === tenant)) await ctx.store.deleteToken(token.hash);
+        await ctx.store.deleteTenantTree(tenant, expected ?? stored.revision);
         return reply.code(204).send(null);
       });
     },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { estimateProgramSize, maxProgramSize, re2Problem } from '../../src/translator/regex.js';
+import { estimateProgramSize, maxProgramSize, re2Problem } from '../../src/validation/regex.js';
 
 describe('re2Problem', () => {
   it.each([
