@@ -20,6 +20,7 @@ interface WireTypes {
   deltaRequest: protobuf.Type;
   response: FieldTags;
   deltaResponse: FieldTags;
+  deltaResource: FieldTags;
   request: Record<'version_info' | 'node' | 'resource_names' | 'type_url' | 'response_nonce' | 'error_detail', number>;
 }
 
@@ -40,6 +41,7 @@ function wire(): WireTypes {
     deltaRequest: lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
     response: fieldIds(lookupType('envoy.service.discovery.v3.DiscoveryResponse')),
     deltaResponse: fieldIds(lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse')),
+    deltaResource: fieldIds(lookupType('envoy.service.discovery.v3.Resource')),
     request: {
       version_info: request.version_info!,
       node: request.node!,
@@ -85,10 +87,13 @@ export class EncodedResource implements HeldResource {
     readonly json: string,
   ) {}
 
-  /** The delta `Resource` wrapper (name, version, Any), encoded on first use. */
+  /** The delta `Resource` wrapper (name, version, and the Any as it is), encoded on first use. */
   deltaBytes(): Uint8Array {
-    this.deltaEncoded ??= wire()
-      .resource.encode({ name: this.name, version: this.version, resource: { type_url: this.typeUrl, value: this.any } })
+    const { resource, deltaResource } = wire();
+    this.deltaEncoded ??= resource
+      .encode({ name: this.name, version: this.version })
+      .uint32(tag(deltaResource.resource!))
+      .bytes(this.any)
       .finish();
     return this.deltaEncoded;
   }
