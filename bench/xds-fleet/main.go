@@ -74,6 +74,7 @@ type arming struct {
 type fleet struct {
 	out     *events
 	target  string
+	wire    wire
 	clients []*client
 	names   []string
 	index   map[string]int
@@ -253,85 +254,165 @@ func (c *client) checkSynced() {
 	}
 }
 
-func (c *client) runSotw(ctx context.Context) error {
-	stream, err := discovery.NewAggregatedDiscoveryServiceClient(c.conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
+// wire is what a client sends and reads as raw protobuf: responses are read field by field
+// (names and the one armed resource, nothing else decoded), and the long EDS name list is
+// encoded once for every request that repeats it, as a careful client would.
+type wire struct {
+	sotwNames  []byte
+	deltaNames []byte
+}
+
+func newWire(names []string) wire {
+	sotw, _ := proto.Marshal(&discovery.DiscoveryRequest{ResourceNames: names})
+	delta, _ := proto.Marshal(&discovery.DeltaDiscoveryRequest{ResourceNamesSubscribe: names})
+	return wire{sotwNames: sotw, deltaNames: delta}
+}
+
+func marshal(m proto.Message, tail []byte) []byte {
+	b, err := proto.Marshal(m)
 	if err != nil {
-		return err
+		log.Fatal(err)
 	}
-	if err := stream.Send(&discovery.DiscoveryRequest{Node: c.node, TypeUrl: clusterType}); err != nil {
-		return err
-	}
-	edsRequested := false
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			return err
+	return append(b, tail...)
+}
+
+// rawCodec hands messages through as bytes.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// eachField calls fn for every field of an encoded message, with the bytes of length-delimited ones.
+func eachField(msg []byte, fn func(num protowire.Number, value []byte)) {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return
 		}
-		at := wallMs()
-		ack := &discovery.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
-		switch resp.GetTypeUrl() {
-		case clusterType:
-			// A SotW CDS response is the whole set.
-			c.clusters = newBits(len(c.fleet.names))
-			for _, r := range resp.GetResources() {
-				c.mark(&c.clusters, nameField(r.GetValue()), true)
-			}
-		case endpointType:
-			armed := c.fleet.currentArming()
-			for _, r := range resp.GetResources() {
-				c.sawEndpoints(r.GetValue(), at, armed)
-			}
-			ack.ResourceNames = c.fleet.names
+		msg = msg[n:]
+		var value []byte
+		m := protowire.ConsumeFieldValue(num, typ, msg)
+		if m < 0 {
+			return
 		}
-		if err := stream.Send(ack); err != nil {
-			return err
+		if typ == protowire.BytesType {
+			value, _ = protowire.ConsumeBytes(msg)
 		}
-		if resp.GetTypeUrl() == clusterType && !edsRequested {
-			edsRequested = true
-			if err := stream.Send(&discovery.DiscoveryRequest{TypeUrl: endpointType, ResourceNames: c.fleet.names}); err != nil {
-				return err
-			}
-		}
-		c.checkSynced()
+		fn(num, value)
+		msg = msg[m:]
 	}
 }
 
-func (c *client) runDelta(ctx context.Context) error {
-	stream, err := discovery.NewAggregatedDiscoveryServiceClient(c.conn).DeltaAggregatedResources(ctx, grpc.WaitForReady(true))
+func field(msg []byte, want protowire.Number) []byte {
+	var out []byte
+	eachField(msg, func(num protowire.Number, value []byte) {
+		if num == want && out == nil {
+			out = value
+		}
+	})
+	return out
+}
+
+// response is the envelope of a DiscoveryResponse or DeltaDiscoveryResponse (same field numbers
+// for version 1, resources 2, type_url 4, nonce 5; removed_resources 6 is delta only).
+type response struct {
+	typeURL, version, nonce string
+	resources               [][]byte
+	removed                 []string
+}
+
+func parseResponse(msg []byte) response {
+	var r response
+	eachField(msg, func(num protowire.Number, value []byte) {
+		switch num {
+		case 1:
+			r.version = string(value)
+		case 2:
+			r.resources = append(r.resources, value)
+		case 4:
+			r.typeURL = string(value)
+		case 5:
+			r.nonce = string(value)
+		case 6:
+			r.removed = append(r.removed, string(value))
+		}
+	})
+	return r
+}
+
+// received applies one response to the client's view and returns the ACK to send.
+func (c *client) received(r response, delta bool, at float64) []byte {
+	set := &c.endpoints
+	if r.typeURL == clusterType {
+		set = &c.clusters
+		if !delta {
+			// A SotW CDS response is the whole set.
+			c.clusters = newBits(len(c.fleet.names))
+		}
+	}
+	armed := c.fleet.currentArming()
+	for _, raw := range r.resources {
+		// SotW: an Any (value is field 2); delta: a Resource (its Any is field 2).
+		value := field(raw, 2)
+		if delta {
+			value = field(value, 2)
+		}
+		if set == &c.endpoints {
+			c.sawEndpoints(value, at, armed)
+		} else {
+			c.mark(set, nameField(value), true)
+		}
+	}
+	for _, name := range r.removed {
+		c.mark(set, name, false)
+	}
+	if delta {
+		return marshal(&discovery.DeltaDiscoveryRequest{TypeUrl: r.typeURL, ResponseNonce: r.nonce}, nil)
+	}
+	var names []byte
+	if r.typeURL == endpointType {
+		names = c.fleet.wire.sotwNames
+	}
+	return marshal(&discovery.DiscoveryRequest{TypeUrl: r.typeURL, VersionInfo: r.version, ResponseNonce: r.nonce}, names)
+}
+
+// runStream speaks one ADS stream: CDS wildcard first, EDS for every cluster once clusters
+// arrived, an ACK for every response.
+func (c *client) runStream(ctx context.Context, delta bool) error {
+	method, name := "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources", "StreamAggregatedResources"
+	first := marshal(&discovery.DiscoveryRequest{Node: c.node, TypeUrl: clusterType}, nil)
+	subscribe := marshal(&discovery.DiscoveryRequest{TypeUrl: endpointType}, c.fleet.wire.sotwNames)
+	if delta {
+		method, name = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources", "DeltaAggregatedResources"
+		first = marshal(&discovery.DeltaDiscoveryRequest{Node: c.node, TypeUrl: clusterType}, nil)
+		subscribe = marshal(&discovery.DeltaDiscoveryRequest{TypeUrl: endpointType}, c.fleet.wire.deltaNames)
+	}
+	desc := &grpc.StreamDesc{StreamName: name, ClientStreams: true, ServerStreams: true}
+	stream, err := c.conn.NewStream(ctx, desc, method, grpc.ForceCodec(rawCodec{}), grpc.WaitForReady(true))
 	if err != nil {
 		return err
 	}
-	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: c.node, TypeUrl: clusterType}); err != nil {
+	if err := stream.SendMsg(&first); err != nil {
 		return err
 	}
 	edsRequested := false
 	for {
-		resp, err := stream.Recv()
-		if err != nil {
+		var msg []byte
+		if err := stream.RecvMsg(&msg); err != nil {
 			return err
 		}
-		at := wallMs()
-		set := &c.endpoints
-		if resp.GetTypeUrl() == clusterType {
-			set = &c.clusters
-		}
-		armed := c.fleet.currentArming()
-		for _, r := range resp.GetResources() {
-			if set == &c.endpoints {
-				c.sawEndpoints(r.GetResource().GetValue(), at, armed)
-			} else {
-				c.mark(set, r.GetName(), true)
-			}
-		}
-		for _, name := range resp.GetRemovedResources() {
-			c.mark(set, name, false)
-		}
-		if err := stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
+		r := parseResponse(msg)
+		ack := c.received(r, delta, wallMs())
+		if err := stream.SendMsg(&ack); err != nil {
 			return err
 		}
-		if resp.GetTypeUrl() == clusterType && !edsRequested {
+		if r.typeURL == clusterType && !edsRequested {
 			edsRequested = true
-			if err := stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: endpointType, ResourceNamesSubscribe: c.fleet.names}); err != nil {
+			if err := stream.SendMsg(&subscribe); err != nil {
 				return err
 			}
 		}
@@ -353,11 +434,7 @@ func (c *client) run(mode string) {
 			c.conn = dial(c.fleet.target)
 		}
 		c.reset()
-		if mode == "delta" {
-			_ = c.runDelta(ctx)
-		} else {
-			_ = c.runSotw(ctx)
-		}
+		_ = c.runStream(ctx, mode == "delta")
 		cancel()
 	}
 }
@@ -439,6 +516,7 @@ func main() {
 		f.names = append(f.names, name)
 		f.index[name] = i
 	}
+	f.wire = newWire(f.names)
 	for i := 0; i < *streams; i++ {
 		node := &core.Node{Id: fmt.Sprintf("fleet-%d", i), Cluster: "fleet", UserAgentName: "envoy"}
 		f.clients = append(f.clients, &client{fleet: f, conn: dial(*target), node: node})
