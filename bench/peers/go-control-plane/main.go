@@ -107,20 +107,17 @@ func (s *state) publish() error {
 	return s.cache.SetSnapshot(context.Background(), "fleet", snapshot)
 }
 
-// replaceEndpoints swaps one ClusterLoadAssignment and publishes; returns when the snapshot was set.
-func (s *state) replaceEndpoints(cla *endpoint.ClusterLoadAssignment) (float64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// replaceEndpoints swaps one ClusterLoadAssignment in a new endpoints list; publish sends it.
+func (s *state) replaceEndpoints(cla *endpoint.ClusterLoadAssignment) error {
 	i, ok := s.index[cla.GetClusterName()]
 	if !ok {
-		return 0, fmt.Errorf("no cluster %q", cla.GetClusterName())
+		return fmt.Errorf("no cluster %q", cla.GetClusterName())
 	}
 	next := make([]types.Resource, len(s.endpoints))
 	copy(next, s.endpoints)
 	next[i] = cla
 	s.endpoints = next
-	t0 := float64(time.Now().UnixNano()) / 1e6
-	return t0, s.publish()
+	return nil
 }
 
 func (s *state) handleEds(w http.ResponseWriter, r *http.Request) {
@@ -143,13 +140,21 @@ func (s *state) handleEds(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	t0, err := s.replaceEndpoints(&cla)
-	if err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.replaceEndpoints(&cla); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// The reply (when the change starts) goes out first: with a thousand SotW watches,
+	// SetSnapshot can take longer than an HTTP client waits.
+	t0 := float64(time.Now().UnixNano()) / 1e6
 	w.Header().Set("content-type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]float64{"t0_ms": t0})
+	w.(http.Flusher).Flush()
+	if err := s.publish(); err != nil {
+		log.Fatal(err)
+	}
 }
 
 func listen(port int) net.Listener {

@@ -30,7 +30,7 @@ const { values } = parseArgs({
   options: {
     clients: { type: 'string', default: '1000' },
     clusters: { type: 'string', default: '10000' },
-    rounds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '5' },
     modes: { type: 'string', default: 'sotw,delta' },
   },
 });
