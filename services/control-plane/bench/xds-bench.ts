@@ -2,12 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as grpc from '@grpc/grpc-js';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { TypeUrl } from '@switchyard/shared';
-import type { ProtoObject, ResourceSet, Snapshot } from '../src/resources.js';
-import { XdsCache, registerXdsServices, type XdsServer } from '../src/xds/index.js';
 import { encodeDiscoveryResponse } from '../src/xds/encoding.js';
 import {
   clusterNameOf,
@@ -18,6 +13,8 @@ import {
   type ToClients,
   type ToFloor,
 } from './xds-bench-protocol.js';
+import { benchSnapshots } from './xds-bench-resources.js';
+import { startEngine } from './xds-bench-engine.js';
 
 /**
  * xDS propagation benchmark. This process runs the control plane's xDS engine; a second process
@@ -55,58 +52,8 @@ const memory = () => {
   const mb = (n: number) => Math.round(n / 1024 / 1024);
   return `rss ${mb(m.rss)} MB (heap ${mb(m.heapUsed)}, buffers ${mb(m.arrayBuffers)}), peak ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`;
 };
-const silent = pino({ level: 'silent' });
 
-function clusterResource(i: number): ProtoObject {
-  return {
-    name: clusterNameOf(i),
-    type: 'EDS',
-    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } },
-    connect_timeout: { seconds: 1 },
-  };
-}
-
-function endpointsResource(i: number, round: number): ProtoObject {
-  const endpoint = (host: number) => ({
-    endpoint: { address: { socket_address: { address: `10.${(i >> 8) & 255}.${i & 255}.${host}`, port_value: 8080 + round } } },
-  });
-  return { cluster_name: clusterNameOf(i), endpoints: [{ locality: { zone: 'a' }, lb_endpoints: [endpoint(1), endpoint(2)] }] };
-}
-
-const clusterMap = new Map(Array.from({ length: clusters }, (_, i) => [clusterNameOf(i), clusterResource(i)]));
-const baseEndpoints = new Map(Array.from({ length: clusters }, (_, i) => [clusterNameOf(i), endpointsResource(i, 0)]));
-
-/** The snapshot in a given round: cluster 0's endpoints change each round, every other object is reused. */
-function snapshotForRound(round: number): Snapshot {
-  const endpointMap = new Map(baseEndpoints);
-  if (round > 0) endpointMap.set(clusterNameOf(0), endpointsResource(0, round));
-  const set: ResourceSet = new Map([
-    [TypeUrl.Cluster, clusterMap],
-    [TypeUrl.ClusterLoadAssignment, endpointMap],
-  ]);
-  return { envoy: set, grpc: set };
-}
-
-interface Engine {
-  cache: XdsCache;
-  xds: XdsServer;
-  server: grpc.Server;
-  port: number;
-}
-
-function bind(server: grpc.Server, port: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
-}
-
-async function startEngine(port: number, snapshot: Snapshot): Promise<Engine> {
-  const cache = new XdsCache();
-  cache.setSnapshot(snapshot);
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-  const xds = registerXdsServices(server, cache, { logger: silent, registry: new Registry() });
-  return { cache, xds, server, port: await bind(server, port) };
-}
+const snapshotForRound = benchSnapshots(clusters);
 
 /** A child process of the benchmark, spoken to over Node IPC. */
 class Child<In extends { kind: string }, Out> {

@@ -16,10 +16,11 @@ interface WireTypes {
   any: protobuf.Type;
   node: protobuf.Type;
   status: protobuf.Type;
-  resourceFields: FieldTags;
+  resource: protobuf.Type;
   deltaRequest: protobuf.Type;
   response: FieldTags;
   deltaResponse: FieldTags;
+  deltaResource: FieldTags;
   request: Record<'version_info' | 'node' | 'resource_names' | 'type_url' | 'response_nonce' | 'error_detail', number>;
 }
 
@@ -36,10 +37,11 @@ function wire(): WireTypes {
     any: lookupType('google.protobuf.Any'),
     node: lookupType('envoy.config.core.v3.Node'),
     status: lookupType('google.rpc.Status'),
-    resourceFields: fieldIds(lookupType('envoy.service.discovery.v3.Resource')),
+    resource: lookupType('envoy.service.discovery.v3.Resource'),
     deltaRequest: lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
     response: fieldIds(lookupType('envoy.service.discovery.v3.DiscoveryResponse')),
     deltaResponse: fieldIds(lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse')),
+    deltaResource: fieldIds(lookupType('envoy.service.discovery.v3.Resource')),
     request: {
       version_info: request.version_info!,
       node: request.node!,
@@ -85,16 +87,14 @@ export class EncodedResource implements HeldResource {
     readonly json: string,
   ) {}
 
-  /** The delta `Resource` wrapper (name, version, Any), encoded on first use; the Any is embedded as encoded, not wrapped again. */
+  /** The delta `Resource` wrapper (name, version, and the Any as it is), encoded on first use. */
   deltaBytes(): Uint8Array {
-    if (this.deltaEncoded === undefined) {
-      const ids = wire().resourceFields;
-      const w = protobuf.Writer.create();
-      w.uint32(tag(ids.version!)).string(this.version);
-      w.uint32(tag(ids.resource!)).bytes(this.any);
-      w.uint32(tag(ids.name!)).string(this.name);
-      this.deltaEncoded = w.finish();
-    }
+    const { resource, deltaResource } = wire();
+    this.deltaEncoded ??= resource
+      .encode({ name: this.name, version: this.version })
+      .uint32(tag(deltaResource.resource!))
+      .bytes(this.any)
+      .finish();
     return this.deltaEncoded;
   }
 }

@@ -34,58 +34,24 @@ export function createXdsMetrics(registry: Registry, source: GaugeSources): XdsM
   sources.set(registry, source);
   const registers = [registry];
   const current = () => sources.get(registry)!;
-  once(
-    registry,
-    'switchyard_xds_resources',
-    () =>
-      new Gauge({
-        name: 'switchyard_xds_resources',
-        help: 'Resources in the xDS cache by node group and type.',
-        labelNames: ['group', 'type'],
-        registers,
-        collect() {
-          for (const row of current().cache.summary()) this.set({ group: row.group, type: row.type }, row.resources);
-        },
-      }),
-  );
-  const metrics: XdsMetrics = {
-    streams: once(
-      registry,
-      'switchyard_xds_streams',
-      () =>
-        new Gauge({
-          name: 'switchyard_xds_streams',
-          help: 'Open xDS streams with an identified node.',
-          labelNames: ['mode', 'group'],
-          registers,
-        }),
-    ),
-    pushes: once(
-      registry,
-      'switchyard_xds_pushes_total',
-      () => new Counter({ name: 'switchyard_xds_pushes_total', help: 'xDS responses sent.', labelNames: ['type', 'mode'], registers }),
-    ),
-    pushBytes: once(
-      registry,
-      'switchyard_xds_push_bytes_total',
-      () => new Counter({ name: 'switchyard_xds_push_bytes_total', help: 'Bytes of xDS responses sent.', labelNames: ['type'], registers }),
-    ),
-    acks: once(
-      registry,
-      'switchyard_xds_acks_total',
-      () => new Counter({ name: 'switchyard_xds_acks_total', help: 'xDS responses ACKed by clients.', labelNames: ['type'], registers }),
-    ),
-    nacks: once(
-      registry,
-      'switchyard_xds_nacks_total',
-      () =>
-        new Counter({
-          name: 'switchyard_xds_nacks_total',
-          help: 'xDS responses rejected by clients (error_detail set).',
-          labelNames: ['type'],
-          registers,
-        }),
-    ),
+  const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+    once(registry, name, () => new Counter<L>({ name, help, labelNames, registers }));
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[], collect?: (this: Gauge<L>) => void) =>
+    once(registry, name, () => new Gauge<L>({ name, help, labelNames, registers, ...(collect ? { collect } : {}) }));
+  /** A gauge read at scrape time from the engine's current numbers. */
+  const readGauge = (name: string, help: string, read: (s: GaugeSources) => number) =>
+    gauge(name, help, [], function () {
+      this.set(read(current()));
+    });
+  gauge('switchyard_xds_resources', 'Resources in the xDS cache by node group and type.', ['group', 'type'], function () {
+    for (const row of current().cache.summary()) this.set({ group: row.group, type: row.type }, row.resources);
+  });
+  return {
+    streams: gauge('switchyard_xds_streams', 'Open xDS streams with an identified node.', ['mode', 'group']),
+    pushes: counter('switchyard_xds_pushes_total', 'xDS responses sent.', ['type', 'mode']),
+    pushBytes: counter('switchyard_xds_push_bytes_total', 'Bytes of xDS responses sent.', ['type']),
+    acks: counter('switchyard_xds_acks_total', 'xDS responses ACKed by clients.', ['type']),
+    nacks: counter('switchyard_xds_nacks_total', 'xDS responses rejected by clients (error_detail set).', ['type']),
     pushLatency: once(
       registry,
       'switchyard_xds_push_latency_seconds',
@@ -98,56 +64,46 @@ export function createXdsMetrics(registry: Registry, source: GaugeSources): XdsM
           registers,
         }),
     ),
-    badRequests: once(
-      registry,
+    badRequests: counter(
       'switchyard_xds_bad_requests_total',
-      () =>
-        new Counter({
-          name: 'switchyard_xds_bad_requests_total',
-          help: 'xDS requests that were malformed, for unknown types, or carried stale nonces.',
-          labelNames: ['reason'],
-          registers,
-        }),
+      'xDS requests that were malformed, for unknown types, or carried stale nonces.',
+      ['reason'],
     ),
-    heldRequests: once(
-      registry,
+    heldRequests: readGauge(
       'switchyard_xds_held_requests',
-      () =>
-        new Gauge({
-          name: 'switchyard_xds_held_requests',
-          help: 'Requests held because the cache has not loaded its first complete state.',
-          registers,
-          collect() {
-            this.set(current().held());
-          },
-        }),
+      'Requests held because the cache has not loaded its first complete state.',
+      (s) => s.held(),
     ),
-    pushQueue: once(
-      registry,
-      'switchyard_xds_push_queue',
-      () =>
-        new Gauge({
-          name: 'switchyard_xds_push_queue',
-          help: 'Streams waiting for the send budget.',
-          registers,
-          collect() {
-            this.set(current().queued());
-          },
-        }),
-    ),
-    bytesInFlight: once(
-      registry,
+    pushQueue: readGauge('switchyard_xds_push_queue', 'Streams waiting for the send budget.', (s) => s.queued()),
+    bytesInFlight: readGauge(
       'switchyard_xds_send_bytes_in_flight',
-      () =>
-        new Gauge({
-          name: 'switchyard_xds_send_bytes_in_flight',
-          help: 'Response bytes handed to gRPC and not yet taken by the transport (bounded by the send budget).',
-          registers,
-          collect() {
-            this.set(current().bytesInFlight());
-          },
-        }),
+      'Response bytes handed to gRPC and not yet taken by the transport (bounded by the send budget).',
+      (s) => s.bytesInFlight(),
     ),
   };
-  return metrics;
 }
+
+/** Labelled metric children, looked up once: a push to a thousand streams touches them a thousand times. */
+export function metricLabels(metrics: XdsMetrics) {
+  const memo = <T>(make: (...keys: string[]) => T) => {
+    const cache = new Map<string, T>();
+    return (...keys: string[]): T => {
+      const key = keys.join('\0');
+      let child = cache.get(key);
+      if (child === undefined) {
+        child = make(...keys);
+        cache.set(key, child);
+      }
+      return child;
+    };
+  };
+  return {
+    pushes: memo((type, mode) => metrics.pushes.labels(type!, mode!)),
+    pushBytes: memo((type) => metrics.pushBytes.labels(type!)),
+    acks: memo((type) => metrics.acks.labels(type!)),
+    nacks: memo((type) => metrics.nacks.labels(type!)),
+    latency: memo((type) => metrics.pushLatency.labels(type!)),
+  };
+}
+
+export type MetricLabels = ReturnType<typeof metricLabels>;

@@ -1,76 +1,12 @@
 import type { XdsTypeUrl } from '@switchyard/shared';
 import type { NodeGroup } from '../resources.js';
 import { nodeGroupOf, type XdsCache } from './cache.js';
-import {
-  decodeNames,
-  encodeDeltaResponse,
-  encodeDiscoveryResponse,
-  type DeltaRequest,
-  type EncodedResource,
-  type HeldResource,
-  type SotwRequest,
-} from './encoding.js';
-import {
-  emptyView,
-  nameSetKey,
-  pendingFor,
-  rawNamesKey,
-  type Pending,
-  type Subscription,
-  type SyncedView,
-  type TypeState,
-} from './type-state.js';
-import { isFullSetType, isXdsTypeUrl, pushOrder, type ErrorDetail, type NodeInfo, type XdsMode } from './types.js';
-import { blame, keepRejected, type RejectedResource, type SentForBlame } from './rejections.js';
+import { pendingFor, type Pending } from './type-state.js';
+import { isXdsTypeUrl, pushOrder, type ErrorDetail, type NodeInfo, type XdsMode } from './types.js';
+import { blame, type SentForBlame } from './rejections.js';
+import { advance, newView, type NackRecord, type TypeView } from './view.js';
 
-/** CSDS words for where a type stands with one client. */
-export type DeliveryStatus = 'REQUESTED' | 'ACKED' | 'NACKED';
-
-export interface NackRecord {
-  version: string;
-  nonce: string;
-  errorDetail: ErrorDetail;
-  at: number;
-}
-
-interface Inflight extends SentForBlame {
-  nonce: string;
-  version: string;
-  resources: number;
-  removed: number;
-  sentAt: number;
-}
-
-/** One type on one stream: the synced view plus the protocol state (nonces, ACKs, NACKs). */
-export interface TypeView extends SyncedView {
-  readonly typeUrl: XdsTypeUrl;
-  readonly state: TypeState;
-  status: DeliveryStatus;
-  latestNonce: string;
-  inflight: Inflight | undefined;
-  sentVersion: string;
-  ackedVersion: string;
-  ackedAt: number | undefined;
-  nack: NackRecord | undefined;
-  /**
-   * A response must go out even if nothing changed: SotW CDS/LDS after a subscription change
-   * (the full set tells the client what exists), and a delta wildcard's first request (an
-   * empty answer ends the client's initial fetch instead of its timeout).
-   */
-  mustRespond: boolean;
-  /** Legacy wildcard: an empty first CDS/LDS request means "everything" only until names were given. */
-  everNamed: boolean;
-  /** SotW first request that arrived before the cache was ready: its version_info, checked once ready. */
-  versionToCheck: string | undefined;
-  /** Delta first request listed initial_resource_versions: a reconnect that may already hold everything. */
-  resumed: boolean;
-  /**
-   * SotW CDS/LDS: resources the client rejected, by name. A full set must name every resource,
-   * so until the desired version changes, later sets carry what the client kept instead of the
-   * version it rejected — otherwise every unrelated change would be NACKed again.
-   */
-  rejected: Map<string, RejectedResource>;
-}
+export type { DeliveryStatus, NackRecord, TypeView } from './view.js';
 
 /** A response ready to write: the bytes may be shared with every other stream that gets the same. */
 export interface OutgoingResponse {
@@ -96,6 +32,30 @@ export interface StreamHooks {
   dirty(): void;
 }
 
+/** A response and what a NACK of it can be matched against. */
+export interface Transmission {
+  response: OutgoingResponse;
+  blame?: SentForBlame;
+}
+
+/**
+ * What differs between State of the World and delta: how a request changes a stream's
+ * subscriptions, and how what a client lacks becomes a response (sotw-policy.ts, delta-policy.ts).
+ */
+export interface ResponsePolicy<R> {
+  readonly mode: XdsMode;
+  /** Applies one request: node, ACK or NACK, subscription change. */
+  handle(stream: XdsStream<R>, request: R): void;
+  /** Finishes what waited for the cache to be ready. */
+  resume(stream: XdsStream<R>): void;
+  /** Whether this protocol can tell a client of this type that a resource is gone. */
+  expressesRemovals(typeUrl: XdsTypeUrl): boolean;
+  /** Additions and updates (and the removals, unless deferred until other types' additions went out). */
+  upserts(view: TypeView, pending: Pending, deferRemovals: boolean): Transmission;
+  /** Removals only, once no type has additions left to send. */
+  removals(view: TypeView, pending: Pending): OutgoingResponse;
+}
+
 /** A request the stream cannot serve; the server ends the stream with INVALID_ARGUMENT. */
 export class BadRequest extends Error {}
 
@@ -103,17 +63,19 @@ const nothingPending: Pending = Object.freeze({ upserts: [], replaced: [], remov
 
 let nonceCounter = 0;
 /** Nonces are unique process-wide, so one encoded response can be shared by many streams. */
-function nextNonce(): string {
+export function nextNonce(): string {
   return (++nonceCounter).toString(36);
 }
 
 /**
- * The protocol state machine of one xDS stream (ADS or a single-type service, SotW or delta),
- * free of gRPC: requests in, responses out through hooks. What a stream sends is decided in
- * tick(), which the server's scheduler calls after requests and cache changes, so a burst of
- * changes becomes one response per type.
+ * The protocol state machine of one xDS stream (ADS or a single-type service), free of gRPC:
+ * requests in, responses out through hooks. Its policy (SotW or delta) reads requests and
+ * shapes responses; the stream keeps what both share: the node, one view per type, nonces,
+ * ACK/NACK bookkeeping and the push order. What a stream sends is decided in tick(), which the
+ * server's scheduler calls after requests and cache changes, so a burst of changes becomes
+ * one response per type.
  */
-export class XdsStream {
+export class XdsStream<R = unknown> {
   node: NodeInfo | undefined;
   group: NodeGroup | undefined;
   readonly views = new Map<XdsTypeUrl, TypeView>();
@@ -122,87 +84,37 @@ export class XdsStream {
    * requests are applied at once (their subscription is interned, so a thousand held
    * ten-thousand-name requests cost one set); only the version check waits (`versionToCheck`).
    */
-  private readonly held: DeltaRequest[] = [];
+  readonly waiting: R[] = [];
   private closed = false;
 
   constructor(
     readonly id: number,
-    readonly mode: XdsMode,
-    private readonly cache: XdsCache,
-    private readonly hooks: StreamHooks,
+    private readonly policy: ResponsePolicy<R>,
+    readonly cache: XdsCache,
+    readonly hooks: StreamHooks,
     /** Set for the per-type services (CDS, EDS…), whose requests may leave type_url empty. */
     readonly fixedType: XdsTypeUrl | undefined,
     readonly connectedAt: number,
     private readonly now: () => number = Date.now,
   ) {}
 
+  get mode(): XdsMode {
+    return this.policy.mode;
+  }
+
   get heldRequests(): number {
-    let held = this.held.length;
+    let held = this.waiting.length;
     for (const view of this.views.values()) if (view.versionToCheck !== undefined) held++;
     return held;
   }
 
-  handleSotw(req: SotwRequest): void {
-    this.identify(req.node);
-    const view = this.viewFor(req.typeUrl);
-    if (view === undefined) return;
-    if (req.nonce !== '' && req.nonce !== view.latestNonce) {
-      // Stale: the client has not seen our latest response yet; its answer to that will follow.
-      this.hooks.staleNonce(view.typeUrl);
-      return;
-    }
-    this.settleInflight(view, req.nonce, req.errorDetail);
-    this.updateSotwSubscription(view, req);
-    this.hooks.dirty();
-  }
-
-  handleDelta(req: DeltaRequest): void {
-    this.identify(req.node);
-    if (!this.cache.ready) {
-      this.held.push(req);
-      return;
-    }
-    const view = this.viewFor(req.typeUrl);
-    if (view === undefined) return;
-    if (req.nonce !== '' && req.nonce !== view.latestNonce) this.hooks.staleNonce(view.typeUrl);
-    else this.settleInflight(view, req.nonce, req.errorDetail);
-    // Subscription changes count even with a stale nonce: the client has already switched.
-    this.updateDeltaSubscription(view, req);
-    this.hooks.dirty();
+  handle(request: R): void {
+    this.policy.handle(this, request);
   }
 
   /** Finishes what waited for the cache to be ready. */
   resume(): void {
-    for (const view of this.views.values()) {
-      if (view.versionToCheck === undefined) continue;
-      this.checkHeldVersion(view, view.versionToCheck);
-      view.versionToCheck = undefined;
-    }
-    for (const req of this.held.splice(0)) this.handleDelta(req);
-  }
-
-  /** A client reconnecting with the version it holds gets nothing it already has. */
-  private checkHeldVersion(view: TypeView, versionInfo: string): void {
-    const holdsCurrent = versionInfo !== '' && versionInfo === view.subscription!.contentVersion();
-    view.synced = holdsCurrent ? view.state.revision : emptyView;
-    view.mustRespond = isFullSetType(view.typeUrl) && !holdsCurrent;
-    // It ACKed this version on its previous stream; without that, a restart would show it pending for ever.
-    if (holdsCurrent) {
-      view.ackedVersion = versionInfo;
-      view.status = 'ACKED';
-    }
-  }
-
-  /**
-   * A delta reconnect whose initial_resource_versions are all current is sent nothing, so it
-   * never ACKs: it ACKed these versions on its previous stream (the delta twin of checkHeldVersion).
-   */
-  private ackResumed(view: TypeView): void {
-    view.resumed = false;
-    if (view.status !== 'REQUESTED') return;
-    view.status = 'ACKED';
-    view.ackedVersion = view.state.version;
-    view.ackedAt = this.now();
+    this.policy.resume(this);
   }
 
   /** Every requested type is current for this client, nothing held, queued or unanswered. */
@@ -223,7 +135,8 @@ export class XdsStream {
     }
   }
 
-  private identify(node: NodeInfo | undefined): void {
+  /** Takes the node from the first request; every stream must start with one. */
+  identify(node: NodeInfo | undefined): void {
     if (this.node !== undefined) return;
     if (node === undefined || node.id === '') throw new BadRequest('the first request on a stream must carry a node with an id');
     this.node = node;
@@ -231,7 +144,8 @@ export class XdsStream {
     this.hooks.connected(node, this.group);
   }
 
-  private viewFor(requestedType: string): TypeView | undefined {
+  /** The view of the requested type, created on first use; undefined for a type not served. */
+  viewFor(requestedType: string): TypeView | undefined {
     const typeUrl = requestedType === '' && this.fixedType !== undefined ? this.fixedType : requestedType;
     if (this.fixedType !== undefined && typeUrl !== this.fixedType) {
       throw new BadRequest(`this service serves ${this.fixedType}, not ${typeUrl}`);
@@ -242,27 +156,8 @@ export class XdsStream {
     }
     let view = this.views.get(typeUrl);
     if (view === undefined) {
-      const state = this.cache.typeState(this.group!, typeUrl);
-      view = {
-        typeUrl,
-        state,
-        subscription: undefined,
-        synced: emptyView,
-        overrides: new Map(),
-        status: 'REQUESTED',
-        latestNonce: '',
-        inflight: undefined,
-        sentVersion: '',
-        ackedVersion: '',
-        ackedAt: undefined,
-        nack: undefined,
-        mustRespond: false,
-        everNamed: false,
-        versionToCheck: undefined,
-        resumed: false,
-        rejected: new Map(),
-      };
-      state.views.add(view);
+      view = newView(typeUrl, this.cache.typeState(this.group!, typeUrl));
+      view.state.views.add(view);
       this.views.set(typeUrl, view);
     }
     return view;
@@ -274,7 +169,7 @@ export class XdsStream {
    * has already moved on, so the rejected version is never sent again; the next response
    * for this type goes out only when the desired state changes.
    */
-  private settleInflight(view: TypeView, nonce: string, errorDetail: ErrorDetail | undefined): void {
+  settleInflight(view: TypeView, nonce: string, errorDetail: ErrorDetail | undefined): void {
     const inflight = view.inflight;
     if (inflight === undefined || nonce !== inflight.nonce) return;
     view.inflight = undefined;
@@ -293,86 +188,6 @@ export class XdsStream {
     }
   }
 
-  private updateSotwSubscription(view: TypeView, req: SotwRequest): void {
-    const current = view.subscription;
-    if (current?.raw !== undefined && (req.knownNames === current.raw || current.raw.equals(req.names))) return;
-    const state = view.state;
-    const full = isFullSetType(view.typeUrl);
-    let next: Subscription;
-    if (req.nameCount === 0) {
-      // Legacy wildcard: an empty first CDS/LDS request means everything, until names were given.
-      next = full && !view.everNamed ? state.wildcard : state.intern('raw:none', () => ({ names: [], wildcard: false }));
-    } else {
-      next = state.intern(
-        req.namesKey ?? rawNamesKey(req.names),
-        () => {
-          const names = decodeNames(req.names);
-          const wildcard = names.includes('*');
-          return { names: names.filter((n) => n !== '*'), wildcard };
-        },
-        req.names,
-      );
-      if (!next.wildcard) view.everNamed = true;
-    }
-    if (next === current) return;
-    this.setSubscription(view, next);
-    if (current === undefined) {
-      if (this.cache.ready) this.checkHeldVersion(view, req.versionInfo);
-      else view.versionToCheck = req.versionInfo;
-    } else if (full) {
-      view.mustRespond = true;
-    } else {
-      this.trackNewNames(view, current, next);
-    }
-  }
-
-  private updateDeltaSubscription(view: TypeView, req: DeltaRequest): void {
-    const current = view.subscription;
-    const first = current === undefined;
-    // A plain ACK changes nothing; skip copying and re-keying a large name set.
-    if (!first && req.subscribe.length === 0 && req.unsubscribe.length === 0) return;
-    let wildcard = current?.wildcard ?? (req.subscribe.length === 0 && isFullSetType(view.typeUrl));
-    const names = new Set(current?.names ?? []);
-    if (first) {
-      for (const [name, version] of Object.entries(req.initialVersions)) view.overrides.set(name, { name, version });
-      view.resumed = view.overrides.size > 0;
-    }
-    for (const name of req.subscribe) {
-      if (name === '*') wildcard = true;
-      else names.add(name);
-    }
-    for (const name of req.unsubscribe) {
-      if (name === '*') wildcard = false;
-      else names.delete(name);
-      // The client forgets what it unsubscribed from; a later subscribe must send it again.
-      if (name !== '*' && !first) view.overrides.delete(name);
-    }
-    const state = view.state;
-    const next = state.intern(`${wildcard ? '*' : ''}${nameSetKey(names)}`, () => ({ names, wildcard }));
-    if (next === current) return;
-    this.setSubscription(view, next);
-    if (current !== undefined) this.trackNewNames(view, current, next);
-    else view.mustRespond = next.wildcard;
-  }
-
-  private setSubscription(view: TypeView, next: Subscription): void {
-    next.refs++;
-    if (view.subscription !== undefined) view.state.release(view.subscription);
-    view.subscription = next;
-  }
-
-  /** Names newly subscribed are held by the client at no version, whatever the synced revision says. */
-  private trackNewNames(view: TypeView, before: Subscription, after: Subscription): void {
-    if (view.synced === emptyView) return;
-    if (after.wildcard && !before.wildcard) {
-      view.synced = emptyView;
-      view.overrides.clear();
-      return;
-    }
-    for (const name of after.names) if (!before.includes(name) && !view.overrides.has(name)) view.overrides.set(name, null);
-    for (const name of before.names) if (!after.includes(name)) view.overrides.delete(name);
-  }
-
   /**
    * Sends what this stream lacks: additions and updates in push order (CDS, EDS, SDS, LDS,
    * RDS), then removals in reverse order once no type has additions left to send, so a
@@ -381,13 +196,8 @@ export class XdsStream {
    */
   tick(): void {
     if (this.closed || !this.cache.ready || this.group === undefined) return;
-    const plans: { view: TypeView; pending: Pending; done: boolean }[] = [];
-    for (const typeUrl of pushOrder) {
-      const view = this.views.get(typeUrl);
-      if (view?.subscription === undefined) continue;
-      plans.push({ view, pending: this.pendingOf(view), done: false });
-    }
-    const needsUpsert = (p: (typeof plans)[number]) => p.pending.upserts.length > 0 || p.view.mustRespond;
+    const plans = this.plans();
+    const needsUpsert = (p: Plan) => p.pending.upserts.length > 0 || p.view.mustRespond;
     const withUpserts = new Set(plans.filter(needsUpsert).map((p) => p.view.typeUrl));
     for (const plan of plans) {
       const { view, pending } = plan;
@@ -395,21 +205,34 @@ export class XdsStream {
       if (needsUpsert(plan)) {
         withUpserts.delete(view.typeUrl);
         const deferRemovals = pending.removals.length > 0 && withUpserts.size > 0;
-        this.sendUpserts(view, pending, deferRemovals);
+        this.transmit(view, this.policy.upserts(view, pending, deferRemovals));
+        advance(view, deferRemovals ? pending.removals : []);
         plan.done = !deferRemovals;
-      } else if (pending.removals.length === 0 || (this.mode === 'sotw' && !isFullSetType(view.typeUrl))) {
+      } else if (pending.removals.length === 0 || !this.policy.expressesRemovals(view.typeUrl)) {
         // Nothing the client lacks (SotW EDS/RDS/SDS cannot even express a removal).
-        this.advance(view, []);
+        advance(view, []);
         if (view.resumed) this.ackResumed(view);
         plan.done = true;
       }
     }
     if (withUpserts.size > 0) return;
     for (let i = plans.length - 1; i >= 0; i--) {
-      const plan = plans[i]!;
-      if (plan.done || plan.view.inflight !== undefined || plan.pending.removals.length === 0) continue;
-      this.sendRemovals(plan.view, plan.pending);
+      const { view, pending, done } = plans[i]!;
+      if (done || view.inflight !== undefined || pending.removals.length === 0) continue;
+      this.transmit(view, { response: this.policy.removals(view, pending) });
+      advance(view, []);
     }
+  }
+
+  /** What each subscribed type lacks, in push order. */
+  private plans(): Plan[] {
+    const plans: Plan[] = [];
+    for (const typeUrl of pushOrder) {
+      const view = this.views.get(typeUrl);
+      if (view?.subscription === undefined) continue;
+      plans.push({ view, pending: this.pendingOf(view), done: false });
+    }
+    return plans;
   }
 
   private pendingOf(view: TypeView): Pending {
@@ -419,89 +242,7 @@ export class XdsStream {
     return sub.memoized(`pending:${view.synced}`, () => pendingFor(view.state, view));
   }
 
-  private sendUpserts(view: TypeView, pending: Pending, deferRemovals: boolean): void {
-    const sub = view.subscription!;
-    const retained = deferRemovals ? pending.removals : [];
-    const shareable = view.overrides.size === 0;
-    if (this.mode === 'sotw' && isFullSetType(view.typeUrl)) {
-      const full = this.fullSetResponse(view, retained);
-      this.transmit(view, full, { sent: full.sent, pending });
-    } else if (this.mode === 'sotw') {
-      const build = () => this.sotwResponse(view, pending.upserts, '');
-      this.transmit(view, shareable ? sub.memoized(`sotw:${view.synced}`, build) : build());
-    } else {
-      const removed = deferRemovals ? [] : pending.removals.map((r) => r.name);
-      const build = () => this.deltaResponse(view, pending.upserts, removed);
-      this.transmit(view, shareable ? sub.memoized(`delta:${view.synced}:${deferRemovals}`, build) : build());
-    }
-    this.advance(view, retained);
-  }
-
-  private sendRemovals(view: TypeView, pending: Pending): void {
-    const sub = view.subscription!;
-    const shareable = view.overrides.size === 0;
-    let response: OutgoingResponse;
-    if (this.mode === 'sotw') {
-      // Full-set type: the set without the removed resources is the removal.
-      response = this.fullSetResponse(view, []);
-    } else {
-      const build = () =>
-        this.deltaResponse(
-          view,
-          [],
-          pending.removals.map((r) => r.name),
-        );
-      response = shareable ? sub.memoized(`delta-removals:${view.synced}`, build) : build();
-    }
-    this.transmit(view, response);
-    this.advance(view, []);
-  }
-
-  /**
-   * A CDS/LDS set: every subscribed resource, plus resources kept back for a later removal, with
-   * rejected versions replaced by what the client kept. Shared between streams when plain.
-   */
-  private fullSetResponse(view: TypeView, retained: readonly HeldResource[]): OutgoingResponse & { sent: readonly HeldResource[] } {
-    const sub = view.subscription!;
-    let resources: readonly HeldResource[] = sub.resources();
-    let suffix = '';
-    if (view.rejected.size > 0) {
-      resources = keepRejected(view.rejected, sub.resources());
-      if (view.rejected.size > 0) suffix = '+kept';
-    }
-    if (retained.length > 0) {
-      resources = [...resources, ...retained];
-      suffix += '+retained';
-    }
-    if (suffix === '' && view.overrides.size === 0) {
-      return sub.memoized('sotw:full', () => ({ ...this.sotwResponse(view, resources, ''), sent: resources }));
-    }
-    return { ...this.sotwResponse(view, resources, suffix), sent: resources };
-  }
-
-  private sotwResponse(view: TypeView, resources: readonly HeldResource[], versionSuffix: string): OutgoingResponse {
-    const nonce = nextNonce();
-    const version = view.subscription!.contentVersion() + versionSuffix;
-    const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl: view.typeUrl, nonce, resources });
-    return { typeUrl: view.typeUrl, bytes, nonce, version, resources: resources.length, removed: 0, revisionTime: view.state.updatedAt };
-  }
-
-  private deltaResponse(view: TypeView, resources: readonly EncodedResource[], removed: readonly string[]): OutgoingResponse {
-    const nonce = nextNonce();
-    const version = view.state.version;
-    const bytes = encodeDeltaResponse({ systemVersionInfo: version, typeUrl: view.typeUrl, nonce, resources, removed });
-    return {
-      typeUrl: view.typeUrl,
-      bytes,
-      nonce,
-      version,
-      resources: resources.length,
-      removed: removed.length,
-      revisionTime: view.state.updatedAt,
-    };
-  }
-
-  private transmit(view: TypeView, response: OutgoingResponse, blameable: SentForBlame = {}): void {
+  private transmit(view: TypeView, { response, blame: blameable = {} }: Transmission): void {
     view.latestNonce = response.nonce;
     view.sentVersion = response.version;
     view.inflight = {
@@ -517,10 +258,21 @@ export class XdsStream {
     this.hooks.send(response);
   }
 
-  /** The client now holds the current revision, except resources kept back for a later removal. */
-  private advance(view: TypeView, retained: readonly HeldResource[]): void {
-    view.synced = view.state.revision;
-    view.overrides.clear();
-    for (const r of retained) view.overrides.set(r.name, r);
+  /**
+   * A delta reconnect whose initial_resource_versions are all current is sent nothing, so it
+   * never ACKs: it ACKed these versions on its previous stream (the delta twin of the SotW held-version check).
+   */
+  private ackResumed(view: TypeView): void {
+    view.resumed = false;
+    if (view.status !== 'REQUESTED') return;
+    view.status = 'ACKED';
+    view.ackedVersion = view.state.version;
+    view.ackedAt = this.now();
   }
+}
+
+interface Plan {
+  view: TypeView;
+  pending: Pending;
+  done: boolean;
 }

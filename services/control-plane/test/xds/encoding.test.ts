@@ -49,11 +49,16 @@ describe('wire encoding', () => {
       removed: ['b'],
     });
     const decoded = DeltaDiscoveryResponse.toObject(DeltaDiscoveryResponse.decode(bytes)) as {
-      resources: { name: string; version: string }[];
+      resources: { name: string; version: string; resource: { type_url: string; value: Uint8Array } }[];
       removed_resources: string[];
     };
     expect(decoded.resources).toEqual([expect.objectContaining({ name: 'a', version: a.version })]);
     expect(decoded.removed_resources).toEqual(['b']);
+    // The Any holds the ClusterLoadAssignment itself, not another Any around it.
+    const resource = decoded.resources[0]!.resource;
+    expect(resource.type_url).toBe(TypeUrl.ClusterLoadAssignment);
+    const ClusterLoadAssignment = lookupType(TypeUrl.ClusterLoadAssignment);
+    expect(ClusterLoadAssignment.toObject(ClusterLoadAssignment.decode(resource.value))).toMatchObject({ cluster_name: 'a' });
   });
 
   it('reads a request lazily: names stay raw bytes until asked for', () => {

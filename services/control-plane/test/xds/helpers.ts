@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import { TypeUrl, type XdsEvent } from '@switchyard/shared';
 import { XdsCache, registerXdsServices, type XdsServer } from '../../src/xds/index.js';
 import type { ProtoObject, ResourceSet, Snapshot } from '../../src/resources.js';
+import { XdsStream, type NackRecord, type OutgoingResponse, type ResponsePolicy } from '../../src/xds/stream.js';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -186,4 +187,16 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
   const metric = await registry.getSingleMetric(name)?.get();
   const matching = metric?.values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)) ?? [];
   return matching.reduce((sum, v) => sum + v.value, 0);
+}
+
+/** A stream state machine with no gRPC around it: responses and NACKs go to the callbacks, ticks are the test's. */
+export function bareStream<R>(
+  policy: ResponsePolicy<R>,
+  cache: XdsCache,
+  send: (response: OutgoingResponse) => void,
+  nacked: (nack: NackRecord) => void,
+): XdsStream<R> {
+  const ignore = () => undefined;
+  const hooks = { send, connected: ignore, acked: ignore, nacked: (_view: unknown, nack: NackRecord) => nacked(nack) };
+  return new XdsStream(1, policy, cache, { ...hooks, unknownType: ignore, staleNonce: ignore, dirty: ignore }, undefined, 0, () => 0);
 }

@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { lookupType, TypeUrl, type XdsTypeUrl } from '@switchyard/shared';
 import { XdsCache } from '../../src/xds/cache.js';
 import { decodeDiscoveryRequest, type SotwRequest } from '../../src/xds/encoding.js';
-import { XdsStream, type NackRecord, type OutgoingResponse } from '../../src/xds/stream.js';
+import type { NackRecord, OutgoingResponse } from '../../src/xds/stream.js';
+import { sotwPolicy } from '../../src/xds/sotw-policy.js';
 import { blame } from '../../src/xds/rejections.js';
 import { encodeResource } from '../../src/xds/encoding.js';
-import { cluster, endpoints, listener, route, snapshotOf, type ConfigSpec } from './helpers.js';
+import { bareStream, cluster, endpoints, listener, route, snapshotOf, type ConfigSpec } from './helpers.js';
 
 /**
  * The SotW state machine without gRPC: requests in, responses out, tick() called by hand
@@ -56,35 +57,24 @@ function harness(spec: ConfigSpec | undefined) {
   if (spec !== undefined) cache.setSnapshot(snapshotOf(spec));
   const sent: (Sent & { raw: OutgoingResponse })[] = [];
   const nacks: NackRecord[] = [];
-  const stream = new XdsStream(
-    1,
-    'sotw',
+  const stream = bareStream(
+    sotwPolicy,
     cache,
-    {
-      send: (r) => {
-        const decoded = DiscoveryResponse.toObject(DiscoveryResponse.decode(r.bytes)) as { resources?: { value: Uint8Array }[] };
-        const type = lookupType(r.typeUrl);
-        const resources = (decoded.resources ?? []).map(
-          (any) => type.toObject(type.decode(any.value), { enums: String }) as Record<string, unknown>,
-        );
-        const names = resources.map((x) => (x.name ?? x.cluster_name ?? '') as string);
-        const short = { [CDS]: 'cds', [EDS]: 'eds', [LDS]: 'lds', [RDS]: 'rds' }[r.typeUrl as string] ?? '?';
-        sent.push({ type: short, names, decoded: resources, version: r.version, nonce: r.nonce, raw: r });
-      },
-      connected: () => undefined,
-      acked: () => undefined,
-      nacked: (_view, nack) => nacks.push(nack),
-      unknownType: () => undefined,
-      staleNonce: () => undefined,
-      dirty: () => undefined,
+    (r) => {
+      const decoded = DiscoveryResponse.toObject(DiscoveryResponse.decode(r.bytes)) as { resources?: { value: Uint8Array }[] };
+      const type = lookupType(r.typeUrl);
+      const resources = (decoded.resources ?? []).map(
+        (any) => type.toObject(type.decode(any.value), { enums: String }) as Record<string, unknown>,
+      );
+      const names = resources.map((x) => (x.name ?? x.cluster_name ?? '') as string);
+      const short = { [CDS]: 'cds', [EDS]: 'eds', [LDS]: 'lds', [RDS]: 'rds' }[r.typeUrl as string] ?? '?';
+      sent.push({ type: short, names, decoded: resources, version: r.version, nonce: r.nonce, raw: r });
     },
-    undefined,
-    0,
-    () => 0,
+    (nack) => nacks.push(nack),
   );
   let first = true;
   const send = (fields: Parameters<typeof request>[0]) => {
-    stream.handleSotw(request({ ...fields, node: first }));
+    stream.handle(request({ ...fields, node: first }));
     first = false;
   };
   const last = (type: string) => [...sent].reverse().find((s) => s.type === type)!;
