@@ -71,12 +71,15 @@ describe('Envoy reports drive metrics and scaling', () => {
       );
     const envoyCounts = async () =>
       Promise.all(classes.map(async (c) => (await world.envoy.stat(`cluster.sy_acme_codes_v1.upstream_rq_${c}`)) ?? 0));
-    // Settled: what Envoy counted so far has reached Prometheus.
-    const before = await eventually(async () => {
-      const [counted, shown] = [await envoyCounts(), await prometheus()];
-      expect(shown).toEqual(counted);
-      return shown;
-    }, 10_000);
+    // Settled: Envoy's MetricsService stream is open and has flushed since the warm-up request
+    // (a stream's first flush is only a baseline for the counters it carries).
+    await eventually(
+      async () => (await promValue(world.stack.adminUrl, 'switchyard_stats_sink_streams_open', { source: 'metrics' })) === 1,
+      10_000,
+    );
+    await new Promise((r) => setTimeout(r, 2500));
+    const before = await envoyCounts();
+    const shownBefore = await prometheus();
     const paths = [
       ...Array.from({ length: 20 }, () => '/ok'),
       ...Array.from({ length: 6 }, () => '/status/404'),
@@ -90,7 +93,8 @@ describe('Envoy reports drive metrics and scaling', () => {
     expect(counted[1]! - before[1]!).toBe(6);
     expect(counted[2]! - before[2]!).toBeGreaterThanOrEqual(4);
     // Its MetricsService flushes bring exactly those counts, class by class, to the sink's counters.
-    await eventually(async () => expect(await prometheus()).toEqual(counted), 10_000);
+    const added = counted.map((n, i) => n - before[i]!);
+    await eventually(async () => expect((await prometheus()).map((n, i) => n - shownBefore[i]!)).toEqual(added), 10_000);
     expect(await promValue(world.stack.adminUrl, 'switchyard_stats_sink_streams_open', { source: 'metrics' })).toBe(1);
   });
 

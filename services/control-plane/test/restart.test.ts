@@ -88,6 +88,7 @@ describe('a control-plane restart with 1,000 endpoint sets on the stream', () =>
       NATS_URL: nats.url,
       API_PORT: String(await freePort()),
       SWITCHYARD_ADMIN_TOKEN: 'restart-test-token',
+      SWITCHYARD_ENDPOINT_CIDRS: '10.0.0.0/8',
       LOG_LEVEL: 'silent',
     };
     return startHost({

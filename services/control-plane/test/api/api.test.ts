@@ -89,7 +89,7 @@ describe('the minimal service body', () => {
           endpoints: [{ address: '127.0.0.1', port: 50052, id: null, state: 'static', health: 'unknown' }],
         },
       ],
-      xds: { version: `v${put.body.revision}`, nodes: [] },
+      xds: { version: `v${put.body.revision}`, nodes: [], heldBack: null },
     });
 
     const list = await h.call('GET', '/v1/tenants/acme/services', { token });
