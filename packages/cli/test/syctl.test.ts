@@ -112,8 +112,8 @@ describe('syctl against a real API server', () => {
 
     const again = await syctl(['tenant', 'create', 'acme', '--domain', 'acme.test'], asAdmin);
     expect(again.code).toBe(1);
-    expect(again.stderr).toContain('409 conflict');
-    expect(again.stderr).toContain('header.if-match:');
+    expect(again.stderr).toContain('412 precondition_failed');
+    expect(again.stderr).toContain('header.if-none-match:');
     expect(again.stderr).toContain('hint: to change its grant: syctl tenant update acme');
   });
 
@@ -135,13 +135,17 @@ describe('syctl against a real API server', () => {
     tenantToken = issued.stdout.trim();
   });
 
-  it('applies a service file with a tenant token (tenant implied), then configures it again', async () => {
+  it('applies a service file with a tenant token (tenant implied); the same file again changes nothing', async () => {
     const path = await file('service.yaml', serviceYaml);
     const created = await syctl(['service', 'apply', '-f', path], asTenant());
     expect(created).toMatchObject({ code: 0, stderr: '' });
     expect(created.stdout).toMatch(/^service "echo" created in tenant "acme" \(revision \d+\)\n$/);
+    const revision = /revision (\d+)/.exec(created.stdout)?.[1];
     const again = await syctl(['service', 'apply', '-f', path], asTenant());
-    expect(again.stdout).toMatch(/^service "echo" configured in tenant "acme"/);
+    expect(again.stdout).toBe(`service "echo" unchanged in tenant "acme" (revision ${revision})\n`);
+    const changed = await syctl(['service', 'apply', '-f', await file('changed.yaml', serviceYaml.replace('50052', '50053'))], asTenant());
+    expect(changed.stdout).toMatch(/^service "echo" configured in tenant "acme"/);
+    expect((await syctl(['service', 'apply', '-f', path], asTenant())).stdout).toMatch(/configured/);
   });
 
   it('shows a service as a table and as JSON, and the JSON applies back as is', async () => {
@@ -158,7 +162,7 @@ describe('syctl against a real API server', () => {
     expect(view).toMatchObject({ tenant: 'acme', name: 'echo', spec: { protocol: 'grpc' }, status: { xds: null } });
     const path = await file('echo.json', json.stdout);
     const reapplied = await syctl(['service', 'apply', '-f', path], asTenant());
-    expect(reapplied.stdout).toMatch(/configured/);
+    expect(reapplied.stdout).toMatch(/unchanged/);
   });
 
   it('applies under a name given on the command line, and lists services', async () => {

@@ -69,16 +69,17 @@ export function registerService(program: Command): void {
       const tenant = await cli.tenant(file.tenant);
       const client = cli.client();
       const path = `/v1/tenants/${segment(tenant)}/services/${segment(name)}`;
-      // Replace exactly the version read; a concurrent change makes the PUT a 409 instead of a lost update.
+      // Replace exactly the version read (or create only if there was none): a concurrent change makes the PUT a 412
+      // instead of a lost update.
       const current = await client.request<ServiceView>('GET', path).catch((err: unknown) => {
         if (err instanceof ApiRequestError && err.status === 404 && err.issues.some((i) => i.field === 'path.service')) return undefined;
         throw err;
       });
       const response = await client.request<ServiceView>('PUT', path, {
         body: file.spec,
-        ...(current?.etag === undefined ? {} : { ifMatch: current.etag }),
+        ...(current?.etag === undefined ? { ifNoneMatch: '*' } : { ifMatch: current.etag }),
       });
-      const verb = response.status === 201 ? 'created' : 'configured';
+      const verb = response.status === 201 ? 'created' : response.etag === current?.etag ? 'unchanged' : 'configured';
       cli.print(response.body, () => `service "${name}" ${verb} in tenant "${tenant}" (revision ${response.body.revision})`);
     });
 
