@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, createLogger, createObservability, ensureStreams, type Logger, type NatsConnection } from '@switchyard/shared';
 import { NatsServer, freePort } from '@switchyard/shared/testing';
@@ -10,6 +13,7 @@ import { run } from '../src/main.js';
 import type { CliIO } from '../src/cli.js';
 
 const adminToken = 'cli-test-admin-token';
+const syctlMain = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
 const nodes: XdsNodeStatus[] = [
   {
     id: 'edge-envoy-1',
@@ -207,6 +211,36 @@ describe('syctl against a real API server', () => {
   });
 });
 
+describe('syctl as a real process whose stdout is a pipe', () => {
+  it('writes all of a JSON answer over 1 MB before exiting', async () => {
+    if (!existsSync(syctlMain)) throw new Error(`${syctlMain} is not built; run pnpm build`);
+    // 100 routes × 3 header matchers × 3,300 bytes: a service whose JSON is over 1 MB.
+    const routes = Array.from({ length: 100 }, (_, i) => ({
+      match: { prefix: `/r${i}`, headers: Array.from({ length: 3 }, (_, j) => ({ name: `x-h${j}`, exact: 'v'.repeat(3300) })) },
+    }));
+    const spec = {
+      name: 'huge',
+      domains: ['huge.acme.test'],
+      routes,
+      revisions: [{ name: 'v1', endpoints: [{ address: '127.0.0.1', port: 9 }] }],
+    };
+    expect((await syctl(['service', 'apply', '-f', await file('huge.json', JSON.stringify(spec))], asTenant())).code).toBe(0);
+
+    const child = spawn(process.execPath, [syctlMain, 'service', 'get', 'huge', '-o', 'json'], {
+      env: { ...process.env, SWITCHYARD_API: apiUrl, ...asTenant() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const output = Buffer.concat(chunks).toString('utf8');
+    expect(code).toBe(0);
+    expect(output.length).toBeGreaterThan(1_000_000);
+    expect(JSON.parse(output)).toMatchObject({ name: 'huge', spec: { routes: expect.arrayContaining([]) } });
+    expect((await syctl(['service', 'delete', 'huge'], asTenant())).code).toBe(0);
+  });
+});
+
 describe('syctl exit codes and error messages', () => {
   it.each([
     {
@@ -274,6 +308,20 @@ describe('syctl exit codes and error messages', () => {
     const result = await syctl(args, asTenant());
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(stderr);
+  });
+
+  it('exit 2 for a file whose tenant: disagrees with the token or --tenant, saying exactly that', async () => {
+    const path = await file('globex.yaml', `tenant: globex\n${serviceYaml}`);
+    const byToken = await syctl(['service', 'apply', '-f', path], asTenant());
+    expect(byToken.code).toBe(2);
+    expect(byToken.stderr).toBe(
+      `error: ${path} says tenant: "globex", but the token belongs to tenant "acme"; use a token of "globex" or change the file's tenant\n`,
+    );
+    const byOption = await syctl(['service', 'apply', '-f', path, '--tenant', 'acme'], asAdmin);
+    expect(byOption.code).toBe(2);
+    expect(byOption.stderr).toContain(`${path} says tenant: "globex", but --tenant / SWITCHYARD_TENANT says "acme"`);
+    const agreeing = await file('acme.yaml', `tenant: acme\n${serviceYaml}`);
+    expect((await syctl(['service', 'apply', '-f', agreeing], asTenant())).code).toBe(0);
   });
 
   it('exit 2 for a file without a name, naming both ways to give one', async () => {
