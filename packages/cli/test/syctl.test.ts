@@ -65,6 +65,13 @@ beforeAll(async () => {
     logger,
     registry: observability.registry,
     nodes: () => nodes,
+    // The deployment controller's edge: a manual rollback's step is written as the controller writes it.
+    deployments: {
+      started: async () => undefined,
+      apply: async (stored, step) => {
+        await store.putDeployment(step.deployment, { ifRevision: stored.revision });
+      },
+    },
   });
   apiUrl = (await api.listen({ port: 0, host: '127.0.0.1' })).url;
   dir = await mkdtemp(join(tmpdir(), 'syctl-test-'));
@@ -191,6 +198,44 @@ describe('syctl against a real API server', () => {
       { revision: 'blue', percent: 90 },
       { revision: 'green', percent: 10 },
     ]);
+  });
+
+  it('rollback of static revisions says which traffic set to run instead', async () => {
+    const refused = await syctl(['rollback', 'echo'], asTenant());
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('has never been deployed');
+    expect(refused.stderr).toContain(
+      'hint: blue, green have static endpoints, which no deployment runs; shift traffic instead: syctl traffic set echo green=100',
+    );
+  });
+
+  it('a requested rollback that succeeds exits 0 without error:', async () => {
+    await store.putDeployment(
+      {
+        schemaVersion: 1,
+        id: 'canary-1',
+        tenant: 'acme',
+        service: 'echo',
+        revision: 'green',
+        previousRevision: 'blue',
+        previousTraffic: [{ revision: 'blue', percent: 100 }],
+        strategy: 'canary',
+        steps: [10, 100],
+        bakeMs: 60_000,
+        maxErrorRatio: 0.05,
+        phase: 'baking',
+        stepIndex: 0,
+        startedAt: 1,
+        phaseSince: 1,
+        message: '10% of traffic on green',
+      },
+      { ifAbsent: true },
+    );
+    const rolledBack = await syctl(['rollback', 'echo', '--reason', 'looks wrong'], asTenant());
+    expect(rolledBack).toMatchObject({ code: 0, stderr: '' });
+    expect(rolledBack.stdout).toMatch(/rolled_back .* looks wrong/);
+    // The split is what it was before the deployment; put back the one the next tests expect.
+    expect((await syctl(['traffic', 'set', 'echo', 'blue=90', 'green=10'], asTenant())).code).toBe(0);
   });
 
   it('lists xDS nodes for the admin', async () => {

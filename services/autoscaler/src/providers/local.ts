@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { freePort, type Logger } from '@switchyard/shared';
 import type { RevisionPlan } from '../desired-state.js';
-import type { InstanceProvider, InstanceView, RevisionHooks, RevisionInstances } from '../provider.js';
+import { providerSources, type InstanceProvider, type InstanceView, type RevisionHooks, type RevisionInstances } from '../provider.js';
 import { probe } from './probe.js';
 
 /**
@@ -39,7 +39,7 @@ export function localProvider(options: LocalProviderOptions): InstanceProvider {
   const parentDeath = supportsParentDeathSignal();
   return {
     name: 'local',
-    runs: ['command'],
+    runs: providerSources.local,
     open: (plan, hooks) => new LocalRevision({ ...options, parentDeath }, plan, hooks),
   };
 }
