@@ -1,4 +1,14 @@
-export { ConfigError, loadConfig, commonEnv, controlPlaneEnv, statsSinkEnv, eventStreamerEnv, autoscalerEnv } from './config.js';
+export {
+  ConfigError,
+  loadConfig,
+  commonEnv,
+  controlPlaneEnv,
+  statsSinkEnv,
+  eventStreamerEnv,
+  autoscalerEnv,
+  isHost,
+  natsServerProblem,
+} from './config.js';
 export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig } from './config.js';
 export { createLogger, type Logger } from './logger.js';
 export { Readiness, createObservability, startAdminServer, type Observability, type HealthReporter } from './observability.js';
