@@ -19,6 +19,7 @@ const codeByStatus: Record<number, ErrorCode> = {
   409: 'conflict',
   412: 'precondition_failed',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   431: 'request_header_fields_too_large',
   503: 'unavailable',

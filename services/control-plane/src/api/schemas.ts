@@ -23,6 +23,7 @@ export const errorCodes = [
   'conflict',
   'precondition_failed',
   'payload_too_large',
+  'uri_too_long',
   'unsupported_media_type',
   'request_header_fields_too_large',
   'internal',

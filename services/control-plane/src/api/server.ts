@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler } from 'fastify-type-provider-zod';
 import type { ControlPlaneConfig, Logger } from '@switchyard/shared';
@@ -99,6 +99,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    // Path parameters are DNS labels: longer ones get the schema's 400 naming the parameter, not a 414.
+    maxParamLength: 2048,
     clientErrorHandler,
     frameworkErrors: (err, _request, reply) => sendError(reply, toApiError(err)),
   });
@@ -114,7 +116,19 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     'Management API requests by route and status code.',
     ['method', 'route', 'status'],
   );
-  app.addHook('onRequest', async (request) => {
+  // Unmatched requests are answered before their body is read (a QUERY without Content-Type included).
+  const unmatched = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routes.allowed(path);
+    if (allowed.length === 0) return sendError(reply, notFound('path', `no route ${request.method} ${path}; /openapi.json lists them`));
+    reply.header('allow', allowed.join(', '));
+    return sendError(
+      reply,
+      new ApiError(405, [{ field: 'method', message: `${path} allows ${allowed.join(', ')}, not ${request.method}` }]),
+    );
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return unmatched(request, reply);
     const access = request.routeOptions.config.access;
     if (access === undefined) return;
     const principal = auth.authenticate(request.headers.authorization);

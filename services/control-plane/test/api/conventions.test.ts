@@ -46,6 +46,22 @@ describe('405 Method Not Allowed', () => {
     expectErrorShape(response.json(), 405, 'method_not_allowed', 'method');
   });
 
+  it('answers 405 to a method with a body (QUERY) before reading the body', async () => {
+    const response = await h.api.app.inject({ method: 'QUERY', url: '/v1/whoami', headers: { authorization: `Bearer ${token}` } });
+    expect(response.statusCode).toBe(405);
+    expect(response.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('400 naming the parameter for a path parameter far over 63 characters, not 414', async () => {
+    const response = await h.api.app.inject({
+      method: 'GET',
+      url: `/v1/tenants/${'a'.repeat(300)}`,
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(response.statusCode).toBe(400);
+    expectErrorShape(response.json(), 400, 'bad_request', 'path.tenant');
+  });
+
   it('still answers 404 for a path no route has', async () => {
     const response = await h.api.app.inject({ method: 'POST', url: '/v1/tenants/conv/nothing/here' });
     expect(response.statusCode).toBe(404);
