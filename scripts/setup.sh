@@ -60,3 +60,59 @@ say "installing dependencies"
 pnpm install --frozen-lockfile
 say "building"
 pnpm build
+
+# --- Test tools: promtool and docker compose (issue 16) ---------------------------------------
+# test/deploy/*.test.ts run `promtool test rules`, `promtool check config` and
+# `docker compose config`; they fail rather than skip when these are missing.
+apt_install() {
+  local sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y --no-install-recommends "$@"
+}
+
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing promtool (Debian package prometheus)"
+    apt_install prometheus
+  else
+    echo "promtool is missing: install Prometheus 2.42 or newer (it ships promtool) and put it on PATH." >&2
+  fi
+fi
+
+# Compose v2 (the compose-spec with top-level `name:`); Debian's docker-compose 1.29 cannot read
+# the file. Built once from the Go module proxy into the user's cache (a build takes minutes, so
+# clean clones on the same machine reuse it), and offered to the docker CLI as its compose plugin.
+compose_version=v2.29.7
+compose_bin="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/bin/docker-compose-$compose_version"
+if ! docker compose version >/dev/null 2>&1 && [ ! -x "$compose_bin" ]; then
+  if command -v go >/dev/null 2>&1; then
+    say "building docker compose $compose_version (Go module github.com/docker/compose/v2)"
+    gobin=$(mktemp -d)
+    GOBIN="$gobin" go install "github.com/docker/compose/v2/cmd@$compose_version"
+    mkdir -p "$(dirname "$compose_bin")"
+    mv "$gobin/cmd" "$compose_bin"
+    rmdir "$gobin"
+  else
+    echo "docker compose is missing and Go (1.22+) is not installed to build it; install the compose plugin." >&2
+  fi
+fi
+if [ -x "$compose_bin" ] && command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  mkdir -p "$plugins"
+  ln -sf "$compose_bin" "$plugins/docker-compose"
+fi
+# --- end: test tools ---------------------------------------------------------------------------
+
+# --- schemathesis, the API fuzzer (issue 16) ---------------------------------------------------
+# services/control-plane/test/api/schemathesis.test.ts runs it against /openapi.json.
+schemathesis_venv=.switchyard/tools/schemathesis
+if [ ! -x "$schemathesis_venv/bin/st" ]; then
+  say "installing schemathesis into $schemathesis_venv"
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  python3 -m venv "$schemathesis_venv" || { echo "python3 -m venv failed: install Python 3.9+ with venv" >&2; exit 1; }
+  "$schemathesis_venv/bin/pip" install --quiet 'schemathesis>=4,<5'
+fi
+# --- end: schemathesis -------------------------------------------------------------------------

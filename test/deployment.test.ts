@@ -150,4 +150,24 @@ describe('blue-green and canary deployments under load', () => {
     expect(rolledBack?.traffic).toEqual([{ revision: 'green', percent: 100 }]);
     expect(rolledBack?.errorRatio ?? 0).toBeGreaterThan(0.2);
   }, 120_000);
+
+  it('fails a deployment of an image at once when the instance provider runs no images, naming what does', async () => {
+    const started = await api.ok('POST', `${servicePath}/deployments`, { image: 'registry.example/web:2' });
+    // Generated revision names are readable: the service's name and a sequence number.
+    expect(started.revision).toMatch(/^web-\d{5}$/);
+    const startedAt = Date.now();
+    const done = await eventually(
+      async () => {
+        const d = await deployment();
+        return d.phase === 'scaling' ? false : d;
+      },
+      10_000,
+      100,
+    );
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(done.phase).toBe('failed');
+    expect(done.message).toContain(`revision ${started.revision} cannot start`);
+    expect(done.message).toContain('no instance provider of this Switchyard runs images (local runs commands; static runs nothing)');
+    expect((await traffic()).filter((t) => t.percent > 0)).toEqual([{ revision: 'green', percent: 100 }]);
+  }, 30_000);
 });

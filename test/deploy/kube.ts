@@ -256,15 +256,20 @@ export function restrictedProblems(pod: PodSpec): string[] {
   return problems;
 }
 
-/** A container's environment as the process sees it; values from Secrets and fields become placeholders. */
+/** What the kubelet fills in for a pod field, where the value must look like one (an IP is validated as a host). */
+const fieldExamples: Record<string, string> = { 'status.podIP': '10.244.0.7' };
+
+/** A container's environment as the process sees it; values from Secrets and fields become placeholders or examples. */
 export function containerEnv(container: Container): Record<string, string> {
   const env: Record<string, string> = {};
   for (const entry of container.env ?? []) {
     if (entry.value !== undefined) env[entry.name] = entry.value;
     else if (entry.valueFrom?.secretKeyRef !== undefined)
       env[entry.name] = `secret:${entry.valueFrom.secretKeyRef.name}/${entry.valueFrom.secretKeyRef.key}`;
-    else if (entry.valueFrom?.fieldRef !== undefined) env[entry.name] = `field:${entry.valueFrom.fieldRef.fieldPath}`;
-    else env[entry.name] = '';
+    else if (entry.valueFrom?.fieldRef !== undefined) {
+      const path = entry.valueFrom.fieldRef.fieldPath as string;
+      env[entry.name] = fieldExamples[path] ?? `field:${path}`;
+    } else env[entry.name] = '';
   }
   return env;
 }

@@ -58,6 +58,14 @@ export function commandWorks(command: string, args: string[]): boolean {
 }
 
 /**
+ * Fails, naming how to get it, when a tool that scripts/setup.sh installs is missing: a test that
+ * skipped itself would let CI pass without checking anything.
+ */
+export function requireCommand(command: string, args: string[], installedBy: string): void {
+  if (!commandWorks(command, args)) throw new Error(`\`${command} ${args.join(' ')}\` does not run here; ${installedBy}`);
+}
+
+/**
  * The four services: the env schema that configures each (packages/shared/src/config.ts) and
  * the config keys that hold its listening ports, by the port names the manifests use.
  */

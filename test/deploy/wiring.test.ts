@@ -7,7 +7,7 @@ import { bindMounts, composeFile, loadCompose, serviceEnvironment, switchyardSer
 import { renderKustomization, workloads, type Container, type KubeObject } from './kube.js';
 import {
   checkServiceEnv,
-  commandWorks,
+  requireCommand,
   exists,
   isRecord,
   isServiceName,
@@ -195,7 +195,7 @@ describe('the Prometheus configuration (deploy/prometheus/)', () => {
   it('passes promtool check config', (ctx) => {
     requireFile(ctx, peerFiles.prometheusConfig);
     requireFile(ctx, peerFiles.prometheusAlerts);
-    if (!commandWorks('promtool', ['--version'])) ctx.skip('promtool is not on PATH');
+    requireCommand('promtool', ['--version'], 'scripts/setup.sh installs it (Debian package prometheus)');
     const result = spawnSync('promtool', ['check', 'config', repoPath(peerFiles.prometheusConfig)], { encoding: 'utf8', timeout: 30_000 });
     expect(result.status, result.stdout + result.stderr).toBe(0);
   });

@@ -57,10 +57,15 @@ export class ApiClient {
     this.base = url.href.replace(/\/+$/, '');
   }
 
-  async request<T>(method: string, path: string, options: { body?: unknown; ifMatch?: string } = {}): Promise<ApiResponse<T>> {
+  async request<T>(
+    method: string,
+    path: string,
+    options: { body?: unknown; ifMatch?: string; ifNoneMatch?: string } = {},
+  ): Promise<ApiResponse<T>> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     if (options.ifMatch !== undefined) headers['if-match'] = options.ifMatch;
+    if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
     let response: Response;
     try {
       response = await fetch(`${this.base}${path}`, {

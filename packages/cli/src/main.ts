@@ -39,8 +39,32 @@ export async function run(args: string[], io: CliIO = processIO()): Promise<numb
   }
 }
 
+/** Resolves once everything written to `stream` so far has been handed to the OS (a pipe may lag behind the writes). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write('', () => resolve());
+  });
+}
+
+/**
+ * A reader that went away (`syctl events | head -1`) is the end of the output, not a failure:
+ * exit quietly, as `cat` and `yes` do.
+ */
+function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 const invokedPath = process.argv[1];
 if (invokedPath !== undefined && realpathSync(invokedPath) === fileURLToPath(import.meta.url)) {
-  // Exit explicitly: long-running commands (up, load, events) leave gRPC channels and timers behind.
-  process.exit(await run(process.argv.slice(2)));
+  exitQuietlyOnClosedPipe(process.stdout);
+  exitQuietlyOnClosedPipe(process.stderr);
+  const code = await run(process.argv.slice(2));
+  // Exit explicitly (long-running commands leave gRPC channels and timers behind), but only once
+  // the output has drained: process.exit drops what a slow pipe has not taken yet.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
 }

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ import { createProgram, reportError, type CliIO } from '../src/cli.js';
 import { registerEvents } from '../src/commands/events.js';
 
 const adminToken = 'events-admin';
+const syctlMain = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
 const acmeToken = 'events-acme';
 
 let nats: NatsServer;
@@ -160,7 +161,44 @@ describe('syctl events against a running event-streamer', () => {
     const bad = await syctl(['events', '--token', 'nope']);
     expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('unknown or revoked token') });
     const nobody = `127.0.0.1:${await freePort()}`;
-    expect((await syctl(['events', '--token', adminToken, '--events', nobody])).code).toBe(3);
+    const unreachable = await syctl(['events', '--token', adminToken, '--events', nobody]);
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr).toContain(`cannot reach the event-streamer's Watch API at ${nobody}`);
+    expect(unreachable.stderr).toContain('--events <host:port> / SWITCHYARD_EVENTS');
+  });
+});
+
+describe('syctl events as a real process in a pipeline', () => {
+  it('exits quietly (0, nothing on stderr) when the reader goes away: `syctl events --follow | head -1`', async () => {
+    if (!existsSync(syctlMain)) throw new Error(`${syctlMain} is not built; run pnpm build`);
+    const pipeline = spawn('bash', ['-c', `node ${syctlMain} events --follow | head -1; echo "syctl exit \${PIPESTATUS[0]}" >&2`], {
+      env: { ...process.env, SWITCHYARD_EVENTS: address, SWITCHYARD_TOKEN: adminToken },
+    });
+    let stdout = '';
+    let stderr = '';
+    pipeline.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    pipeline.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const ended = new Promise<void>((resolve) => pipeline.on('close', () => resolve()));
+    // head exits after the first line; syctl meets the closed pipe on its next write.
+    const { js } = await ensureStreams(host.runtime.nc);
+    let closed = false;
+    void ended.then(() => (closed = true));
+    for (let i = 0; !closed && i < 200; i++) {
+      await publishDurable(js, 'instance', {
+        schemaVersion: 1,
+        tenant: 'beta',
+        service: 'db',
+        revision: 'r1',
+        instance: `i-${i}`,
+        event: 'ready',
+        detail: '',
+        ts: Date.now(),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await ended;
+    expect(stdout.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(stderr).toBe('syctl exit 0\n');
   });
 });
 

@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, createLogger, createObservability, ensureStreams, type Logger, type NatsConnection } from '@switchyard/shared';
 import { NatsServer, freePort } from '@switchyard/shared/testing';
@@ -10,6 +13,7 @@ import { run } from '../src/main.js';
 import type { CliIO } from '../src/cli.js';
 
 const adminToken = 'cli-test-admin-token';
+const syctlMain = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
 const nodes: XdsNodeStatus[] = [
   {
     id: 'edge-envoy-1',
@@ -71,6 +75,13 @@ beforeAll(async () => {
     logger,
     registry: observability.registry,
     nodes: () => nodes,
+    // The deployment controller's edge: a manual rollback's step is written as the controller writes it.
+    deployments: {
+      started: async () => undefined,
+      apply: async (stored, step) => {
+        await store.putDeployment(step.deployment, { ifRevision: stored.revision });
+      },
+    },
   });
   apiUrl = (await api.listen({ port: 0, host: '127.0.0.1' })).url;
   dir = await mkdtemp(join(tmpdir(), 'syctl-test-'));
@@ -122,8 +133,8 @@ describe('syctl against a real API server', () => {
 
     const again = await syctl(['tenant', 'create', 'acme', '--domain', 'acme.test'], asAdmin);
     expect(again.code).toBe(1);
-    expect(again.stderr).toContain('409 conflict');
-    expect(again.stderr).toContain('header.if-match:');
+    expect(again.stderr).toContain('412 precondition_failed');
+    expect(again.stderr).toContain('header.if-none-match:');
     expect(again.stderr).toContain('hint: to change its grant: syctl tenant update acme');
   });
 
@@ -145,13 +156,17 @@ describe('syctl against a real API server', () => {
     tenantToken = issued.stdout.trim();
   });
 
-  it('applies a service file with a tenant token (tenant implied), then configures it again', async () => {
+  it('applies a service file with a tenant token (tenant implied); the same file again changes nothing', async () => {
     const path = await file('service.yaml', serviceYaml);
     const created = await syctl(['service', 'apply', '-f', path], asTenant());
     expect(created).toMatchObject({ code: 0, stderr: '' });
     expect(created.stdout).toMatch(/^service "echo" created in tenant "acme" \(revision \d+\)\n$/);
+    const revision = /revision (\d+)/.exec(created.stdout)?.[1];
     const again = await syctl(['service', 'apply', '-f', path], asTenant());
-    expect(again.stdout).toMatch(/^service "echo" configured in tenant "acme"/);
+    expect(again.stdout).toBe(`service "echo" unchanged in tenant "acme" (revision ${revision})\n`);
+    const changed = await syctl(['service', 'apply', '-f', await file('changed.yaml', serviceYaml.replace('50052', '50053'))], asTenant());
+    expect(changed.stdout).toMatch(/^service "echo" configured in tenant "acme"/);
+    expect((await syctl(['service', 'apply', '-f', path], asTenant())).stdout).toMatch(/configured/);
   });
 
   it('shows a service as a table and as JSON, and the JSON applies back as is', async () => {
@@ -168,7 +183,7 @@ describe('syctl against a real API server', () => {
     expect(view).toMatchObject({ tenant: 'acme', name: 'echo', spec: { protocol: 'grpc' }, status: { xds: null } });
     const path = await file('echo.json', json.stdout);
     const reapplied = await syctl(['service', 'apply', '-f', path], asTenant());
-    expect(reapplied.stdout).toMatch(/configured/);
+    expect(reapplied.stdout).toMatch(/unchanged/);
   });
 
   it('applies under a name given on the command line, and lists services', async () => {
@@ -195,6 +210,44 @@ describe('syctl against a real API server', () => {
     ]);
   });
 
+  it('rollback of static revisions says which traffic set to run instead', async () => {
+    const refused = await syctl(['rollback', 'echo'], asTenant());
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('has never been deployed');
+    expect(refused.stderr).toContain(
+      'hint: blue, green have static endpoints, which no deployment runs; shift traffic instead: syctl traffic set echo green=100',
+    );
+  });
+
+  it('a requested rollback that succeeds exits 0 without error:', async () => {
+    await store.putDeployment(
+      {
+        schemaVersion: 1,
+        id: 'canary-1',
+        tenant: 'acme',
+        service: 'echo',
+        revision: 'green',
+        previousRevision: 'blue',
+        previousTraffic: [{ revision: 'blue', percent: 100 }],
+        strategy: 'canary',
+        steps: [10, 100],
+        bakeMs: 60_000,
+        maxErrorRatio: 0.05,
+        phase: 'baking',
+        stepIndex: 0,
+        startedAt: 1,
+        phaseSince: 1,
+        message: '10% of traffic on green',
+      },
+      { ifAbsent: true },
+    );
+    const rolledBack = await syctl(['rollback', 'echo', '--reason', 'looks wrong'], asTenant());
+    expect(rolledBack).toMatchObject({ code: 0, stderr: '' });
+    expect(rolledBack.stdout).toMatch(/rolled_back .* looks wrong/);
+    // The split is what it was before the deployment; put back the one the next tests expect.
+    expect((await syctl(['traffic', 'set', 'echo', 'blue=90', 'green=10'], asTenant())).code).toBe(0);
+  });
+
   it('lists xDS nodes for the admin', async () => {
     const shown = await syctl(['nodes'], asAdmin);
     expect(shown.code).toBe(0);
@@ -206,6 +259,36 @@ describe('syctl against a real API server', () => {
 
   it('deletes a service', async () => {
     expect((await syctl(['service', 'delete', 'other'], asTenant())).stdout).toBe('service "other" deleted from tenant "acme"\n');
+  });
+});
+
+describe('syctl as a real process whose stdout is a pipe', () => {
+  it('writes all of a JSON answer over 1 MB before exiting', async () => {
+    if (!existsSync(syctlMain)) throw new Error(`${syctlMain} is not built; run pnpm build`);
+    // 100 routes × 3 header matchers × 3,300 bytes: a service whose JSON is over 1 MB.
+    const routes = Array.from({ length: 100 }, (_, i) => ({
+      match: { prefix: `/r${i}`, headers: Array.from({ length: 3 }, (_, j) => ({ name: `x-h${j}`, exact: 'v'.repeat(3300) })) },
+    }));
+    const spec = {
+      name: 'huge',
+      domains: ['huge.acme.test'],
+      routes,
+      revisions: [{ name: 'v1', endpoints: [{ address: '127.0.0.1', port: 9 }] }],
+    };
+    expect((await syctl(['service', 'apply', '-f', await file('huge.json', JSON.stringify(spec))], asTenant())).code).toBe(0);
+
+    const child = spawn(process.execPath, [syctlMain, 'service', 'get', 'huge', '-o', 'json'], {
+      env: { ...process.env, SWITCHYARD_API: apiUrl, ...asTenant() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const output = Buffer.concat(chunks).toString('utf8');
+    expect(code).toBe(0);
+    expect(output.length).toBeGreaterThan(1_000_000);
+    expect(JSON.parse(output)).toMatchObject({ name: 'huge', spec: { routes: expect.arrayContaining([]) } });
+    expect((await syctl(['service', 'delete', 'huge'], asTenant())).code).toBe(0);
   });
 });
 
@@ -276,6 +359,20 @@ describe('syctl exit codes and error messages', () => {
     const result = await syctl(args, asTenant());
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(stderr);
+  });
+
+  it('exit 2 for a file whose tenant: disagrees with the token or --tenant, saying exactly that', async () => {
+    const path = await file('globex.yaml', `tenant: globex\n${serviceYaml}`);
+    const byToken = await syctl(['service', 'apply', '-f', path], asTenant());
+    expect(byToken.code).toBe(2);
+    expect(byToken.stderr).toBe(
+      `error: ${path} says tenant: "globex", but the token belongs to tenant "acme"; use a token of "globex" or change the file's tenant\n`,
+    );
+    const byOption = await syctl(['service', 'apply', '-f', path, '--tenant', 'acme'], asAdmin);
+    expect(byOption.code).toBe(2);
+    expect(byOption.stderr).toContain(`${path} says tenant: "globex", but --tenant / SWITCHYARD_TENANT says "acme"`);
+    const agreeing = await file('acme.yaml', `tenant: acme\n${serviceYaml}`);
+    expect((await syctl(['service', 'apply', '-f', agreeing], asTenant())).code).toBe(0);
   });
 
   it('exit 2 for a file without a name, naming both ways to give one', async () => {

@@ -26,11 +26,57 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
+const hostnamePattern = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/** Whether `host` is an IP address or a DNS hostname (what a socket can connect to or listen on). */
+export function isHost(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return isIP(bare) !== 0 || hostnamePattern.test(host);
+}
+
+/**
+ * What is wrong with one NATS server address, or undefined: `nats://` or `tls://` URLs (user and
+ * password allowed) or a bare `host[:port]`, as nats.js takes them.
+ */
+export function natsServerProblem(entry: string): string | undefined {
+  const text = entry.trim();
+  if (text === '') return 'an empty server in the list';
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase();
+  if (scheme !== undefined && scheme !== 'nats' && scheme !== 'tls') return `"${text}": the scheme must be nats:// or tls://`;
+  let url: URL;
+  try {
+    url = new URL(scheme === undefined ? `nats://${text}` : text);
+  } catch {
+    return `"${text}" is not a server address such as nats://127.0.0.1:4222`;
+  }
+  if (!isHost(url.hostname)) return `"${text}": "${url.hostname}" is not a host name or IP address`;
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '')
+    return `"${text}": a server address has no path or query`;
+  return undefined;
+}
+
+/** NATS_URL: one server address or a comma-separated list of them. */
+const natsUrl = z
+  .string()
+  .default('nats://127.0.0.1:4222')
+  .superRefine((value, ctx) => {
+    for (const entry of value.split(',')) {
+      const problem = natsServerProblem(entry);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    }
+  });
+
+/** An optional http(s) URL (an empty value is unset). */
+const optionalHttpUrl = optionalString.refine(
+  (value) => value === undefined || (URL.canParse(value) && /^https?:$/.test(new URL(value).protocol) && isHost(new URL(value).hostname)),
+  'must be an http:// or https:// URL, e.g. http://127.0.0.1:4318',
+);
+
 /** Settings every service shares: where NATS is, its admin port, log level. */
 export const commonEnv = {
-  NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  NATS_URL: natsUrl,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalHttpUrl,
   /** JetStream replicas for Switchyard's streams and buckets: 1 for one server, 3 in a production cluster. */
   NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 };
@@ -181,7 +227,7 @@ export const autoscalerEnv = z.object({
   AUTOSCALER_LEASE_TTL_MS: millis(5000),
   DRAIN_TIMEOUT_MS: millis(30_000),
   /** Address local instances listen on and are published with. */
-  LOCAL_INSTANCE_HOST: z.string().default('127.0.0.1'),
+  LOCAL_INSTANCE_HOST: z.string().default('127.0.0.1').refine(isHost, 'must be an IP address or a host name, e.g. 127.0.0.1'),
   /** How long a local instance may take to pass its first health check. */
   INSTANCE_START_TIMEOUT_MS: millis(60_000),
   /** SIGTERM to SIGKILL for a local instance being stopped. */

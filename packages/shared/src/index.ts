@@ -8,6 +8,8 @@ export {
   statsSinkEnv,
   eventStreamerEnv,
   autoscalerEnv,
+  isHost,
+  natsServerProblem,
 } from './config.js';
 export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig, GrpcSecurity, GrpcTlsConfig } from './config.js';
 export {

@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, statsSinkEnv, controlPlaneEnv } from '../src/config.js';
+import { ConfigError, autoscalerEnv, loadConfig, statsSinkEnv, controlPlaneEnv } from '../src/config.js';
 
 describe('loadConfig', () => {
   it('fills defaults', () => {
@@ -22,5 +25,60 @@ describe('loadConfig', () => {
     expect(problems).toContain('LOAD_REPORTING_INTERVAL_MS');
     expect(problems).toContain('LOG_LEVEL');
     expect(problems).toContain('"loud"');
+  });
+});
+
+describe('URL and host variables', () => {
+  it.each([
+    { NATS_URL: 'nats://127.0.0.1:4222', ok: true },
+    { NATS_URL: 'nats://user:secret@nats-0.nats.svc:4222,nats://nats-1.nats.svc:4222', ok: true },
+    { NATS_URL: 'tls://nats.example.com:4443', ok: true },
+    { NATS_URL: '127.0.0.1:4222', ok: true },
+    { NATS_URL: 'nats://[::1]:4222', ok: true },
+    { NATS_URL: 'not a url', ok: false },
+    { NATS_URL: 'http://127.0.0.1:4222', ok: false },
+    { NATS_URL: 'nats://127.0.0.1:99999', ok: false },
+    { NATS_URL: 'nats://127.0.0.1:4222/path', ok: false },
+    { NATS_URL: 'nats://127.0.0.1:4222,', ok: false },
+    { NATS_URL: 'nats://under_score:4222', ok: false },
+  ])('NATS_URL=$NATS_URL ok=$ok', ({ NATS_URL, ok }) => {
+    const load = () => loadConfig(controlPlaneEnv, { NATS_URL });
+    if (ok) expect(load().NATS_URL).toBe(NATS_URL);
+    else expect(load).toThrow(/NATS_URL: /);
+  });
+
+  it('lists a bad NATS_URL, OTLP endpoint and instance host with the other problems, in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig(autoscalerEnv, {
+        NATS_URL: 'not a url',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
+        LOCAL_INSTANCE_HOST: 'bad host',
+        DRAIN_TIMEOUT_MS: 'soon',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      'NATS_URL: "not a url" is not a server address such as nats://127.0.0.1:4222 (got "not a url")',
+      'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL, e.g. http://127.0.0.1:4318 (got "collector:4318")',
+      expect.stringMatching(/^DRAIN_TIMEOUT_MS: .* \(got "soon"\)$/),
+      'LOCAL_INSTANCE_HOST: must be an IP address or a host name, e.g. 127.0.0.1 (got "bad host")',
+    ]);
+  });
+
+  it('a service main with NATS_URL="not a url" exits 2 with that one config error, no stack', () => {
+    const main = fileURLToPath(new URL('../../../services/stats-sink/dist/src/main.js', import.meta.url));
+    if (!existsSync(main)) throw new Error(`${main} is not built; run pnpm build`);
+    const result = spawnSync(process.execPath, [main], {
+      env: { ...process.env, NATS_URL: 'not a url' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toBe(
+      'invalid configuration:\n  - NATS_URL: "not a url" is not a server address such as nats://127.0.0.1:4222 (got "not a url")\n',
+    );
   });
 });

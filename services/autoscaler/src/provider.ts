@@ -69,19 +69,34 @@ export interface InstanceProvider {
   open(plan: RevisionPlan, hooks: RevisionHooks): RevisionInstances;
 }
 
-/** Why `provider` cannot run a revision, or undefined when it can (static revisions need no provider). */
+/** Every INSTANCE_PROVIDER and the revision sources it runs; each provider's `runs` is its entry here. */
+export const providerSources = { local: ['command'], static: [] } as const satisfies Record<string, readonly RunnableSource[]>;
+
+/** Why `provider` cannot run a revision, naming the providers that can, or undefined when it can (static revisions need none). */
 export function notRunnableReason(provider: InstanceProvider, plan: RevisionPlan): string | undefined {
   const kind = plan.source.kind;
   if (kind === 'static' || provider.runs.includes(kind)) return undefined;
-  return kind === 'image'
-    ? `revision has an image, but the configured instance provider "${provider.name}" runs no images`
-    : `revision has a command, but the configured instance provider "${provider.name}" runs no commands`;
+  const what = kind === 'image' ? 'images' : 'commands';
+  const able = Object.entries(providerSources)
+    .filter(([, runs]) => (runs as readonly RunnableSource[]).includes(kind))
+    .map(([name]) => name);
+  const instead =
+    able.length === 0
+      ? `no instance provider of this Switchyard runs ${what} (${providerList()})`
+      : `INSTANCE_PROVIDER=${able.join(' or ')} runs ${what}`;
+  return `revision has ${kind === 'image' ? 'an image' : 'a command'}, but the configured instance provider "${provider.name}" runs no ${what}; ${instead}`;
+}
+
+function providerList(): string {
+  return Object.entries(providerSources)
+    .map(([name, runs]) => `${name} runs ${runs.length === 0 ? 'nothing' : runs.map((r) => `${r}s`).join(', ')}`)
+    .join('; ');
 }
 
 /** The provider for INSTANCE_PROVIDER=static: it runs nothing; only revisions with static endpoints are served. */
 export const staticProvider: InstanceProvider = {
   name: 'static',
-  runs: [],
+  runs: providerSources.static,
   open() {
     throw new Error('the static instance provider runs no instances');
   },

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import type { DeploymentRecord } from '@switchyard/shared';
+import type { DeploymentRecord, ServiceSpec } from '@switchyard/shared';
 import type { ServiceView } from '@switchyard/control-plane/api';
 import { cliOf, type Cli } from '../cli.js';
+import { ApiRequestError } from '../client.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
 import { segment } from './shared.js';
 import { trafficText } from '../output.js';
@@ -35,7 +36,7 @@ export function registerDeploy(program: Command): void {
       const started = await cli
         .client()
         .request<Deployment>('POST', `/v1/tenants/${segment(tenant)}/services/${segment(service)}/deployments`, { body });
-      await follow(cli, tenant, service, started.body, opts.wait);
+      await follow(cli, tenant, service, started.body, opts.wait, { quietStart: false, succeeded: 'completed' });
     });
 
   program
@@ -46,12 +47,18 @@ export function registerDeploy(program: Command): void {
     .action(async (service: string, opts: { reason?: string; wait: boolean }, command: Command) => {
       const cli = cliOf(command);
       const tenant = await cli.tenant();
+      const base = `/v1/tenants/${segment(tenant)}/services/${segment(service)}`;
       const response = await cli
         .client()
-        .request<Deployment>('POST', `/v1/tenants/${segment(tenant)}/services/${segment(service)}/rollback`, {
-          body: opts.reason === undefined ? {} : { reason: opts.reason },
+        .request<Deployment>('POST', `${base}/rollback`, { body: opts.reason === undefined ? {} : { reason: opts.reason } })
+        .catch(async (err: unknown) => {
+          throw await withStaticRollbackHint(cli, tenant, service, err);
         });
-      await follow(cli, tenant, service, response.body, opts.wait, true);
+      // 200: the running deployment was rolled back (done when it says rolled_back); 201: the previous revision is deployed again.
+      await follow(cli, tenant, service, response.body, opts.wait, {
+        quietStart: true,
+        succeeded: response.status === 200 ? 'rolled_back' : 'completed',
+      });
     });
 }
 
@@ -109,7 +116,21 @@ export function progressLine(deployment: Deployment, status: ServiceView['status
   return `${deployment.phase.padEnd(11)} ${bar} ${String(percent).padStart(3)}% on ${deployment.revision}  ${split}  ready ${ready}  — ${deployment.message}`;
 }
 
-async function follow(cli: Cli, tenant: string, service: string, initial: Deployment, wait: boolean, quietStart = false): Promise<void> {
+/** How `follow` reports: whether it announces the start, and the phase that means the command did what was asked. */
+interface FollowOptions {
+  quietStart: boolean;
+  succeeded: 'completed' | 'rolled_back';
+}
+
+async function follow(
+  cli: Cli,
+  tenant: string,
+  service: string,
+  initial: Deployment,
+  wait: boolean,
+  options: FollowOptions,
+): Promise<void> {
+  const { quietStart, succeeded } = options;
   if (!wait) {
     cli.print(initial, () => `deployment ${initial.id}: ${initial.message}`);
     return;
@@ -133,6 +154,42 @@ async function follow(cli: Cli, tenant: string, service: string, initial: Deploy
   }
   if (interactive) cli.io.stdout('\n');
   if (cli.json) cli.io.stdout(`${JSON.stringify(deployment, null, 2)}\n`);
-  if (deployment.phase !== 'completed')
+  if (deployment.phase !== succeeded)
     throw new CliError(`deployment ${deployment.phase}: ${deployment.message}`, ExitCode.deploymentFailed);
+}
+
+/**
+ * A rollback the API refuses because the revisions are static (no deployment runs them, so
+ * there is nothing to undo) gets a hint with the `syctl traffic set` that does the job.
+ */
+async function withStaticRollbackHint(cli: Cli, tenant: string, service: string, err: unknown): Promise<unknown> {
+  const refused = err instanceof ApiRequestError && (err.status === 404 || err.status === 400 || err.status === 409);
+  if (!refused || err.issues.some((issue) => issue.field === 'path.tenant' || /no service/.test(issue.message))) return err;
+  const client = cli.client();
+  const base = `/v1/tenants/${segment(tenant)}/services/${segment(service)}`;
+  const view = (await client.request<ServiceView & { spec: ServiceSpec }>('GET', base).catch(() => undefined))?.body;
+  if (view === undefined) return err;
+  const previous = (await client.request<Deployment>('GET', `${base}/deployment`).catch(() => undefined))?.body.previousRevision;
+  const target = staticRollbackTarget(view, previous ?? null);
+  if (target === undefined) return err;
+  const tenantFlag = cli.options.tenant === undefined ? '' : ` --tenant ${tenant}`;
+  return new CliError(
+    `${err.message}\nhint: ${target.statics.join(', ')} ${target.statics.length === 1 ? 'has' : 'have'} static endpoints, which no ` +
+      `deployment runs; shift traffic instead: syctl traffic set ${service} ${target.revision}=100${tenantFlag}`,
+    ExitCode.apiError,
+    err.body,
+  );
+}
+
+/** Which static revision a rollback would return to: the previous one when known, else the static one serving least. */
+export function staticRollbackTarget(
+  view: Pick<ServiceView, 'status'> & { spec: Pick<ServiceSpec, 'revisions'> },
+  previous: string | null,
+): { revision: string; statics: string[] } | undefined {
+  const statics = view.spec.revisions.filter((r) => r.endpoints !== undefined).map((r) => r.name);
+  if (statics.length === 0) return undefined;
+  if (previous !== null && statics.includes(previous)) return { revision: previous, statics };
+  const percent = (name: string) => view.status.revisions.find((r) => r.name === name)?.percent ?? 0;
+  const revision = [...statics].sort((a, b) => percent(a) - percent(b))[0] as string;
+  return { revision, statics };
 }

@@ -35,13 +35,14 @@ export function registerEvents(program: Command): void {
       if (token === undefined || token === '') throw usageError('no token: pass --token or set SWITCHYARD_TOKEN');
       const format = cli.json ? formatEventJson : formatEventLine;
       const credentials = clientCredentials(cli.io.env);
+      const address = options.events ?? cli.io.env.SWITCHYARD_EVENTS ?? defaultEventsAddress;
       const abort = new AbortController();
       const onSignal = () => abort.abort();
       process.once('SIGINT', onSignal);
       try {
         await watchEvents({
           ...(credentials ? { credentials } : {}),
-          address: options.events ?? cli.io.env.SWITCHYARD_EVENTS ?? defaultEventsAddress,
+          address,
           token,
           ...(cli.options.tenant ? { tenant: cli.options.tenant } : {}),
           ...(options.service ? { service: options.service } : {}),
@@ -55,7 +56,13 @@ export function registerEvents(program: Command): void {
       } catch (err) {
         const code = (err as { code?: number }).code;
         const message = err instanceof Error ? err.message : String(err);
-        throw new CliError(message, code !== undefined && unreachableCodes.has(code) ? ExitCode.unreachable : ExitCode.apiError);
+        if (code === undefined || !unreachableCodes.has(code)) throw new CliError(message, ExitCode.apiError);
+        const reason = (err as { details?: string }).details ?? message;
+        throw new CliError(
+          `cannot reach the event-streamer's Watch API at ${address} (${reason}); start it (syctl up) or point ` +
+            "--events <host:port> / SWITCHYARD_EVENTS at it (all-in-one serves it on the control plane's gRPC port)",
+          ExitCode.unreachable,
+        );
       } finally {
         process.off('SIGINT', onSignal);
       }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ServiceView } from '@switchyard/control-plane/api';
 import { ApiRequestError } from '../client.js';
-import { cliOf } from '../cli.js';
+import { cliOf, type Cli } from '../cli.js';
 import { usageError } from '../errors.js';
 import { details, table, trafficText } from '../output.js';
 import { parseServiceFile } from '../service-file.js';
@@ -67,19 +67,20 @@ export function registerService(program: Command): void {
       const file = parseServiceFile(text, opts.file);
       const name = opts.name ?? file.name;
       if (name === undefined) throw usageError(`no service name: add "name: <service>" to ${opts.file} or pass --name`);
-      const tenant = await cli.tenant(file.tenant);
+      const tenant = await tenantOfFile(cli, file.tenant, opts.file);
       const client = cli.client();
       const path = `/v1/tenants/${segment(tenant)}/services/${segment(name)}`;
-      // Replace exactly the version read; a concurrent change makes the PUT a 409 instead of a lost update.
+      // Replace exactly the version read (or create only if there was none): a concurrent change makes the PUT a 412
+      // instead of a lost update.
       const current = await client.request<ServiceView>('GET', path).catch((err: unknown) => {
         if (err instanceof ApiRequestError && err.status === 404 && err.issues.some((i) => i.field === 'path.service')) return undefined;
         throw err;
       });
       const response = await client.request<ServiceView>('PUT', path, {
         body: file.spec,
-        ...(current?.etag === undefined ? {} : { ifMatch: current.etag }),
+        ...(current?.etag === undefined ? { ifNoneMatch: '*' } : { ifMatch: current.etag }),
       });
-      const verb = response.status === 201 ? 'created' : 'configured';
+      const verb = response.status === 201 ? 'created' : response.etag === current?.etag ? 'unchanged' : 'configured';
       cli.print(response.body, () => `service "${name}" ${verb} in tenant "${tenant}" (revision ${response.body.revision})`);
     });
 
@@ -117,4 +118,25 @@ export function registerService(program: Command): void {
       await cli.client().request('DELETE', `/v1/tenants/${segment(tenant)}/services/${segment(name)}`);
       cli.print({ tenant, service: name, deleted: true }, () => `service "${name}" deleted from tenant "${tenant}"`);
     });
+}
+
+/**
+ * The tenant a service file applies to: --tenant / SWITCHYARD_TENANT, the file's `tenant:`, or the
+ * tenant token's own. A file's `tenant:` that disagrees with either is said as such, instead of
+ * the 404 another tenant's path answers.
+ */
+async function tenantOfFile(cli: Cli, fileTenant: string | undefined, path: string): Promise<string> {
+  if (fileTenant === undefined) return cli.tenant();
+  const given = cli.options.tenant;
+  if (given !== undefined && given !== '' && given !== fileTenant) {
+    throw usageError(`${path} says tenant: "${fileTenant}", but --tenant / SWITCHYARD_TENANT says "${given}"; make them agree`);
+  }
+  const who = await cli.client().request<{ role: string; tenant: string | null }>('GET', '/v1/whoami');
+  if (who.body.tenant !== null && who.body.tenant !== fileTenant) {
+    throw usageError(
+      `${path} says tenant: "${fileTenant}", but the token belongs to tenant "${who.body.tenant}"; ` +
+        `use a token of "${fileTenant}" or change the file's tenant`,
+    );
+  }
+  return fileTenant;
 }

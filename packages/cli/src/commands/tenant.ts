@@ -15,9 +15,9 @@ export function registerTenant(program: Command): void {
     .action(async (name: string, opts: { domain: string[] }, command: Command) => {
       const cli = cliOf(command);
       const response = await withHint(
-        { status: 409, field: 'header.if-match' },
+        { status: 412, field: 'header.if-none-match' },
         `to change its grant: syctl tenant update ${name} --domain …`,
-        () => cli.client().request<TenantView>('PUT', `/v1/tenants/${segment(name)}`, { body: { domains: opts.domain } }),
+        () => cli.client().request<TenantView>('PUT', `/v1/tenants/${segment(name)}`, { body: { domains: opts.domain }, ifNoneMatch: '*' }),
       );
       cli.print(response.body, () => `tenant "${name}" created; granted: ${response.body.domains.join(', ')}`);
     });

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { freePort, type Logger } from '@switchyard/shared';
 import type { RevisionPlan } from '../revision-plans.js';
-import type { InstanceProvider, InstanceView, RevisionHooks, RevisionInstances } from '../provider.js';
+import { providerSources, type InstanceProvider, type InstanceView, type RevisionHooks, type RevisionInstances } from '../provider.js';
 import { probe } from './probe.js';
 import { canSwitchUser, createSandbox, instanceEnv, tenantIdentity, type Sandbox, type UidRange } from './sandbox.js';
 
@@ -43,7 +43,7 @@ export function localProvider(options: LocalProviderOptions): InstanceProvider {
   if (uids === undefined) options.logger.warn("not running as root: local instances run under the autoscaler's own uid");
   return {
     name: 'local',
-    runs: ['command'],
+    runs: providerSources.local,
     open: (plan, hooks) => new LocalRevision({ ...options, parentDeath, uids }, plan, hooks),
   };
 }

@@ -1,7 +1,16 @@
 import type { FastifyReply } from 'fastify';
-import type { ConfigStore, EndpointAllowlist, InvalidEntry, StoredService, StoredTenant, WriteCondition } from '../store/index.js';
+import {
+  RevisionConflict,
+  type ConfigStore,
+  type EndpointAllowlist,
+  type InvalidEntry,
+  type StoredService,
+  type StoredTenant,
+  type WriteCondition,
+} from '../store/index.js';
 import type { Authenticator } from './auth.js';
-import { badRequest, conflict, notFound } from './errors.js';
+import { conflict, notFound, preconditionFailed } from './errors.js';
+import { evaluatePreconditions, parsePreconditions } from './preconditions.js';
 import type { StatusPublisher } from './events.js';
 import type { ServiceView, TenantView } from './schemas.js';
 import { statusFromSpec, type NodesProvider, type ServiceStatusProvider, type TranslationErrorsProvider } from './status-from-spec.js';
@@ -68,39 +77,37 @@ export function requireService(ctx: ApiContext, tenant: string, service: string)
   return entry.stored;
 }
 
-/** The revision an `If-Match` header names: `"42"` (an ETag as sent) or a bare `42`. */
-export function ifMatchRevision(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const match = /^\s*(?:"(\d+)"|(\d+))\s*$/.exec(header);
-  if (match === null) throw badRequest('header.if-match', `must be the ETag of a version, e.g. "42" (got ${JSON.stringify(header)})`);
-  return Number(match[1] ?? match[2]);
+/** A write's preconditions (If-Match, If-None-Match) judged against the record as it is now; 412 when one fails. */
+export function checkPreconditions(
+  headers: { 'if-match'?: string; 'if-none-match'?: string },
+  existing: { revision: number } | undefined,
+  what: string,
+): void {
+  const failure = evaluatePreconditions(parsePreconditions(headers), existing?.revision, what);
+  if (failure !== undefined) throw preconditionFailed(failure);
 }
 
 /**
- * The PUT rule: without `If-Match` a PUT creates and refuses to replace; with it, it replaces
- * exactly that version. The view gives the early, well-worded answer; the KV compare-and-set
- * remains the authority when another writer races in between.
+ * The compare-and-set that makes a write apply to exactly the state it was judged against:
+ * the view gives the early, well-worded answer; the KV revision check stays the authority when
+ * another writer (another replica) races in between.
  */
-export function putCondition(header: string | undefined, existing: { revision: number } | undefined, what: string): WriteCondition {
-  const revision = ifMatchRevision(header);
-  if (revision === undefined) {
-    if (existing !== undefined) {
-      throw conflict(
-        'header.if-match',
-        `is missing, and ${what} already exists (ETag "${existing.revision}"); send If-Match: "${existing.revision}" to replace it`,
-      );
-    }
-    return { ifAbsent: true };
-  }
-  if (existing === undefined)
-    throw conflict('header.if-match', `names "${revision}", but ${what} does not exist; send no If-Match to create it`);
-  checkRevision(revision, existing.revision, what);
-  return { ifRevision: revision };
+export function writeCondition(existing: { revision: number } | undefined): WriteCondition {
+  return existing === undefined ? { ifAbsent: true } : { ifRevision: existing.revision };
 }
 
-export function checkRevision(expected: number, actual: number, what: string): void {
-  if (expected !== actual) {
-    throw conflict('header.if-match', `names "${expected}", but ${what} is at "${actual}" now; read it again and retry`);
+/** How often a write is judged and tried again after losing a compare-and-set race. */
+const writeAttempts = 3;
+
+/** Runs a write again, against the state that won, when another writer changed the record first. */
+export async function retryOnConflict<T>(ctx: ApiContext, write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!(err instanceof RevisionConflict) || attempt >= writeAttempts) throw err;
+      await ctx.store.catchUp();
+    }
   }
 }
 

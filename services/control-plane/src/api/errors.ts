@@ -1,9 +1,12 @@
-import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import { STATUS_CODES, maxHeaderSize } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyError, FastifyReply, FastifySchemaCompiler } from 'fastify';
 import { errors as natsErrors } from '@nats-io/nats-core';
 import { describeIssues } from '@switchyard/shared';
 import type { z } from 'zod';
-import { RevisionConflict, StoreUnavailable } from '../store/index.js';
+import { RecordTooLarge, RevisionConflict, StoreUnavailable } from '../store/index.js';
 import type { Issue } from '../store/index.js';
+import { MalformedTagList, type PreconditionFailure } from './preconditions.js';
 import type { ErrorBody, ErrorCode } from './schemas.js';
 
 const codeByStatus: Record<number, ErrorCode> = {
@@ -11,9 +14,14 @@ const codeByStatus: Record<number, ErrorCode> = {
   401: 'unauthorized',
   403: 'forbidden',
   404: 'not_found',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
   409: 'conflict',
+  412: 'precondition_failed',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
+  431: 'request_header_fields_too_large',
   503: 'unavailable',
 };
 
@@ -35,6 +43,7 @@ export class ApiError extends Error {
 export const badRequest = (field: string, message: string) => new ApiError(400, [{ field, message }]);
 export const notFound = (field: string, message: string) => new ApiError(404, [{ field, message }]);
 export const conflict = (field: string, message: string) => new ApiError(409, [{ field, message }]);
+export const preconditionFailed = (failure: PreconditionFailure) => new ApiError(412, [failure]);
 
 /** A request part failed its zod schema; keeps the ZodError so fields are named the shared way. */
 class RequestValidationError extends Error {
@@ -51,7 +60,8 @@ class RequestValidationError extends Error {
 export const validatorCompiler: FastifySchemaCompiler<z.ZodType> =
   ({ schema }) =>
   (data) => {
-    const result = schema.safeParse(data);
+    // Fastify hands a request without a body over as null; to the schemas, no body is undefined.
+    const result = schema.safeParse(data ?? undefined);
     return result.success ? { value: result.data } : { error: new RequestValidationError(result.error) };
   };
 
@@ -80,16 +90,20 @@ function isStoreUnavailable(err: unknown): boolean {
   ].some((type) => err instanceof type);
 }
 
-export function toApiError(err: FastifyError | Error, request: FastifyRequest): ApiError {
+export function toApiError(err: FastifyError | Error): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof RequestValidationError) {
     return new ApiError(400, describeIssues(err.zodError, contextPrefix[err.validationContext ?? 'body'] ?? []));
   }
+  if (err instanceof MalformedTagList) return badRequest(`header.${err.header}`, err.message);
   if (err instanceof RevisionConflict) {
-    const field = 'header.if-match';
-    return 'ifAbsent' in err.condition
-      ? conflict(field, 'was created by someone else meanwhile; read it and send its ETag in If-Match to replace it')
-      : conflict(field, `${request.headers['if-match'] ?? 'the version read'} is no longer the current version; read it again and retry`);
+    // Writes retry after a lost compare-and-set; this is what is left when they kept losing.
+    return conflict('(store)', 'the record kept changing under concurrent writers; read it again and retry');
+  }
+  if (err instanceof RecordTooLarge) {
+    return new ApiError(413, [
+      { field: '(body)', message: `stored, it would be ${err.bytes} bytes; the config store takes at most ${err.limit}` },
+    ]);
   }
   const status = (err as FastifyError).statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
@@ -105,4 +119,29 @@ export function toApiError(err: FastifyError | Error, request: FastifyRequest): 
 export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   if (error.status === 401) reply.header('www-authenticate', 'Bearer');
   return reply.code(error.status).send(error.body);
+}
+
+/** What a malformed or oversized request gets before fastify sees it (fastify's clientErrorHandler). */
+function clientError(code: string | undefined): ApiError {
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return new ApiError(431, [{ field: '(headers)', message: `the request line and headers exceed ${maxHeaderSize} bytes` }]);
+  }
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new ApiError(408, [{ field: '(request)', message: 'the request did not arrive in time' }]);
+  }
+  return new ApiError(400, [{ field: '(request)', message: 'not a well-formed HTTP/1.1 request' }]);
+}
+
+/** Answers a request node's HTTP parser refused, in the same error body as every other error. */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (socket.writable) {
+    const error = clientError(err.code);
+    const body = JSON.stringify(error.body);
+    socket.write(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

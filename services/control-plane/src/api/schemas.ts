@@ -18,9 +18,14 @@ export const errorCodes = [
   'unauthorized',
   'forbidden',
   'not_found',
+  'method_not_allowed',
+  'request_timeout',
   'conflict',
+  'precondition_failed',
   'payload_too_large',
+  'uri_too_long',
   'unsupported_media_type',
+  'request_header_fields_too_large',
   'internal',
   'unavailable',
 ] as const;
@@ -40,12 +45,29 @@ export type ErrorBody = z.infer<typeof errorBody>;
 export const tenantParams = z.object({ tenant: dnsLabel });
 export const serviceParams = z.object({ tenant: dnsLabel, service: dnsLabel });
 
-/** Optimistic concurrency: the ETag (KV revision) a write expects to replace. */
+/** Every error answer a route can give, for its OpenAPI responses. */
+export const errorResponses = {
+  400: errorBody,
+  401: errorBody,
+  403: errorBody,
+  404: errorBody,
+  409: errorBody,
+  412: errorBody,
+  413: errorBody,
+  415: errorBody,
+  503: errorBody,
+};
+
+/** Conditional requests (RFC 9110 §13) on the ETag, which is the record's KV revision. */
 export const conditionalHeaders = z.looseObject({
-  'if-match': z.string().optional().describe('ETag of the version to replace, e.g. "42"; without it a PUT only creates'),
-});
-export const optionalConditionHeaders = z.looseObject({
-  'if-match': z.string().optional().describe('ETag of the version to change; without it the current version is used'),
+  'if-match': z
+    .string()
+    .optional()
+    .describe('Apply only if the record exists and is at one of these ETags, e.g. "42"; * means "if it exists". 412 otherwise'),
+  'if-none-match': z
+    .string()
+    .optional()
+    .describe('Apply only if the record is at none of these ETags; * means "only if it does not exist yet". 412 otherwise'),
 });
 
 export const tenantView = z

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler } from 'fastify-type-provider-zod';
 import type { ControlPlaneConfig, Logger } from '@switchyard/shared';
@@ -7,7 +7,8 @@ import type { Registry } from 'prom-client';
 import { EndpointAllowlist, registryCounter, type ConfigStore } from '../store/index.js';
 import { Authenticator, setPrincipal, type Access } from './auth.js';
 import type { ApiContext } from './context.js';
-import { notFound, sendError, toApiError, validatorCompiler } from './errors.js';
+import { RouteTable } from './allowed-methods.js';
+import { ApiError, clientErrorHandler, notFound, sendError, toApiError, validatorCompiler } from './errors.js';
 import { natsStatusPublisher, type StatusPublisher } from './events.js';
 import { registerNodeRoutes } from './routes/nodes.js';
 import { registerDeploymentRoutes, type DeploymentHooks } from './routes/deployments.js';
@@ -57,6 +58,19 @@ const openApiInfo = {
 };
 
 /**
+ * Bodies are JSON or nothing: `text/plain` (which fastify parses by default) answers 415 like
+ * every other media type, and an empty JSON body is no body (`POST …/rollback` needs none).
+ */
+function acceptJsonOnly(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else void parseJson(request, body as string, done);
+  });
+}
+
+/**
  * The management API: fastify with zod schemas (which also generate `/openapi.json`), bearer
  * auth, and writes that go through the config store with optimistic concurrency.
  * Throws ConfigError when `SWITCHYARD_ENDPOINT_CIDRS` is not a CIDR list.
@@ -85,9 +99,19 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     },
   };
 
-  const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    // Path parameters are DNS labels: longer ones get the schema's 400 naming the parameter, not a 414.
+    maxParamLength: 2048,
+    clientErrorHandler,
+    frameworkErrors: (err, _request, reply) => sendError(reply, toApiError(err)),
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  acceptJsonOnly(app);
+  const routes = new RouteTable();
+  app.addHook('onRoute', (route) => routes.add(route.url, route.method));
 
   const requests = registryCounter(
     registry,
@@ -95,7 +119,19 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     'Management API requests by route and status code.',
     ['method', 'route', 'status'],
   );
-  app.addHook('onRequest', async (request) => {
+  // Unmatched requests are answered before their body is read (a QUERY without Content-Type included).
+  const unmatched = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routes.allowed(path);
+    if (allowed.length === 0) return sendError(reply, notFound('path', `no route ${request.method} ${path}; /openapi.json lists them`));
+    reply.header('allow', allowed.join(', '));
+    return sendError(
+      reply,
+      new ApiError(405, [{ field: 'method', message: `${path} allows ${allowed.join(', ')}, not ${request.method}` }]),
+    );
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return unmatched(request, reply);
     const access = request.routeOptions.config.access;
     if (access === undefined) return;
     const principal = auth.authenticate(request.headers.authorization);
@@ -106,14 +142,21 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.setErrorHandler((err, request, reply) => {
-    const apiError = toApiError(err as Error, request);
+    const apiError = toApiError(err as Error);
     if (apiError.status === 503) logger.warn({ err: (err as Error).message, url: request.url }, 'config store unavailable');
     else if (apiError.status >= 500) logger.error({ err, url: request.url }, 'request failed');
     return sendError(reply, apiError);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, notFound('path', `no route ${request.method} ${request.url.split('?')[0]}; /openapi.json lists them`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routes.allowed(path);
+    if (allowed.length === 0) return sendError(reply, notFound('path', `no route ${request.method} ${path}; /openapi.json lists them`));
+    reply.header('allow', allowed.join(', '));
+    return sendError(
+      reply,
+      new ApiError(405, [{ field: 'method', message: `${path} allows ${allowed.join(', ')}, not ${request.method}` }]),
+    );
+  });
 
   await app.register(fastifySwagger, {
     openapi: {

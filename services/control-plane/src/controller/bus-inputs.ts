@@ -18,13 +18,16 @@ import { recordEndpointSet, recordHealth } from '../translator/inputs.js';
 /**
  * What the bus tells the control plane beyond the desired state: each managed revision's
  * endpoint set (replayed last-per-subject from JetStream, so a restarted control plane misses
- * nothing), endpoint health (replayed from JetStream) and the latest load per revision (core
- * NATS, for the deployment controller's error ratio).
+ * nothing), endpoint health (replayed from JetStream), the latest load per revision (core
+ * NATS, for the deployment controller's error ratio) and the revisions the instance provider
+ * cannot run (so a deployment of one fails at once).
  */
 export class BusInputs {
   readonly endpointSets = new Map<string, EndpointSet>();
   readonly health = new Map<string, Map<string, EndpointHealth>>();
   readonly load = new Map<string, LoadSample>();
+  /** Revisions (by cluster name) the instance provider reported it cannot run, with its reason. */
+  readonly notRunnable = new Map<string, string>();
   private readonly listeners = new Set<() => void>();
   private stops: (() => Promise<void> | void)[] = [];
 
@@ -52,7 +55,12 @@ export class BusInputs {
     const load: Subscription = subscribe(nc, 'load', subjectPattern('load'), deps, ({ payload }) => {
       inputs.load.set(clusterName(payload), payload);
     });
-    inputs.stops = [endpoints.stop, health.stop, () => load.unsubscribe()];
+    const instances: Subscription = subscribe(nc, 'instance', subjectPattern('instance'), deps, ({ payload }) => {
+      if (payload.event === 'not_runnable') inputs.notRunnable.set(clusterName(payload), payload.detail);
+      else inputs.notRunnable.delete(clusterName(payload));
+      inputs.notify();
+    });
+    inputs.stops = [endpoints.stop, health.stop, () => load.unsubscribe(), () => instances.unsubscribe()];
     await Promise.all([endpoints.caughtUp, health.caughtUp]);
     return inputs;
   }

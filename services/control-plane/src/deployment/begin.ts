@@ -53,7 +53,7 @@ export function beginDeployment(
   const serving = split.filter((t) => t.percent > 0);
   const previous = [...serving].sort((a, b) => b.percent - a.percent)[0]?.revision ?? null;
   const fresh = request.command !== undefined || request.image !== undefined;
-  const name = request.revision ?? `r${now.toString(36)}`;
+  const name = request.revision ?? nextRevisionName(ref.service, [...spec.revisions.map((r) => r.name), current?.revision ?? '']);
   const existing = spec.revisions.find((r) => r.name === name);
   if (fresh && existing !== undefined)
     return { status: 409, field: 'revision', message: `revision "${name}" already exists; pick another name` };
@@ -65,7 +65,11 @@ export function beginDeployment(
     };
   }
   if (!fresh && existing?.endpoints !== undefined)
-    return { status: 400, field: 'revision', message: `revision "${name}" has static endpoints; shift its traffic instead` };
+    return {
+      status: 400,
+      field: 'revision',
+      message: `revision "${name}" has static endpoints, which no deployment starts; shift its traffic instead (PUT …/traffic)`,
+    };
   if (!fresh && serving.length === 1 && serving[0]?.revision === name)
     return { status: 409, field: 'revision', message: `revision "${name}" already serves all traffic` };
 
@@ -124,4 +128,17 @@ export function specChangeConflict(current: DeploymentRecord | undefined, spec: 
       `deployment ${current.id} (${current.previousRevision ?? 'none'} → ${current.revision}) is still ${current.phase} and needs ` +
       `revision ${missing.join(' and ')}; wait for it or roll it back first`,
   };
+}
+
+/**
+ * The name of a generated revision: the service's name and a sequence number one past the
+ * highest it has used (`web-00004`), a DNS label like every revision name.
+ */
+export function nextRevisionName(service: string, taken: string[]): string {
+  const prefix = `${service.slice(0, 56).replace(/-+$/, '')}-`;
+  const used = taken.flatMap((name) => {
+    const match = name.startsWith(prefix) ? /^\d{5,}$/.exec(name.slice(prefix.length)) : null;
+    return match === null ? [] : [Number(match[0])];
+  });
+  return `${prefix}${String(Math.max(0, ...used) + 1).padStart(5, '0')}`;
 }

@@ -18,6 +18,7 @@ export function observeRevision(
     endpointSets: ReadonlyMap<string, EndpointSet>;
     health: ReadonlyMap<string, ReadonlyMap<string, EndpointHealth>>;
     load: ReadonlyMap<string, LoadSample>;
+    notRunnable: ReadonlyMap<string, string>;
   },
   now: number,
 ): RevisionObservation {
@@ -37,5 +38,6 @@ export function observeRevision(
     unhealthyInstances,
     requiredInstances: Math.max(1, minInstances),
     errorRatio: fresh ? load.errorRatio : null,
+    notRunnable: inputs.notRunnable.get(cluster) ?? null,
   };
 }

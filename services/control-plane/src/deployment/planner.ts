@@ -15,6 +15,8 @@ export interface RevisionObservation {
   requiredInstances: number;
   /** The new revision's error ratio (5xx / all) over the last load window; null without traffic. */
   errorRatio: number | null;
+  /** Why the instance provider cannot run the new revision at all (e.g. an image under a provider of commands); null when it can. */
+  notRunnable: string | null;
 }
 
 export interface PlannerSettings {
@@ -43,6 +45,14 @@ export function planDeployment(
   const unchanged: PlannerStep = { deployment, changed: false };
   switch (deployment.phase) {
     case 'scaling': {
+      if (observed.notRunnable !== null) {
+        return finish(
+          deployment,
+          'failed',
+          now,
+          `revision ${deployment.revision} cannot start: ${observed.notRunnable}; traffic unchanged`,
+        );
+      }
       if (observed.healthyInstances >= Math.max(1, observed.requiredInstances)) return shiftTo(deployment, 0, now);
       if (now - deployment.phaseSince >= settings.scaleTimeoutMs) {
         return finish(

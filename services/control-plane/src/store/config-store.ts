@@ -33,6 +33,21 @@ export class RevisionConflict extends Error {
   }
 }
 
+/** A record larger than the NATS server takes in one message (its `max_payload`, less room for headers). */
+export class RecordTooLarge extends Error {
+  constructor(
+    readonly key: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`${key} would be ${bytes} bytes stored; the NATS server takes at most ${limit}`);
+    this.name = 'RecordTooLarge';
+  }
+}
+
+/** Room a KV put needs for its headers besides the record (expected-sequence and message headers). */
+const headerAllowance = 4096;
+
 /** The bucket cannot be written now: NATS is disconnected. */
 export class StoreUnavailable extends Error {
   constructor() {
@@ -148,6 +163,9 @@ export class ConfigStore {
   private async write(key: string, record: unknown, condition: WriteCondition): Promise<number> {
     this.checkConnected();
     const data = JSON.stringify(record);
+    const limit = (this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY) - headerAllowance;
+    const bytes = Buffer.byteLength(data);
+    if (bytes > limit) throw new RecordTooLarge(key, bytes, limit);
     let revision: number;
     try {
       revision = 'ifAbsent' in condition ? await this.kv.create(key, data) : await this.kv.update(key, data, condition.ifRevision);
@@ -166,6 +184,11 @@ export class ConfigStore {
       throw isWrongLastSequence(err) ? new RevisionConflict(key, { ifRevision }) : err;
     }
     // A delete does not report its revision; the bucket's last one is at least as new.
+    await this.catchUp();
+  }
+
+  /** Waits until the view holds every change the bucket has now (after losing a compare-and-set race, say). */
+  async catchUp(): Promise<void> {
     const status = await this.kv.status();
     await this.untilViewHas(status.streamInfo.state.last_seq);
   }

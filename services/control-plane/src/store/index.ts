@@ -1,4 +1,11 @@
-export { ConfigStore, RevisionConflict, StoreUnavailable, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
+export {
+  ConfigStore,
+  RecordTooLarge,
+  RevisionConflict,
+  StoreUnavailable,
+  type ConfigStoreOptions,
+  type WriteCondition,
+} from './config-store.js';
 export {
   ConfigView,
   type ConfigChange,

@@ -249,7 +249,7 @@ describe('tenants and grants', () => {
       body: { domains: ['t400.test'] },
       status: 400,
       fields: ['header.if-match'],
-      headers: { 'if-match': 'W/"x"' },
+      headers: { 'if-match': 'latest' },
     },
   ])('400s: $label', async ({ url, body, status, fields, headers }) => {
     expectError(await h.call('PUT', url, admin({ body, headers })), status, fields);
@@ -269,30 +269,26 @@ describe('tenants and grants', () => {
     expect((await h.call('GET', '/v1/tenants/squatter', admin())).status).toBe(404);
   });
 
-  it('409 for create-only and stale If-Match conflicts', async () => {
+  it('PUT replaces without preconditions; a stale or absent If-Match answers 412', async () => {
     const first = await h.call('PUT', '/v1/tenants/cas', admin({ body: { domains: ['cas.test'] } }));
-    const again = await h.call('PUT', '/v1/tenants/cas', admin({ body: { domains: ['cas.test'] } }));
-    expectError(again, 409, ['header.if-match']);
-    expect(again.body.message).toContain(`If-Match: "${first.body.revision}"`);
-    await h.call(
+    expect(first.status).toBe(201);
+    const replaced = await h.call('PUT', '/v1/tenants/cas', admin({ body: { domains: ['cas.test', 'cas.example'] } }));
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.domains).toEqual(['cas.test', 'cas.example']);
+    const stale = await h.call(
       'PUT',
       '/v1/tenants/cas',
-      admin({ body: { domains: ['cas.test', 'cas.example'] }, headers: { 'if-match': `"${first.body.revision}"` } }),
+      admin({ body: { domains: ['cas.test'] }, headers: { 'if-match': `"${first.body.revision}"` } }),
     );
-    expectError(
-      await h.call(
-        'PUT',
-        '/v1/tenants/cas',
-        admin({ body: { domains: ['cas.test'] }, headers: { 'if-match': `"${first.body.revision}"` } }),
-      ),
-      409,
-      ['header.if-match'],
-    );
+    expectError(stale, 412, ['header.if-match']);
+    expect(stale.body.code).toBe('precondition_failed');
+    expect(stale.body.message).toContain(`is at "${replaced.body.revision}" now`);
     expectError(
       await h.call('PUT', '/v1/tenants/no-such', admin({ body: { domains: ['no-such.test'] }, headers: { 'if-match': '"3"' } })),
-      409,
+      412,
       ['header.if-match'],
     );
+    expect((await h.call('GET', '/v1/tenants/no-such', admin())).status).toBe(404);
   });
 
   it('413 for a body over 1 MiB, 400 for an empty JSON body', async () => {
@@ -305,14 +301,14 @@ describe('tenants and grants', () => {
     ]);
   });
 
-  it('409 for deleting a tenant at a stale If-Match', async () => {
+  it('412 for deleting a tenant at a stale If-Match', async () => {
     const created = await h.call('PUT', '/v1/tenants/stale-del', admin({ body: { domains: ['stale-del.test'] } }));
     await h.call(
       'PUT',
       '/v1/tenants/stale-del',
       admin({ body: { domains: ['stale-del.example'] }, headers: { 'if-match': created.headers.etag as string } }),
     );
-    expectError(await h.call('DELETE', '/v1/tenants/stale-del', admin({ headers: { 'if-match': created.headers.etag as string } })), 409, [
+    expectError(await h.call('DELETE', '/v1/tenants/stale-del', admin({ headers: { 'if-match': created.headers.etag as string } })), 412, [
       'header.if-match',
     ]);
     expect((await h.call('GET', '/v1/tenants/stale-del', admin())).status).toBe(200);
@@ -515,41 +511,50 @@ describe('services', () => {
     expectError(response, 400, ['domains[0]', 'protocol', 'revisions[0]']);
   });
 
-  it('replaces only with the current ETag; deletes with or without one', async () => {
-    const created = await h.call('PUT', '/v1/tenants/svc/services/cas', { token, body: spec(['cas.svc.test']) });
-    expectError(await h.call('PUT', '/v1/tenants/svc/services/cas', { token, body: spec(['cas.svc.test']) }), 409, ['header.if-match']);
-    const updated = await h.call('PUT', '/v1/tenants/svc/services/cas', {
-      token,
-      body: spec(['cas.svc.test'], '10.0.0.9'),
-      headers: { 'if-match': created.headers.etag as string },
-    });
-    expect(updated.status).toBe(200);
-    expectError(
-      await h.call('PUT', '/v1/tenants/svc/services/cas', {
-        token,
-        body: spec(['cas.svc.test']),
-        headers: { 'if-match': created.headers.etag as string },
-      }),
-      409,
-      ['header.if-match'],
-    );
-    expectError(
-      await h.call('DELETE', '/v1/tenants/svc/services/cas', { token, headers: { 'if-match': created.headers.etag as string } }),
-      409,
-      ['header.if-match'],
-    );
-    expect(
-      (await h.call('DELETE', '/v1/tenants/svc/services/cas', { token, headers: { 'if-match': updated.headers.etag as string } })).status,
-    ).toBe(204);
-    expectError(await h.call('GET', '/v1/tenants/svc/services/cas', { token }), 404, ['path.service']);
-    expectError(await h.call('DELETE', '/v1/tenants/svc/services/cas', { token }), 404, ['path.service']);
-    expectError(
-      await h.call('PUT', '/v1/tenants/svc/services/cas', { token, body: spec(['cas.svc.test']), headers: { 'if-match': '"1"' } }),
-      409,
-      ['header.if-match'],
-    );
+  it('PUT creates then replaces; If-Match and If-None-Match work as RFC 9110 says', async () => {
+    const url = '/v1/tenants/svc/services/cas';
+    const put = (body: unknown, headers: Record<string, string> = {}) => h.call('PUT', url, { token, body, headers });
+    // If-Match on a service that does not exist (even *) fails; If-None-Match: * creates.
+    expectError(await put(spec(['cas.svc.test']), { 'if-match': '*' }), 412, ['header.if-match']);
+    expectError(await put(spec(['cas.svc.test']), { 'if-match': '"1"' }), 412, ['header.if-match']);
+    const created = await put(spec(['cas.svc.test']), { 'if-none-match': '*' });
+    expect(created.status).toBe(201);
+    const etag = created.headers.etag as string;
+    // If-None-Match: * refuses to overwrite; so does If-None-Match naming the current version (weakly, too).
+    expectError(await put(spec(['cas.svc.test'], '10.0.0.1'), { 'if-none-match': '*' }), 412, ['header.if-none-match']);
+    expectError(await put(spec(['cas.svc.test'], '10.0.0.1'), { 'if-none-match': `W/${etag}` }), 412, ['header.if-none-match']);
+    // Without preconditions a PUT replaces (200).
+    const replaced = await put(spec(['cas.svc.test'], '10.0.0.2'));
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.spec.revisions[0].endpoints[0].address).toBe('10.0.0.2');
+    // A stale If-Match fails; a list holding the current one, or *, or a weak-but-stale If-None-Match passes.
+    expectError(await put(spec(['cas.svc.test'], '10.0.0.3'), { 'if-match': etag }), 412, ['header.if-match']);
+    expectError(await put(spec(['cas.svc.test'], '10.0.0.3'), { 'if-match': `W/${replaced.headers.etag as string}` }), 412, [
+      'header.if-match',
+    ]);
+    const listed = await put(spec(['cas.svc.test'], '10.0.0.3'), { 'if-match': `${etag}, ${replaced.headers.etag as string}` });
+    expect(listed.status).toBe(200);
+    const any = await put(spec(['cas.svc.test'], '10.0.0.4'), { 'if-match': '*', 'if-none-match': etag });
+    expect(any.status).toBe(200);
+    // DELETE: a stale If-Match fails and deletes nothing; the current one deletes.
+    expectError(await h.call('DELETE', url, { token, headers: { 'if-match': etag } }), 412, ['header.if-match']);
+    expect((await h.call('DELETE', url, { token, headers: { 'if-match': any.headers.etag as string } })).status).toBe(204);
+    expectError(await h.call('GET', url, { token }), 404, ['path.service']);
+    // Preconditions are not judged on what would be a 404 anyway.
+    expectError(await h.call('DELETE', url, { token, headers: { 'if-match': '*' } }), 404, ['path.service']);
     // Once deleted, its hosts are free again, and the name can be created anew.
     expect((await h.call('PUT', '/v1/tenants/svc/services/cas2', { token, body: spec(['cas.svc.test']) })).status).toBe(201);
+  });
+
+  it('re-applying an identical spec changes nothing: same ETag, no new KV revision', async () => {
+    const url = '/v1/tenants/svc/services/same';
+    const created = await h.call('PUT', url, { token, body: spec(['same.svc.test']) });
+    const bucketBefore = h.store.view.revision;
+    const again = await h.call('PUT', url, { token, body: spec(['same.svc.test']) });
+    expect(again.status).toBe(200);
+    expect(again.headers.etag).toBe(created.headers.etag);
+    expect(again.body.updatedAt).toBe(created.body.updatedAt);
+    expect(h.store.view.revision).toBe(bucketBefore);
   });
 
   it('deletes the deployment record with its service', async () => {
@@ -641,7 +646,7 @@ describe('traffic', () => {
     {
       label: 'a stale If-Match',
       body: { traffic: [{ revision: 'blue', percent: 100 }] },
-      status: 409,
+      status: 412,
       fields: ['header.if-match'],
       headers: { 'if-match': '"1"' },
     },
@@ -680,15 +685,18 @@ describe('status events', () => {
     );
     const body = { ...minimalGrpcService, domains: ['echo.events.test'] };
     const applied = await h.call('PUT', '/v1/tenants/events/services/echo', { token, body });
-    const shifted = await h.call('PUT', '/v1/tenants/events/services/echo/traffic', {
-      token,
-      body: {
-        traffic: [
-          { revision: 'green', percent: 100 },
-          { revision: 'blue', percent: 0 },
-        ],
-      },
-    });
+    // The same spec again is no change: no event (it would land between applied and traffic).
+    expect((await h.call('PUT', '/v1/tenants/events/services/echo', { token, body })).headers.etag).toBe(applied.headers.etag);
+    const split = {
+      traffic: [
+        { revision: 'green', percent: 100 },
+        { revision: 'blue', percent: 0 },
+      ],
+    };
+    const shifted = await h.call('PUT', '/v1/tenants/events/services/echo/traffic', { token, body: split });
+    expect((await h.call('PUT', '/v1/tenants/events/services/echo/traffic', { token, body: split })).headers.etag).toBe(
+      shifted.headers.etag,
+    );
     await h.call('DELETE', '/v1/tenants/events/services/echo', { token });
     await eventually(() => expect(seen.map((e) => e.event)).toEqual(['applied', 'traffic', 'deleted']));
     expect(seen[0]).toMatchObject({

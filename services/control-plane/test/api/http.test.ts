@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { createApiServer, type ApiServer } from '../../src/api/index.js';
@@ -70,7 +71,7 @@ describe('the management API over HTTP', () => {
     const stale = await send(url, 'PUT', '/v1/tenants/acme/services/echo', token, minimalGrpcService, {
       'if-match': created.etag as string,
     });
-    expect(stale.status).toBe(409);
+    expect(stale.status).toBe(412);
     expect(stale.body.issues[0].field).toBe('header.if-match');
 
     await eventually(async () => expect((await send(url, 'GET', '/v1/tenants/acme/services/echo', token)).etag).toBe(shifted.etag));
@@ -78,6 +79,23 @@ describe('the management API over HTTP', () => {
       (await send(url, 'DELETE', '/v1/tenants/acme/services/echo', token, undefined, { 'if-match': shifted.etag as string })).status,
     ).toBe(204);
     await eventually(async () => expect((await send(replicaUrl, 'GET', '/v1/tenants/acme/services/echo', token)).status).toBe(404));
+  });
+
+  it('answers requests the HTTP parser refuses in the documented error shape (431, 400)', async () => {
+    const big = await fetch(`${url}/v1/tenants`, { headers: { authorization: `Bearer ${adminToken}`, 'x-padding': 'p'.repeat(20_000) } });
+    expect(big.status).toBe(431);
+    expect(await big.json()).toMatchObject({ status: 431, code: 'request_header_fields_too_large', issues: [{ field: '(headers)' }] });
+
+    const garbage = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(url).port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk.toString()));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+      socket.write('NOT HTTP AT ALL\r\n\r\n');
+    });
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+    expect(JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 400, code: 'bad_request' });
   });
 
   it('answers 503 naming the store while NATS is down, and recovers after', async () => {

@@ -26,7 +26,7 @@ function deployment(overrides: Partial<DeploymentRecord> = {}): DeploymentRecord
   };
 }
 
-const healthy: RevisionObservation = { healthyInstances: 2, unhealthyInstances: 0, requiredInstances: 2, errorRatio: 0 };
+const healthy: RevisionObservation = { healthyInstances: 2, unhealthyInstances: 0, requiredInstances: 2, errorRatio: 0, notRunnable: null };
 
 describe('planDeployment', () => {
   it.each([
@@ -48,6 +48,14 @@ describe('planDeployment', () => {
         { revision: 'green', percent: 10 },
         { revision: 'blue', percent: 90 },
       ],
+    },
+    {
+      label: 'fails at once when the provider cannot run the revision, traffic untouched',
+      d: deployment(),
+      obs: { ...healthy, healthyInstances: 0, notRunnable: 'the configured instance provider "local" runs no images' },
+      now: t0 + 1,
+      phase: 'failed',
+      traffic: undefined,
     },
     {
       label: 'gives up when never healthy, traffic untouched',

@@ -7,9 +7,8 @@ import { rollBackDeployment, type PlannerStep } from '../../deployment/planner.j
 import type { StoredDeployment } from '../../store/index.js';
 import { requireService, type ApiContext } from '../context.js';
 import { ApiError, notFound } from '../errors.js';
-import { errorBody, serviceParams } from '../schemas.js';
+import { errorResponses as errors, serviceParams } from '../schemas.js';
 
-const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 409: errorBody };
 const deploymentView = deploymentRecord.omit({ schemaVersion: true }).meta({ id: 'Deployment' });
 const rollbackBody = z
   .object({ reason: z.string().max(500).optional() })

@@ -2,17 +2,18 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { describeIssues, serviceSpec, trafficSplit, type ServiceRecord, type ServiceSpec } from '@switchyard/shared';
 import { z } from 'zod';
-import { RevisionConflict, checkService, type StoredService } from '../../store/index.js';
+import { isDeepStrictEqual } from 'node:util';
+import { checkService, type StoredService } from '../../store/index.js';
 import {
-  checkRevision,
+  checkPreconditions,
   findService,
-  ifMatchRevision,
-  putCondition,
   requireService,
   requireServiceEntry,
   requireTenant,
+  retryOnConflict,
   serviceView,
   setETag,
+  writeCondition,
   type ApiContext,
 } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -20,19 +21,13 @@ import { specChangeConflict } from '../../deployment/begin.js';
 import { statusEventOf } from '../events.js';
 import {
   conditionalHeaders,
-  errorBody,
-  optionalConditionHeaders,
+  errorResponses as errors,
   serviceParams,
   serviceSummary,
   serviceView as serviceViewSchema,
   tenantParams,
   trafficBody,
 } from '../schemas.js';
-
-const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 409: errorBody };
-
-/** A read-modify-write without If-Match retries this often when another writer races it. */
-const trafficAttempts = 3;
 
 /** Checks a spec against the tenant's grant, the endpoint allowlist and the tenant's other services. */
 function enforcePolicy(ctx: ApiContext, tenant: string, service: string, spec: ServiceSpec): void {
@@ -59,10 +54,12 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
       schema: {
         summary: 'Create or replace a service',
         description:
-          'The body is a ServiceSpec. Without If-Match the service must not exist yet; with it, it replaces exactly that ' +
-          "version. 400: the spec is invalid; 403: a domain outside the tenant's grant or an endpoint address the operator " +
-          'does not allow; 409: a host another service of the tenant serves, a stale If-Match, or a revision an active ' +
-          'deployment still needs (the message names the deployment).',
+          'The body is a ServiceSpec; it creates the service (201) or replaces it (200), also a stored record that ' +
+          'fails the current schema. A spec equal to the stored one changes nothing (200, same ETag, no event). ' +
+          'If-Match / If-None-Match make it conditional (412 when they do not hold). 400: the spec is invalid; ' +
+          "403: a domain outside the tenant's grant or an endpoint address the operator does not allow; 409: a host " +
+          'another service of the tenant serves, or a revision an active deployment still needs (the message names ' +
+          'the deployment); 413: too large for the config store.',
         tags: ['services'],
         params: serviceParams,
         headers: conditionalHeaders,
@@ -73,24 +70,27 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
     async (request, reply) => {
       const { tenant, service } = request.params;
       const spec = request.body;
-      const stored = await ctx.exclusive(async () => {
-        requireTenant(ctx, tenant);
-        // The newest entry, valid or not: an invalid stored record is replaced like any other.
-        const existing = findService(ctx, tenant, service);
-        const condition = putCondition(request.headers['if-match'], existing, `service "${service}"`);
-        enforcePolicy(ctx, tenant, service, spec);
-        const deploying = specChangeConflict(view.deployment(tenant, service)?.record, spec);
-        if (deploying !== undefined) throw new ApiError(deploying.status, [{ field: deploying.field, message: deploying.message }]);
-        const now = Date.now();
-        // createdAt survives updates: the translator resolves host conflicts in favour of the older service.
-        const previous = existing?.stored?.record;
-        const createdAt = previous?.createdAt ?? previous?.updatedAt ?? now;
-        const record: ServiceRecord = { schemaVersion: 1, tenant, name: service, spec, createdAt, updatedAt: now };
-        const revision = await ctx.store.putService(record, condition);
-        await ctx.publishStatus(statusEventOf(record, 'applied', revision));
-        reply.code(existing === undefined ? 201 : 200);
-        return requireService(ctx, tenant, service);
-      });
+      const stored = await ctx.exclusive(() =>
+        retryOnConflict(ctx, async () => {
+          requireTenant(ctx, tenant);
+          // The newest entry, valid or not: an invalid stored record is replaced like any other.
+          const existing = findService(ctx, tenant, service);
+          checkPreconditions(request.headers, existing, `service "${service}"`);
+          reply.code(existing === undefined ? 201 : 200);
+          const previous = existing?.invalid === undefined ? existing?.stored : undefined;
+          if (previous !== undefined && sameSpec(previous.record.spec, spec)) return previous;
+          enforcePolicy(ctx, tenant, service, spec);
+          const deploying = specChangeConflict(view.deployment(tenant, service)?.record, spec);
+          if (deploying !== undefined) throw new ApiError(deploying.status, [{ field: deploying.field, message: deploying.message }]);
+          const now = Date.now();
+          // createdAt survives updates: the translator resolves host conflicts in favour of the older service.
+          const createdAt = previous?.record.createdAt ?? previous?.record.updatedAt ?? now;
+          const record: ServiceRecord = { schemaVersion: 1, tenant, name: service, spec, createdAt, updatedAt: now };
+          const revision = await ctx.store.putService(record, writeCondition(existing));
+          await ctx.publishStatus(statusEventOf(record, 'applied', revision));
+          return requireService(ctx, tenant, service);
+        }),
+      );
       setETag(reply, stored.revision);
       return serviceView(ctx, stored);
     },
@@ -149,22 +149,23 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
         summary: 'Delete a service',
         tags: ['services'],
         params: serviceParams,
-        headers: optionalConditionHeaders,
+        headers: conditionalHeaders,
         response: { 204: z.null(), ...errors },
       },
     },
     async (request, reply) => {
       const { tenant, service } = request.params;
-      await ctx.exclusive(async () => {
-        const entry = requireServiceEntry(ctx, tenant, service);
-        const expected = ifMatchRevision(request.headers['if-match']);
-        if (expected !== undefined) checkRevision(expected, entry.revision, `service "${service}"`);
-        await ctx.store.deleteService(tenant, service, expected ?? entry.revision);
-        // A deployment record outlives nothing it deploys.
-        const deployment = view.deployment(tenant, service);
-        if (deployment !== undefined) await ctx.store.deleteDeployment(tenant, service, deployment.revision);
-        if (entry.stored !== undefined) await ctx.publishStatus(statusEventOf(entry.stored.record, 'deleted', entry.revision));
-      });
+      await ctx.exclusive(() =>
+        retryOnConflict(ctx, async () => {
+          const entry = requireServiceEntry(ctx, tenant, service);
+          checkPreconditions(request.headers, entry, `service "${service}"`);
+          await ctx.store.deleteService(tenant, service, entry.revision);
+          // A deployment record outlives nothing it deploys.
+          const deployment = view.deployment(tenant, service);
+          if (deployment !== undefined) await ctx.store.deleteDeployment(tenant, service, deployment.revision);
+          if (entry.stored !== undefined) await ctx.publishStatus(statusEventOf(entry.stored.record, 'deleted', entry.revision));
+        }),
+      );
       return reply.code(204).send(null);
     },
   );
@@ -176,34 +177,33 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
       schema: {
         summary: "Set a service's traffic split between its revisions",
         description:
-          'Percentages per revision, summing to 100. With If-Match the change applies only to that version of the service; ' +
-          'without it, to the current one.',
+          'Percentages per revision, summing to 100. With If-Match the change applies only to that version of the service ' +
+          '(412 otherwise); without it, to the current one.',
         tags: ['services'],
         params: serviceParams,
-        headers: optionalConditionHeaders,
+        headers: conditionalHeaders,
         body: trafficBody,
         response: { 200: serviceViewSchema, ...errors },
       },
     },
     async (request, reply) => {
       const { tenant, service } = request.params;
-      const expected = ifMatchRevision(request.headers['if-match']);
-      const stored = await ctx.exclusive(async () => {
-        for (let attempt = 1; ; attempt++) {
+      const stored = await ctx.exclusive(() =>
+        retryOnConflict(ctx, async () => {
           const current = requireService(ctx, tenant, service);
-          if (expected !== undefined) checkRevision(expected, current.revision, `service "${service}"`);
-          try {
-            return await setTraffic(ctx, current, request.body.traffic);
-          } catch (err) {
-            if (!(err instanceof RevisionConflict) || expected !== undefined || attempt >= trafficAttempts) throw err;
-            await view.waitFor(current.revision + 1, 5000).catch(() => undefined);
-          }
-        }
-      });
+          checkPreconditions(request.headers, current, `service "${service}"`);
+          return setTraffic(ctx, current, request.body.traffic);
+        }),
+      );
       setETag(reply, stored.revision);
       return serviceView(ctx, stored);
     },
   );
+}
+
+/** Whether a spec (as parsed, defaults filled) equals the stored one: applying it again changes nothing. */
+function sameSpec(stored: ServiceSpec, spec: ServiceSpec): boolean {
+  return isDeepStrictEqual(stored, JSON.parse(JSON.stringify(spec)));
 }
 
 async function setTraffic(
@@ -216,6 +216,7 @@ async function setTraffic(
     // Only the traffic changed, so every issue is about the body's traffic list.
     throw new ApiError(400, describeIssues(parsed.error));
   }
+  if (sameSpec(current.record.spec, parsed.data)) return current;
   const record: ServiceRecord = { ...current.record, spec: parsed.data, updatedAt: Date.now() };
   const revision = await ctx.store.putService(record, { ifRevision: current.revision });
   await ctx.publishStatus(statusEventOf(record, 'traffic', revision));

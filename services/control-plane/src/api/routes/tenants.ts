@@ -4,18 +4,10 @@ import { tenantSpec } from '@switchyard/shared';
 import { z } from 'zod';
 import { checkTenantGrant } from '../../store/index.js';
 import { hashToken, newToken } from '../auth.js';
-import { ifMatchRevision, putCondition, requireTenant, setETag, tenantView, checkRevision, type ApiContext } from '../context.js';
+import { isDeepStrictEqual } from 'node:util';
+import { checkPreconditions, requireTenant, retryOnConflict, setETag, tenantView, writeCondition, type ApiContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import {
-  conditionalHeaders,
-  errorBody,
-  optionalConditionHeaders,
-  tenantParams,
-  tenantView as tenantViewSchema,
-  tokenIssued,
-} from '../schemas.js';
-
-const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 409: errorBody };
+import { conditionalHeaders, errorResponses as errors, tenantParams, tenantView as tenantViewSchema, tokenIssued } from '../schemas.js';
 
 export function registerTenantRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -29,7 +21,8 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: ApiContext): voi
         summary: 'Create a tenant or replace its domain grant',
         description:
           'Each granted domain covers itself and every subdomain. Grants of two tenants may not overlap (409), and a grant ' +
-          "may not drop a domain one of the tenant's services uses (409). Without If-Match the tenant must not exist yet.",
+          "may not drop a domain one of the tenant's services uses (409). Creates (201) or replaces (200); the same grant again " +
+          'changes nothing. If-Match / If-None-Match make it conditional (412 when they do not hold).',
         tags: ['tenants'],
         params: tenantParams,
         headers: conditionalHeaders,
@@ -40,21 +33,26 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: ApiContext): voi
     async (request, reply) => {
       const { tenant } = request.params;
       const domains = request.body.domains;
-      return ctx.exclusive(async () => {
-        const existing = view.tenant(tenant);
-        const condition = putCondition(request.headers['if-match'], existing, `tenant "${tenant}"`);
-        const grant = checkTenantGrant({
-          tenant,
-          domains,
-          otherTenants: view.tenants().map((t) => ({ name: t.record.name, domains: t.record.spec.domains })),
-          services: view.services(tenant).map((s) => ({ name: s.record.name, domains: s.record.spec.domains })),
-        });
-        if (!grant.ok) throw new ApiError(grant.status, grant.issues);
-        const revision = await ctx.store.putTenant({ schemaVersion: 1, name: tenant, spec: { domains }, updatedAt: Date.now() }, condition);
-        setETag(reply, revision);
-        reply.code(existing === undefined ? 201 : 200);
-        return tenantView(ctx, requireTenant(ctx, tenant));
-      });
+      const stored = await ctx.exclusive(() =>
+        retryOnConflict(ctx, async () => {
+          const existing = view.tenant(tenant);
+          checkPreconditions(request.headers, existing, `tenant "${tenant}"`);
+          reply.code(existing === undefined ? 201 : 200);
+          if (existing !== undefined && isDeepStrictEqual(existing.record.spec.domains, domains)) return existing;
+          const grant = checkTenantGrant({
+            tenant,
+            domains,
+            otherTenants: view.tenants().map((t) => ({ name: t.record.name, domains: t.record.spec.domains })),
+            services: view.services(tenant).map((s) => ({ name: s.record.name, domains: s.record.spec.domains })),
+          });
+          if (!grant.ok) throw new ApiError(grant.status, grant.issues);
+          const record = { schemaVersion: 1 as const, name: tenant, spec: { domains }, updatedAt: Date.now() };
+          await ctx.store.putTenant(record, writeCondition(existing));
+          return requireTenant(ctx, tenant);
+        }),
+      );
+      setETag(reply, stored.revision);
+      return tenantView(ctx, stored);
     },
   );
 
@@ -97,19 +95,20 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: ApiContext): voi
         summary: 'Delete a tenant and everything under it: its services, deployments and tokens',
         tags: ['tenants'],
         params: tenantParams,
-        headers: optionalConditionHeaders,
+        headers: conditionalHeaders,
         response: { 204: z.null(), ...errors },
       },
     },
     async (request, reply) => {
       const { tenant } = request.params;
-      return ctx.exclusive(async () => {
-        const stored = requireTenant(ctx, tenant);
-        const expected = ifMatchRevision(request.headers['if-match']);
-        if (expected !== undefined) checkRevision(expected, stored.revision, `tenant "${tenant}"`);
-        await ctx.store.deleteTenantTree(tenant, expected ?? stored.revision);
-        return reply.code(204).send(null);
-      });
+      await ctx.exclusive(() =>
+        retryOnConflict(ctx, async () => {
+          const stored = requireTenant(ctx, tenant);
+          checkPreconditions(request.headers, stored, `tenant "${tenant}"`);
+          await ctx.store.deleteTenantTree(tenant, stored.revision);
+        }),
+      );
+      return reply.code(204).send(null);
     },
   );
 
