@@ -117,6 +117,22 @@ export const autoscalerEnv = z.object({
 });
 export type AutoscalerConfig = z.infer<typeof autoscalerEnv>;
 
+export const activatorEnv = z.object({
+  ...commonEnv,
+  /** Where the activator takes the requests Envoy sends it (HTTP/1.1). */
+  ACTIVATOR_PORT: port(8012),
+  ACTIVATOR_ADMIN_PORT: port(9405),
+  /** Identity of this replica in its pokes (default: host name and process id). */
+  ACTIVATOR_REPLICA_ID: optionalString,
+  /** Requests held per revision at most; more are answered 503 with retry-after. */
+  ACTIVATOR_MAX_HELD: z.coerce.number().int().positive().default(1000),
+  /** How long a request is held when its route sent no timeout. */
+  ACTIVATOR_DEFAULT_TIMEOUT_MS: millis(120_000),
+  /** The retry-after (seconds) of a 503 beyond the bound. */
+  ACTIVATOR_RETRY_AFTER_S: z.coerce.number().int().positive().default(1),
+});
+export type ActivatorConfig = z.infer<typeof activatorEnv>;
+
 /**
  * Parses `env` against `schema`. Every bad or missing variable is reported at once, so an
  * operator fixes the deployment in one go instead of one restart per variable.

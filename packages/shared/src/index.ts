@@ -1,5 +1,14 @@
-export { ConfigError, loadConfig, commonEnv, controlPlaneEnv, statsSinkEnv, eventStreamerEnv, autoscalerEnv } from './config.js';
-export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig } from './config.js';
+export {
+  ConfigError,
+  loadConfig,
+  commonEnv,
+  controlPlaneEnv,
+  statsSinkEnv,
+  eventStreamerEnv,
+  autoscalerEnv,
+  activatorEnv,
+} from './config.js';
+export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig, ActivatorConfig } from './config.js';
 export { createLogger, type Logger } from './logger.js';
 export { Readiness, createObservability, startAdminServer, type Observability, type HealthReporter } from './observability.js';
 export { startTracing, stopTracing, tracer, injectTraceContext, extractTraceContext } from './tracing.js';
@@ -46,6 +55,7 @@ export {
   type DeploymentEvent,
   type EnvoyEvent,
   type XdsEvent,
+  type ActivationPoke,
 } from './messages.js';
 export { dnsLabel, clusterName, parseClusterName, type RevisionRef } from './names.js';
 export { duration, protoDuration } from './duration.js';

@@ -80,8 +80,3 @@ export function nextDeadline(queue: RevisionQueue): number | undefined {
   for (const r of queue.held) next = next === undefined ? r.deadline : Math.min(next, r.deadline);
   return next;
 }
-
-/** Whether the activator may forget a revision's queue (nothing held, nothing learned that matters). */
-export function isIdle(queue: RevisionQueue): boolean {
-  return queue.held.length === 0 && !queue.ready;
-}
