@@ -26,6 +26,14 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
+function hostPort(value: string): { address: string; port: number } | undefined {
+  const at = value.lastIndexOf(':');
+  const address = value.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(value.slice(at + 1));
+  if (at < 0 || isIP(address) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { address, port };
+}
+
 /** Settings every service shares: where NATS is, its admin port, log level. */
 export const commonEnv = {
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
@@ -53,6 +61,13 @@ export const controlPlaneEnv = z.object({
   /** The ports clients connect to (a load balancer or Kubernetes Service in front), sent as X-Forwarded-Port. */
   ENVOY_HTTP_PUBLIC_PORT: port(80),
   ENVOY_HTTPS_PUBLIC_PORT: port(443),
+  /**
+   * `ip:port` of the activator (a Kubernetes Service's cluster IP, or 127.0.0.1 locally): EDS
+   * points HTTP revisions that scale to zero there while they have no ready instance. Unset: no activator.
+   */
+  ACTIVATOR_ADDRESS: optionalString
+    .refine((v) => v === undefined || hostPort(v) !== undefined, 'must be <IP address>:<port>')
+    .transform((v) => (v === undefined ? undefined : hostPort(v))),
 });
 export type ControlPlaneConfig = z.infer<typeof controlPlaneEnv>;
 
@@ -130,6 +145,8 @@ export const activatorEnv = z.object({
   ACTIVATOR_DEFAULT_TIMEOUT_MS: millis(120_000),
   /** The retry-after (seconds) of a 503 beyond the bound. */
   ACTIVATOR_RETRY_AFTER_S: z.coerce.number().int().positive().default(1),
+  /** A burst arriving within this window after the first held request becomes one poke (the autoscaler sizes for all of it). */
+  ACTIVATOR_POKE_COALESCE_MS: z.coerce.number().int().min(0).max(1000).default(20),
 });
 export type ActivatorConfig = z.infer<typeof activatorEnv>;
 

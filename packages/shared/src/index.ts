@@ -57,7 +57,7 @@ export {
   type XdsEvent,
   type ActivationPoke,
 } from './messages.js';
-export { dnsLabel, clusterName, parseClusterName, type RevisionRef } from './names.js';
+export { dnsLabel, clusterName, parseClusterName, activatorHeaders, type RevisionRef } from './names.js';
 export { duration, protoDuration } from './duration.js';
 export {
   serviceSpec,

@@ -23,8 +23,6 @@ import { activatorMetrics } from './metrics.js';
 import { Poker } from './pokes.js';
 import { createProxyServer } from './proxy.js';
 
-export { revisionHeader, timeoutHeader } from './proxy.js';
-
 export type ActivatorSettings = Pick<
   ActivatorConfig,
   | 'ACTIVATOR_PORT'
@@ -32,6 +30,7 @@ export type ActivatorSettings = Pick<
   | 'ACTIVATOR_MAX_HELD'
   | 'ACTIVATOR_DEFAULT_TIMEOUT_MS'
   | 'ACTIVATOR_RETRY_AFTER_S'
+  | 'ACTIVATOR_POKE_COALESCE_MS'
   | 'NATS_STREAM_REPLICAS'
 >;
 
@@ -56,7 +55,7 @@ async function startActivator(config: ActivatorSettings, options: ActivatorOptio
     },
     { heldChanged: (ref, held) => poker.heldChanged(ref, held) },
   );
-  const poker = new Poker(nc, replica, metrics, logger, () => holding.held());
+  const poker = new Poker(nc, replica, metrics, logger, () => holding.held(), config.ACTIVATOR_POKE_COALESCE_MS);
   await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS });
   const endpoints = await consumeStream(
     nc,

@@ -18,6 +18,7 @@ export class Poker {
     private readonly metrics: ActivatorMetrics,
     private readonly logger: Logger,
     currentlyHeld: () => { ref: RevisionRef; held: number }[],
+    private readonly coalesceMs: number,
     heartbeatMs = 1000,
   ) {
     this.heartbeat = setInterval(() => currentlyHeld().forEach(({ ref, held }) => this.send(ref, held)), heartbeatMs);
@@ -29,11 +30,11 @@ export class Poker {
     this.dirty.set(`${ref.tenant}/${ref.service}/${ref.revision}`, { ref, held });
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.scheduled = false;
       for (const { ref: r, held: h } of this.dirty.values()) this.send(r, h);
       this.dirty.clear();
-    });
+    }, this.coalesceMs).unref();
   }
 
   stop(): void {

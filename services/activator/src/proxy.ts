@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { parseClusterName, type Logger, type RevisionRef } from '@switchyard/shared';
+import { activatorHeaders, parseClusterName, type Logger, type RevisionRef } from '@switchyard/shared';
 import type { Holding, Outcome } from './holding.js';
 import type { ActivatorMetrics } from './metrics.js';
 
@@ -11,8 +11,8 @@ import type { ActivatorMetrics } from './metrics.js';
  * there; beyond the queue bound it answers 503 with retry-after, after the timeout 504.
  */
 
-export const revisionHeader = 'x-switchyard-revision';
-export const timeoutHeader = 'x-switchyard-timeout-ms';
+const revisionHeader = activatorHeaders.revision;
+const timeoutHeader = activatorHeaders.timeoutMs;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the activator's own, never passed on. */
 const notForwarded = new Set([

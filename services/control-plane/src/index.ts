@@ -53,6 +53,7 @@ export function createControlPlaneService(
         http: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTP_PORT, publicPort: config.ENVOY_HTTP_PUBLIC_PORT },
         https: { address: config.ENVOY_LISTENER_ADDRESS, port: config.ENVOY_HTTPS_PORT, publicPort: config.ENVOY_HTTPS_PUBLIC_PORT },
         reapUnhealthyAfterMs: config.SWITCHYARD_REAP_UNHEALTHY_MS,
+        ...(config.ACTIVATOR_ADDRESS ? { activator: config.ACTIVATOR_ADDRESS } : {}),
         ...options.translate,
       };
       const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, quarantine, logger, registry);

@@ -11,7 +11,7 @@ import {
 import { certificateProblems } from './certificates.js';
 import type { DesiredState, TranslateOptions, TranslationError } from './desired-state.js';
 import { DomainClaims, grantCovers } from './domains.js';
-import { resolveEndpoints } from './endpoints.js';
+import { resolveEndpoints, throughActivator } from './endpoints.js';
 import type { EndpointIR, PathMatchIR, RouteIR, ServiceIR } from './ir.js';
 import { re2Problem } from './regex.js';
 
@@ -78,7 +78,7 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
       const resolved = resolveEndpoints(revision, cluster, state, options.reapUnhealthyAfterMs);
       report(resolved.dropped);
       if (resolved.nextReapAt !== undefined) nextChangeAt = Math.min(nextChangeAt ?? Infinity, resolved.nextReapAt);
-      endpoints.set(cluster, resolved.endpoints);
+      endpoints.set(cluster, throughActivator(revision, spec, resolved.endpoints, options.activator));
     });
     services.push(service);
   }
