@@ -14,6 +14,7 @@ commands:
   stats-sink       MetricsService and LRS (:18001), admin (:9402)
   event-streamer   HDS, Envoy events, Watch API (:18002), admin (:9403)
   autoscaler       scaling decisions and instance providers, admin (:9404)
+  activator        holds requests of revisions at zero instances (:8012), admin (:9405)
   syctl            the command-line client (syctl --help)
   demo             a small HTTP service for the demo tenants (PORT, REVISION)
   demo-setup       registers the demo tenant and service through the management API
@@ -27,7 +28,7 @@ command="${1:-help}"
 [ "$#" -gt 0 ] && shift
 
 case "$command" in
-  control-plane | stats-sink | event-streamer | autoscaler)
+  control-plane | stats-sink | event-streamer | autoscaler | activator)
     exec node "$app/services/$command/dist/src/main.js" "$@"
     ;;
   syctl)

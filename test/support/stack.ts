@@ -1,7 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
 import { freePort, type Host } from '@switchyard/shared';
-import { allServices, autoscaler, controlPlane, eventStreamer, startAllInOne, statsSink, type ServiceFactory } from '@switchyard/local';
+import {
+  activator,
+  allServices,
+  autoscaler,
+  controlPlane,
+  eventStreamer,
+  startAllInOne,
+  statsSink,
+  type ServiceFactory,
+} from '@switchyard/local';
 import type { NatsServer } from '@switchyard/shared/testing';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -40,7 +49,7 @@ export interface StackPorts {
   envoyHttps: number;
 }
 
-export { allServices, autoscaler, controlPlane, eventStreamer, statsSink, type ServiceFactory };
+export { activator, allServices, autoscaler, controlPlane, eventStreamer, statsSink, type ServiceFactory };
 
 /**
  * The gRPC echo demo as a managed revision's command: the local provider runs it with PORT

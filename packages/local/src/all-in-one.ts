@@ -1,5 +1,7 @@
 import {
+  activatorEnv,
   autoscalerEnv,
+  freePort,
   controlPlaneEnv,
   eventStreamerEnv,
   loadConfig,
@@ -12,6 +14,7 @@ import { createControlPlaneService } from '@switchyard/control-plane';
 import { createStatsSinkService } from '@switchyard/stats-sink';
 import { createEventStreamerService } from '@switchyard/event-streamer';
 import { createAutoscalerService } from '@switchyard/autoscaler';
+import { createActivatorService } from '@switchyard/activator';
 
 /** Builds one service from the process environment (each reads its own schema, so a bad variable is reported by name). */
 export type ServiceFactory = (env: Record<string, string | undefined>) => ServiceModule;
@@ -20,8 +23,9 @@ export const controlPlane: ServiceFactory = (env) => createControlPlaneService(l
 export const statsSink: ServiceFactory = (env) => createStatsSinkService(loadConfig(statsSinkEnv, env));
 export const eventStreamer: ServiceFactory = (env) => createEventStreamerService(loadConfig(eventStreamerEnv, env));
 export const autoscaler: ServiceFactory = (env) => createAutoscalerService(loadConfig(autoscalerEnv, env));
-/** The four services, in start order: the control plane first so its streams and buckets exist for the others. */
-export const allServices: readonly ServiceFactory[] = [controlPlane, statsSink, eventStreamer, autoscaler];
+export const activator: ServiceFactory = (env) => createActivatorService(loadConfig(activatorEnv, env));
+/** Every service, in start order: the control plane first so its streams and buckets exist for the others. */
+export const allServices: readonly ServiceFactory[] = [controlPlane, statsSink, eventStreamer, autoscaler, activator];
 
 /** Ports of the local Envoy's listeners, as the control plane tells Envoy over LDS (Envoy's documented defaults). */
 export interface EnvoyListenerPorts {
@@ -55,6 +59,15 @@ export interface AllInOne {
 }
 
 /**
+ * The activator on this machine: its port (a free one unless ACTIVATOR_PORT names one) and the
+ * control plane's ACTIVATOR_ADDRESS pointing at it (unless set).
+ */
+async function localActivator(env: Record<string, string | undefined>): Promise<Record<string, string>> {
+  const port = env.ACTIVATOR_PORT !== undefined && env.ACTIVATOR_PORT !== '0' ? env.ACTIVATOR_PORT : String(await freePort());
+  return { ACTIVATOR_PORT: port, ACTIVATOR_ADDRESS: env.ACTIVATOR_ADDRESS ?? `127.0.0.1:${port}` };
+}
+
+/**
  * Switchyard on one machine: the chosen services in one process sharing one NATS connection,
  * one gRPC server (so LRS shares the xDS port, as gRPC clients require) and one admin server.
  * `syctl up` and the end-to-end tests both start the stack through this function.
@@ -71,7 +84,9 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
     ENVOY_HTTP_PUBLIC_PORT: String(listeners.http),
     ENVOY_HTTPS_PUBLIC_PORT: String(listeners.https),
   };
-  const services = (options.services ?? allServices).map((factory) => factory(env));
+  const factories = options.services ?? allServices;
+  if (factories.includes(activator)) Object.assign(env, await localActivator(env));
+  const services = factories.map((factory) => factory(env));
   const common = loadConfig(controlPlaneEnv, env);
   const host = await startHost({
     name: 'all-in-one',

@@ -1,4 +1,5 @@
 export {
+  activator,
   allServices,
   autoscaler,
   controlPlane,

@@ -14,6 +14,7 @@ const publishers: Record<SubjectKindName, string> = {
   status: 'control-plane',
   deploy: 'control-plane',
   xds: 'control-plane',
+  activate: 'activator',
 };
 
 const parameterDescriptions = {

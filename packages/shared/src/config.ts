@@ -26,6 +26,14 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
+function hostPort(value: string): { address: string; port: number } | undefined {
+  const at = value.lastIndexOf(':');
+  const address = value.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(value.slice(at + 1));
+  if (at < 0 || isIP(address) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { address, port };
+}
+
 const hostnamePattern = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
 /** Whether `host` is an IP address or a DNS hostname (what a socket can connect to or listen on). */
@@ -164,6 +172,13 @@ export const controlPlaneEnv = z.object({
    * event-streamer delegates checks over HDS instead; turning this on multiplies probes by the fleet size.
    */
   ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG: optionalString,
+  /**
+   * `ip:port` of the activator (a Kubernetes Service's cluster IP, or 127.0.0.1 locally): EDS
+   * points HTTP revisions that scale to zero there while they have no ready instance. Unset: no activator.
+   */
+  ACTIVATOR_ADDRESS: optionalString
+    .refine((v) => v === undefined || hostPort(v) !== undefined, 'must be <IP address>:<port>')
+    .transform((v) => (v === undefined ? undefined : hostPort(v))),
 });
 export type ControlPlaneConfig = z.infer<typeof controlPlaneEnv>;
 
@@ -252,6 +267,24 @@ export const autoscalerEnv = z.object({
   LOAD_MAX_CLOCK_SKEW_MS: millis(2000),
 });
 export type AutoscalerConfig = z.infer<typeof autoscalerEnv>;
+
+export const activatorEnv = z.object({
+  ...commonEnv,
+  /** Where the activator takes the requests Envoy sends it (HTTP/1.1). */
+  ACTIVATOR_PORT: port(8012),
+  ACTIVATOR_ADMIN_PORT: port(9405),
+  /** Identity of this replica in its pokes (default: host name and process id). */
+  ACTIVATOR_REPLICA_ID: optionalString,
+  /** Requests held per revision at most; more are answered 503 with retry-after. */
+  ACTIVATOR_MAX_HELD: z.coerce.number().int().positive().default(1000),
+  /** How long a request is held when its route sent no timeout. */
+  ACTIVATOR_DEFAULT_TIMEOUT_MS: millis(120_000),
+  /** The retry-after (seconds) of a 503 beyond the bound. */
+  ACTIVATOR_RETRY_AFTER_S: z.coerce.number().int().positive().default(1),
+  /** A burst arriving within this window after the first held request becomes one poke (the autoscaler sizes for all of it). */
+  ACTIVATOR_POKE_COALESCE_MS: z.coerce.number().int().min(0).max(1000).default(20),
+});
+export type ActivatorConfig = z.infer<typeof activatorEnv>;
 
 /**
  * Parses `env` against `schema`. Every bad or missing variable is reported at once, so an

@@ -10,8 +10,17 @@ export {
   autoscalerEnv,
   isHost,
   natsServerProblem,
+  activatorEnv,
 } from './config.js';
-export type { ControlPlaneConfig, StatsSinkConfig, EventStreamerConfig, AutoscalerConfig, GrpcSecurity, GrpcTlsConfig } from './config.js';
+export type {
+  ControlPlaneConfig,
+  StatsSinkConfig,
+  EventStreamerConfig,
+  AutoscalerConfig,
+  ActivatorConfig,
+  GrpcSecurity,
+  GrpcTlsConfig,
+} from './config.js';
 export {
   grpcClientCredentials,
   grpcServerCredentials,
@@ -80,8 +89,9 @@ export {
   type DeploymentEvent,
   type EnvoyEvent,
   type XdsEvent,
+  type ActivationPoke,
 } from './messages.js';
-export { dnsLabel, clusterName, parseClusterName, type RevisionRef } from './names.js';
+export { dnsLabel, clusterName, parseClusterName, activatorHeaders, type RevisionRef } from './names.js';
 export { duration, durationAtMost, timeoutDuration, protoDuration } from './duration.js';
 export {
   serviceSpec,

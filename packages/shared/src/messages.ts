@@ -190,6 +190,17 @@ export const xdsEvent = z.object({
 });
 export type XdsEvent = z.infer<typeof xdsEvent>;
 
+export const activationPoke = z.object({
+  schemaVersion: z.literal(1),
+  ...revisionScope,
+  /** The activator replica holding the requests (its pokes replace its earlier ones). */
+  activator: z.string().min(1).max(128),
+  /** Requests this replica holds for the revision right now: the autoscaler counts them as concurrency. */
+  held: z.number().int().nonnegative(),
+  ts: timestamp,
+});
+export type ActivationPoke = z.infer<typeof activationPoke>;
+
 interface SubjectKind<S extends z.ZodType> {
   kind: string;
   schema: S;
@@ -266,6 +277,14 @@ export const subjectKinds = {
     tokens: 2,
     jetstream: true,
     description: 'Deployment progress, one event per step.',
+  }),
+  activate: kind({
+    kind: 'activate',
+    schema: activationPoke,
+    tokens: 3,
+    jetstream: false,
+    description:
+      'Requests an activator holds for a revision without ready instances, published at once when the count changes and every second while it holds any.',
   }),
   xds: kind({ kind: 'xds', schema: xdsEvent, tokens: 1, jetstream: true, description: 'xDS client connects, ACKs and NACKs, by event.' }),
 } as const;

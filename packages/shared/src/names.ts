@@ -36,3 +36,9 @@ export function parseClusterName(name: string): RevisionRef | undefined {
   for (const part of parts) if (!dnsLabel.safeParse(part).success) return undefined;
   return { tenant, service, revision };
 }
+
+/**
+ * Headers each route sets per revision (overwriting a client's) for the activator: which
+ * revision a request is for (its cluster name) and the route's timeout in milliseconds.
+ */
+export const activatorHeaders = { revision: 'x-switchyard-revision', timeoutMs: 'x-switchyard-timeout-ms' } as const;

@@ -72,6 +72,7 @@ export class Autoscaler {
   private lease!: LeaderLease;
   private watch: ServiceWatch | undefined;
   private loadSub: Subscription | undefined;
+  private pokeSub: Subscription | undefined;
   private healthConsumer: { stop: () => Promise<void> } | undefined;
   private ticker: NodeJS.Timeout | undefined;
 
@@ -127,6 +128,9 @@ export class Autoscaler {
       }
       controller.observe(payload);
     });
+    this.pokeSub = subscribe(nc, 'activate', subjectPattern('activate'), deps, ({ payload }) =>
+      this.controllers.get(revisionKey(payload))?.poke(payload),
+    );
     this.healthConsumer = await consumeStream(
       nc,
       'health',
@@ -150,6 +154,7 @@ export class Autoscaler {
     this.controllers.clear();
     while (this.closing.size > 0) await Promise.all([...this.closing].map((c) => c.close()));
     this.loadSub?.unsubscribe();
+    this.pokeSub?.unsubscribe();
     clearInterval(this.ticker);
     await this.bus.flush();
     await this.lease.stop();

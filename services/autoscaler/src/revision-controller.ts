@@ -1,4 +1,4 @@
-import type { HealthTransition, LoadSample, Logger } from '@switchyard/shared';
+import type { ActivationPoke, HealthTransition, LoadSample, Logger } from '@switchyard/shared';
 import { decide, initialDeciderState, type Decision, type DeciderState } from './decider/decider.js';
 import { addPoint } from './decider/window.js';
 import type { BusPublisher } from './bus.js';
@@ -30,6 +30,8 @@ interface PendingDrain {
 
 /** Without samples, decide at this pace so that load that stopped being reported decays. */
 const idleDecisionMs = 2000;
+/** An activator replica's held count stops counting when it has not repeated it for this long (it pokes every second). */
+const pokeStaleMs = 3000;
 
 export class RevisionController {
   private decider: DeciderState;
@@ -38,6 +40,8 @@ export class RevisionController {
   private lastDecision: Decision | undefined;
   private lastDecisionAt = 0;
   private readonly drains = new Map<string, PendingDrain>();
+  /** Requests held per activator replica, with when it last said so. */
+  private readonly held = new Map<string, { held: number; at: number }>();
   /** Instances reported unhealthy, since when and why: replaced on the tick after their grace period. */
   private readonly unhealthy = new Map<string, { since: number; reason: string }>();
   private endpointsQueued = false;
@@ -96,6 +100,13 @@ export class RevisionController {
       this.decider = { ...this.decider, points: addPoint(this.decider.points, point, this.plan.scaling.stableWindow) };
     }
     this.checkDrains();
+  }
+
+  /** An activator holds requests for this revision: decide at once, counting them as concurrency. */
+  poke(poke: ActivationPoke): void {
+    if (poke.held === 0) this.held.delete(poke.activator);
+    else this.held.set(poke.activator, { held: poke.held, at: this.ctx.now() });
+    if (poke.held > 0 && this.runtime !== undefined && this.closing === undefined && this.serving) this.decideAndAct(undefined, true);
   }
 
   tick(): void {
@@ -177,6 +188,15 @@ export class RevisionController {
     return this.plan.trafficPercent > 0 || this.plan.deploying;
   }
 
+  private heldNow(now: number): number {
+    let total = 0;
+    for (const [activator, entry] of this.held) {
+      if (now - entry.at > pokeStaleMs) this.held.delete(activator);
+      else total += entry.held;
+    }
+    return total;
+  }
+
   private readyCount(): number {
     return this.runtime?.instances().filter((i) => i.state === 'ready').length ?? 0;
   }
@@ -188,7 +208,8 @@ export class RevisionController {
     const ready = this.readyCount();
     let decision: Decision;
     if (this.serving) {
-      const result = decide(this.plan.scaling, this.decider, { now, ready, ...(sample ? { sample } : {}) });
+      const held = this.heldNow(now);
+      const result = decide(this.plan.scaling, this.decider, { now, ready, held, ...(sample ? { sample } : {}) });
       this.decider = result.state;
       decision = result.decision;
     } else {

@@ -53,6 +53,7 @@ export function createControlPlaneService(
         ...(config.ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG === undefined
           ? {}
           : { activeHealthChecks: { eventLogPath: config.ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG } }),
+        ...(config.ACTIVATOR_ADDRESS ? { activator: config.ACTIVATOR_ADDRESS } : {}),
         ...options.translate,
       };
       const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, quarantine, logger, registry);

@@ -46,6 +46,8 @@ export interface DecideInput {
   ready: number;
   /** The load sample that triggered this decision; absent on idle ticks. */
   sample?: LoadPoint;
+  /** Requests activators hold for the revision right now (it has no ready instance): concurrency it must carry at once. */
+  held?: number;
 }
 
 export interface Decision {
@@ -98,7 +100,10 @@ export function decide(settings: DeciderSettings, state: DeciderState, input: De
   const latest = points.at(-1);
   const latestLoad = latest !== undefined && end === latest.ts ? latest.concurrency : 0;
 
-  const over = panicWant >= settings.panicThreshold * base;
+  // Held requests are a surge the load reports cannot show yet (they are not on any instance).
+  const held = input.held ?? 0;
+  const heldWant = instancesFor(held, target);
+  const over = Math.max(panicWant, heldWant) >= settings.panicThreshold * base;
   let panicSince = state.panicSince;
   let lastOverThreshold = state.lastOverThreshold;
   let panicPeak = state.panicPeak;
@@ -131,6 +136,11 @@ export function decide(settings: DeciderSettings, state: DeciderState, input: De
   } else {
     want = stableWant;
     reason = `${stable.toFixed(1)} in flight over the stable window at ${target} per instance → ${want}`;
+  }
+
+  if (heldWant > want) {
+    want = heldWant;
+    reason = `${held} requests held by the activator at ${target} per instance → ${want}`;
   }
 
   // A revision at zero instances sees no concurrency (Envoy fails its requests at once), only

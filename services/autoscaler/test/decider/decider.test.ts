@@ -209,4 +209,23 @@ describe('decide: over time', () => {
     stepper.load(70, 40);
     expect(stepper.last?.desired).toBeLessThan(6);
   });
+
+  describe('requests held by the activator count as concurrency', () => {
+    const zero = { ...defaults, minInstances: 0, maxConcurrency: 10 };
+    const cases: { label: string; settings: DeciderSettings; ready: number; held: number; sample?: number; want: number }[] = [
+      { label: '50 held, maxConcurrency 10 at 70 %: 8 from zero', settings: zero, ready: 0, held: 50, want: 8 },
+      { label: '50 held at 100 % utilization: exactly 5', settings: { ...zero, targetUtilization: 1 }, ready: 0, held: 50, want: 5 },
+      { label: 'one held request wakes the revision', settings: zero, ready: 0, held: 1, want: 1 },
+      { label: 'held capped by maxInstances', settings: { ...zero, maxInstances: 3 }, ready: 0, held: 50, want: 3 },
+      { label: 'a higher load sample wins over fewer held', settings: zero, ready: 0, held: 7, sample: 70, want: 10 },
+      { label: 'nothing held, no load: stays at zero', settings: zero, ready: 0, held: 0, want: 0 },
+    ];
+    for (const c of cases) {
+      it(c.label, () => {
+        const sample = c.sample === undefined ? {} : { sample: { ts: 1000, concurrency: c.sample, rps: c.sample, windowMs: 1000 } };
+        const { decision } = decide(c.settings, initialDeciderState(0, 0), { now: 1000, ready: c.ready, held: c.held, ...sample });
+        expect(decision.desired).toBe(c.want);
+      });
+    }
+  });
 });

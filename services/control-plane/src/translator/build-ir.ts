@@ -10,7 +10,7 @@ import {
 } from '@switchyard/shared';
 import type { DesiredState, TranslateOptions, TranslationError } from './desired-state.js';
 import { DomainClaims, grantsCover } from '../domains.js';
-import { resolveEndpoints } from './endpoints.js';
+import { resolveEndpoints, throughActivator } from './endpoints.js';
 import type { EndpointIR, PathMatchIR, RouteIR, ServiceIR } from './ir.js';
 import { specProblems, type Problem } from '../validation/spec.js';
 
@@ -84,7 +84,7 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
       const resolved = resolveEndpoints(revision, cluster, state, options);
       report(resolved.dropped);
       if (resolved.nextReapAt !== undefined) nextChangeAt = Math.min(nextChangeAt ?? Infinity, resolved.nextReapAt);
-      endpoints.set(cluster, resolved.endpoints);
+      endpoints.set(cluster, throughActivator(revision, spec, resolved.endpoints, options.activator));
     });
     services.push(service);
   }

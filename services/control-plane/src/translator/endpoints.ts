@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { EndpointSet, RevisionSpec } from '@switchyard/shared';
+import type { EndpointSet, RevisionSpec, ServiceSpec } from '@switchyard/shared';
 import { endpointKey, type DesiredState, type EndpointHealth, type TranslateOptions } from './desired-state.js';
 import type { EndpointIR, EndpointStatus } from './ir.js';
 
@@ -48,6 +48,23 @@ export function resolveEndpoints(
     result.endpoints.push({ address: candidate.address, port: candidate.port, status: status(candidate.draining, observed) });
   }
   return result;
+}
+
+/**
+ * Scale from zero: a managed HTTP revision allowed to scale to zero whose endpoints include none
+ * that can take requests (ready, not draining, not unhealthy) is sent to the activator, which
+ * holds its requests until instances are ready. Once one is, EDS carries the instances again.
+ */
+export function throughActivator(
+  revision: RevisionSpec,
+  service: Pick<ServiceSpec, 'protocol' | 'scaling'>,
+  endpoints: EndpointIR[],
+  activator: { address: string; port: number } | undefined,
+): EndpointIR[] {
+  if (activator === undefined || revision.endpoints !== undefined) return endpoints;
+  if (service.protocol !== 'http' || service.scaling.minInstances > 0) return endpoints;
+  if (endpoints.some((e) => e.status === 'HEALTHY' || e.status === 'UNKNOWN')) return endpoints;
+  return [{ address: activator.address, port: activator.port, status: 'HEALTHY' }];
 }
 
 function managedCandidates(set: EndpointSet | undefined, revision: string, result: ResolvedEndpoints) {

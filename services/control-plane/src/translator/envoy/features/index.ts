@@ -1,5 +1,6 @@
 import type { Feature } from '../feature.js';
 import { accessLog } from './access-log.js';
+import { activatorRouting } from './activator-headers.js';
 import { circuitBreakers } from './circuit-breakers.js';
 import { envoyHeaders } from './envoy-headers.js';
 import { headerRules } from './header-rules.js';
@@ -21,6 +22,7 @@ export const features: readonly Feature[] = [
   localRateLimit,
   headerRules,
   timeouts,
+  activatorRouting,
   retries,
   loadBalancing,
   upstreamProtocol,

@@ -1,0 +1,92 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '@switchyard/local';
+import type { HttpAnswer } from '@switchyard/demo';
+import { allServices, BusRecorder, eventually, fastEnv, managedInstances } from '../support/stack.js';
+import { startEnvoyWorld, type EnvoyWorld } from './support.js';
+
+const httpEchoCommand = [process.execPath, join(repoRoot(), 'packages/demo/dist/src/http-echo-main.js')];
+/** The activator's bound per revision in this test. */
+const maxHeld = 50;
+
+/** A service that scales to zero: 10 requests per instance, no retries (so a 503 reaches the client as sent). */
+function coldService(domain: string, revision: string) {
+  return {
+    domains: [domain],
+    healthCheck: { interval: '1s', timeout: '500ms' },
+    retries: { attempts: 0 },
+    scaling: { minInstances: 0, maxInstances: 6, maxConcurrency: 10, targetUtilization: 1 },
+    revisions: [{ name: revision, command: httpEchoCommand, env: { REVISION: revision } }],
+  };
+}
+
+describe('scale from zero through the activator, behind a real Envoy', () => {
+  let world: EnvoyWorld;
+  let bus: BusRecorder;
+
+  beforeAll(async () => {
+    world = await startEnvoyWorld({ services: allServices, env: { ...fastEnv, ACTIVATOR_MAX_HELD: String(maxHeld) } });
+    bus = await BusRecorder.connect(world.nats);
+    await world.api.ok('PUT', '/v1/tenants/acme', { domains: ['acme.test'] });
+  }, 60_000);
+  afterAll(async () => {
+    await bus?.close();
+    await world?.stop();
+  });
+
+  /** Creates the service and waits until Envoy sends its revision to the activator (EDS) on a route that names it. */
+  async function atZero(name: string, revision: string): Promise<void> {
+    await world.api.ok('PUT', `/v1/tenants/acme/services/${name}`, coldService(`${name}.acme.test`, revision));
+    await eventually(async () => {
+      const clusters = (await world.envoy.admin('/clusters')).text;
+      const routes = (await world.envoy.admin('/config_dump?resource=dynamic_route_configs')).text;
+      return clusters.includes(`sy_acme_${name}_${revision}::127.0.0.1:`) && routes.includes(`${name}.acme.test`);
+    }, 20_000);
+    expect(await managedInstances(world.stack, revision)).toEqual([]);
+  }
+
+  function burst(domain: string, count: number): Promise<HttpAnswer[]> {
+    return Promise.all(Array.from({ length: count }, () => world.http(domain, '/', { timeoutMs: 30_000 })));
+  }
+
+  it('50 concurrent requests at zero instances: none fails, all answered by instances, the first decision sizes for them', async () => {
+    await atZero('cold', 'v1');
+    const decisions = bus.record('scale', 'switchyard.scale.acme.cold.v1');
+    const pokes = bus.record('activate', 'switchyard.activate.acme.cold.v1');
+
+    const answers = await burst('cold.acme.test', 50);
+
+    expect(answers.filter((a) => a.status !== 200).map((a) => `${a.status} ${a.body.slice(0, 120)}`)).toEqual([]);
+    expect(answers.every((a) => a.body.includes('v1'))).toBe(true);
+    const first = decisions.find((d) => d.desired > 0);
+    expect(first?.desired).toBeGreaterThanOrEqual(5);
+    expect(first?.reason).toMatch(/held by the activator/);
+    expect(Math.max(...pokes.map((p) => p.held))).toBe(50);
+    expect(pokes.at(-1)?.held).toBe(0);
+  }, 60_000);
+
+  it('requests beyond the queue bound get 503 with retry-after; the rest are answered', async () => {
+    await atZero('colder', 'v2');
+
+    const answers = await burst('colder.acme.test', maxHeld + 10);
+
+    const rejected = answers.filter((a) => a.status === 503);
+    expect(rejected).toHaveLength(10);
+    for (const a of rejected) {
+      expect(a.headers['retry-after']).toBe('1');
+      expect(a.body).toMatch(/already holds 50 requests \(the bound is 50\)/);
+    }
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(maxHeld);
+  }, 60_000);
+
+  it('the activator reports what it did on /metrics', async () => {
+    const metrics = await (await fetch(`${world.stack.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/switchyard_activator_requests_total\{outcome="forwarded"[^}]*\} 100/);
+    expect(metrics).toMatch(/switchyard_activator_requests_total\{outcome="rejected"[^}]*\} 10/);
+    expect(metrics).toMatch(/switchyard_activator_queue_seconds_count\{[^}]*outcome="forwarded"[^}]*\} 100/);
+    await eventually(async () => {
+      const now = await (await fetch(`${world.stack.adminUrl}/metrics`)).text();
+      return /switchyard_activator_held_requests\{[^}]*service="cold",revision="v1"[^}]*\} 0/.test(now);
+    });
+  });
+});
