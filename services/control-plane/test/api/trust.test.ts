@@ -132,7 +132,9 @@ describe('poisoned records', () => {
     expect(get.body.errors[0].message).toContain('spec.timeouts.request');
 
     const body = { ...base, domains: ['poison.trust.test'] };
-    expect((await h.call('PUT', '/v1/tenants/trust/services/poison', { token, body })).status).toBe(409);
+    // A stale precondition is refused; PUT replaces the invalid record like any other (docs/api.md).
+    const stale = { 'if-match': `"${revision - 1}"` };
+    expect((await h.call('PUT', '/v1/tenants/trust/services/poison', { token, body, headers: stale })).status).toBe(412);
     const replaced = await h.call('PUT', '/v1/tenants/trust/services/poison', { token, body, headers: { 'if-match': `"${revision}"` } });
     expect(replaced.status).toBe(200);
     expect(replaced.body.errors).toEqual([]);
