@@ -1,4 +1,5 @@
-export { ConfigStore, RevisionConflict, StoreUnavailable, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
+export { ConfigStore, RevisionConflict, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
+export { StoreUnavailable, isTransientStoreError, defaultRetryPolicy, type RetryPolicy } from './write-retry.js';
 export {
   ConfigView,
   type ConfigChange,
