@@ -199,6 +199,12 @@ export interface PodSpec {
   enableServiceLinks?: boolean;
   automountServiceAccountToken?: boolean;
   terminationGracePeriodSeconds?: number;
+  affinity?: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution?: WeightedPodAffinityTerm[] } };
+}
+
+export interface WeightedPodAffinityTerm {
+  weight: number;
+  podAffinityTerm: { topologyKey: string; labelSelector?: { matchLabels?: Record<string, string> } };
 }
 
 export interface Workload extends KubeObject {

@@ -107,6 +107,30 @@ describe('every Kubernetes object', () => {
     },
   );
 
+  const replicated = workloads(objects).filter((w) => (w.spec.replicas ?? 1) >= 2);
+  it.each(replicated.map((w) => [describeObject(w), w] as const))(
+    '%s spreads its replicas over nodes and keeps one up through disruptions',
+    (_, workload) => {
+      const terms = workload.spec.template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+      const spreading = terms.filter(
+        (t) =>
+          t.podAffinityTerm.topologyKey === 'kubernetes.io/hostname' &&
+          selects(t.podAffinityTerm.labelSelector?.matchLabels ?? {}, workload.spec.template.metadata.labels),
+      );
+      expect(spreading).toHaveLength(1);
+      const budget = budgets.find((b) => selects(b.spec.selector.matchLabels, workload.spec.template.metadata.labels));
+      expect(Number(budget?.spec.minAvailable ?? 0)).toBeGreaterThanOrEqual(1);
+      expect(Number(budget?.spec.minAvailable)).toBeLessThan(workload.spec.replicas ?? 1);
+    },
+  );
+
+  it('runs two or more replicas of every service that shares its work across replicas', () => {
+    const single = serviceNames.filter((name) => (deploymentOf(name).workload.spec.replicas ?? 1) < 2);
+    // The event-streamer assigns health checks among the Envoys connected to it (docs/event-streamer.md).
+    expect(single).toEqual(['event-streamer']);
+    expect(containerEnv(deploymentOf('stats-sink').container).STATS_SINK_REPLICATED).toBe('true');
+  });
+
   it('selects its pods with labels the pods carry', () => {
     for (const workload of workloads(objects)) {
       expect(selects(workload.spec.selector.matchLabels, workload.spec.template.metadata.labels), describeObject(workload)).toBe(true);

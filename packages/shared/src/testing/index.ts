@@ -1,2 +1,3 @@
-export { NatsServer, waitForPort, type NatsServerOptions } from './nats-server.js';
+export { NatsServer, waitForPort, type NatsServerOptions, type ClusterMembership } from './nats-server.js';
+export { NatsCluster, type NatsClusterOptions } from './nats-cluster.js';
 export { freePort } from '../net.js';

@@ -16,6 +16,18 @@ export interface NatsServerOptions {
    * stops the server last (after its clients have drained).
    */
   detached?: boolean;
+  /** Join a cluster (JetStream clustered: the node needs a unique name and routes to its peers). */
+  cluster?: ClusterMembership;
+}
+
+/** One node's place in a cluster: `-n`, `--cluster_name`, `--cluster`, `--routes`. */
+export interface ClusterMembership {
+  serverName: string;
+  clusterName: string;
+  /** The port this node listens on for routes from its peers. */
+  routePort: number;
+  /** The peers' route URLs (`nats://127.0.0.1:<port>`). */
+  routes: string[];
 }
 
 /**
@@ -31,6 +43,7 @@ export class NatsServer {
     private readonly binary: string,
     public port: number,
     private readonly detached: boolean,
+    private readonly cluster: ClusterMembership | undefined,
   ) {}
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -41,6 +54,7 @@ export class NatsServer {
       options.binary ?? 'nats-server',
       options.port ?? -1,
       options.detached ?? false,
+      options.cluster,
     );
     await server.launch();
     return server;
@@ -57,7 +71,10 @@ export class NatsServer {
   private async launch(): Promise<void> {
     const portsDir = join(this.storeDir, 'ports');
     await mkdir(portsDir, { recursive: true });
-    const args = ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', join(this.storeDir, 'js'), '--ports_file_dir', portsDir];
+    const args = [
+      ...['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', join(this.storeDir, 'js'), '--ports_file_dir', portsDir],
+      ...clusterArgs(this.cluster),
+    ];
     const command = dyingWithParent(this.binary, args);
     const child = spawn(command.file, command.args, { stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached });
     this.child = child;
@@ -105,6 +122,14 @@ export class NatsServer {
     child.kill(sig);
     await exited;
   }
+}
+
+function clusterArgs(cluster: ClusterMembership | undefined): string[] {
+  if (cluster === undefined) return [];
+  return [
+    ...['-n', cluster.serverName, '--cluster_name', cluster.clusterName],
+    ...['--cluster', `nats://127.0.0.1:${cluster.routePort}`, '--routes', cluster.routes.join(',')],
+  ];
 }
 
 async function readPort(portsDir: string, pid: number): Promise<number> {

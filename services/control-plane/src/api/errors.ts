@@ -1,10 +1,9 @@
 import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifySchemaCompiler } from 'fastify';
-import { errors as natsErrors } from '@nats-io/nats-core';
 import { describeIssues } from '@switchyard/shared';
 import type { z } from 'zod';
-import { RecordTooLarge, RevisionConflict, StoreUnavailable } from '../store/index.js';
+import { isTransientStoreError, RecordTooLarge, RevisionConflict, StoreUnavailable } from '../store/index.js';
 import type { Issue } from '../store/index.js';
 import { MalformedTagList, type PreconditionFailure } from './preconditions.js';
 import type { ErrorBody, ErrorCode } from './schemas.js';
@@ -30,6 +29,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly issues: Issue[],
+    /** For a 503: when the client may retry, in seconds (`Retry-After`). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(issues.map((i) => `${i.field}: ${i.message}`).join('; '));
     this.name = 'ApiError';
@@ -77,19 +78,6 @@ const fastifyErrorField: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: '(body)',
 };
 
-/** Whether the config store could not be reached (NATS down or slow), as opposed to a bug. */
-function isStoreUnavailable(err: unknown): boolean {
-  return [
-    StoreUnavailable,
-    natsErrors.TimeoutError,
-    natsErrors.NoRespondersError,
-    natsErrors.ClosedConnectionError,
-    natsErrors.DrainingConnectionError,
-    natsErrors.ConnectionError,
-    natsErrors.RequestError,
-  ].some((type) => err instanceof type);
-}
-
 export function toApiError(err: FastifyError | Error): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof RequestValidationError) {
@@ -110,14 +98,20 @@ export function toApiError(err: FastifyError | Error): ApiError {
     const field = fastifyErrorField[(err as FastifyError).code] ?? '(request)';
     return new ApiError(status, [{ field, message: err.message }]);
   }
-  if (isStoreUnavailable(err)) {
-    return new ApiError(503, [{ field: '(store)', message: 'the config store (NATS JetStream) did not answer; retry shortly' }]);
+  if (isTransientStoreError(err)) {
+    const retryAfterSeconds = err instanceof StoreUnavailable ? err.retryAfterSeconds : 1;
+    return new ApiError(
+      503,
+      [{ field: '(store)', message: `the config store (NATS JetStream) did not answer; retry in ${retryAfterSeconds} s` }],
+      retryAfterSeconds,
+    );
   }
   return new ApiError(500, [{ field: '(server)', message: 'internal error; the control plane log has the details' }]);
 }
 
 export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   if (error.status === 401) reply.header('www-authenticate', 'Bearer');
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   return reply.code(error.status).send(error.body);
 }
 

@@ -15,6 +15,16 @@ import type { Registry } from 'prom-client';
 import { ConfigView } from './config-view.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { registryCounter } from './metrics.js';
+import {
+  defaultRetryPolicy,
+  isTransientStoreError,
+  nextRetry,
+  resolveConflict,
+  StoreUnavailable,
+  type Intent,
+  type RetryPolicy,
+  type StoredEntry,
+} from './write-retry.js';
 
 /**
  * Optimistic concurrency on one key: `ifRevision` updates only the revision the writer read
@@ -48,14 +58,6 @@ export class RecordTooLarge extends Error {
 /** Room a KV put needs for its headers besides the record (expected-sequence and message headers). */
 const headerAllowance = 4096;
 
-/** The bucket cannot be written now: NATS is disconnected. */
-export class StoreUnavailable extends Error {
-  constructor() {
-    super('the config store (NATS JetStream) is not connected');
-    this.name = 'StoreUnavailable';
-  }
-}
-
 export interface ConfigStoreOptions {
   nc: NatsConnection;
   logger: Logger;
@@ -64,6 +66,8 @@ export interface ConfigStoreOptions {
   viewTimeoutMs?: number;
   /** JetStream replicas of the bucket (NATS_STREAM_REPLICAS). */
   replicas?: number;
+  /** How long a write is retried while JetStream cannot take it (a leader election, a reconnect). */
+  retry?: RetryPolicy;
 }
 
 /**
@@ -79,6 +83,7 @@ export class ConfigStore {
     private readonly watcher: ConfigWatcher,
     private readonly logger: Logger,
     private readonly viewTimeoutMs: number,
+    private readonly retry: RetryPolicy,
   ) {}
 
   /** Opens (or creates) the bucket and resolves once the whole bucket is loaded into the view. */
@@ -97,7 +102,7 @@ export class ConfigStore {
         ['outcome'],
       ),
     });
-    return new ConfigStore(nc, kv, view, watcher, logger, options.viewTimeoutMs ?? 5000);
+    return new ConfigStore(nc, kv, view, watcher, logger, options.viewTimeoutMs ?? 5000, options.retry ?? defaultRetryPolicy);
   }
 
   putTenant(record: TenantRecord, condition: WriteCondition): Promise<number> {
@@ -161,36 +166,84 @@ export class ConfigStore {
   }
 
   private async write(key: string, record: unknown, condition: WriteCondition): Promise<number> {
-    this.checkConnected();
     const data = JSON.stringify(record);
     const limit = (this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY) - headerAllowance;
     const bytes = Buffer.byteLength(data);
     if (bytes > limit) throw new RecordTooLarge(key, bytes, limit);
-    let revision: number;
-    try {
-      revision = 'ifAbsent' in condition ? await this.kv.create(key, data) : await this.kv.update(key, data, condition.ifRevision);
-    } catch (err) {
-      throw isWrongLastSequence(err) ? new RevisionConflict(key, condition) : err;
-    }
+    const revision = await this.compareAndSet(key, { put: data, create: 'ifAbsent' in condition }, condition, () =>
+      'ifAbsent' in condition ? this.kv.create(key, data) : this.kv.update(key, data, condition.ifRevision),
+    );
     await this.untilViewHas(revision);
     return revision;
   }
 
   private async delete(key: string, ifRevision?: number): Promise<void> {
-    this.checkConnected();
-    try {
+    await this.compareAndSet(key, { delete: true }, { ifRevision }, async () => {
       await this.kv.delete(key, ifRevision === undefined ? undefined : { previousSeq: ifRevision });
-    } catch (err) {
-      throw isWrongLastSequence(err) ? new RevisionConflict(key, { ifRevision }) : err;
-    }
+      return 0;
+    });
     // A delete does not report its revision; the bucket's last one is at least as new.
     await this.catchUp();
   }
 
   /** Waits until the view holds every change the bucket has now (after losing a compare-and-set race, say). */
   async catchUp(): Promise<void> {
-    const status = await this.kv.status();
+    const status = await this.withRetry(() => this.kv.status());
     await this.untilViewHas(status.streamInfo.state.last_seq);
+  }
+
+  /**
+   * One compare-and-set, retried while JetStream cannot take it; a conflict met on a retry is
+   * checked against what the bucket holds, so this write's own earlier attempt is not a conflict.
+   */
+  private compareAndSet(
+    key: string,
+    intent: Intent,
+    condition: WriteCondition | { ifRevision: number | undefined },
+    attempt: () => Promise<number>,
+  ): Promise<number> {
+    return this.withRetry(async (attemptNumber) => {
+      this.checkConnected();
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        const verdict = resolveConflict(intent, attemptNumber > 1, await this.stored(key));
+        if (verdict === 'conflict') throw new RevisionConflict(key, condition);
+        // The key was freed meanwhile: a transient state, so the create is retried with the rest.
+        if (verdict === 'tryAgain') throw new StoreUnavailable(1, `${key} was freed while being created`);
+        this.logger.info({ key }, 'config write found its own earlier attempt in the bucket');
+        return verdict.ownWrite;
+      }
+    });
+  }
+
+  /** Runs `operation` until it succeeds, fails for good, or the retry budget is spent (then 503). */
+  private async withRetry<T>(operation: (attemptNumber: number) => Promise<T>): Promise<T> {
+    const startedAt = Date.now();
+    for (let attemptNumber = 1; ; attemptNumber++) {
+      try {
+        return await operation(attemptNumber);
+      } catch (err) {
+        if (!isTransientStoreError(err)) throw err;
+        const step = nextRetry(this.retry, attemptNumber, startedAt, Date.now());
+        if ('giveUp' in step)
+          throw new StoreUnavailable(
+            step.giveUp.retryAfterSeconds,
+            `the config store (NATS JetStream) did not take the write: ${(err as Error).message}`,
+          );
+        this.logger.debug({ err, attemptNumber }, 'config write retried');
+        await new Promise((resolve) => setTimeout(resolve, step.retryInMs));
+      }
+    }
+  }
+
+  private async stored(key: string): Promise<StoredEntry> {
+    const entry = await this.kv.get(key);
+    if (entry === null) return undefined;
+    return entry.operation === 'PUT'
+      ? { deleted: false, value: entry.string(), revision: entry.revision }
+      : { deleted: true, revision: entry.revision };
   }
 
   private async untilViewHas(revision: number): Promise<void> {

@@ -1,11 +1,5 @@
-export {
-  ConfigStore,
-  RecordTooLarge,
-  RevisionConflict,
-  StoreUnavailable,
-  type ConfigStoreOptions,
-  type WriteCondition,
-} from './config-store.js';
+export { ConfigStore, RecordTooLarge, RevisionConflict, type ConfigStoreOptions, type WriteCondition } from './config-store.js';
+export { StoreUnavailable, isTransientStoreError, defaultRetryPolicy, type RetryPolicy } from './write-retry.js';
 export {
   ConfigView,
   type ConfigChange,

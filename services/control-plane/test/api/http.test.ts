@@ -37,7 +37,12 @@ describe('the management API over HTTP', () => {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await response.text();
-    return { status: response.status, etag: response.headers.get('etag'), body: text === '' ? undefined : JSON.parse(text) };
+    return {
+      status: response.status,
+      etag: response.headers.get('etag'),
+      retryAfter: response.headers.get('retry-after'),
+      body: text === '' ? undefined : JSON.parse(text),
+    };
   };
 
   it('runs the tenant → token → service → traffic → delete flow, seen identically by both replicas', async () => {
@@ -102,6 +107,7 @@ describe('the management API over HTTP', () => {
     await h.fixture.server.stop();
     const down = await send(url, 'PUT', '/v1/tenants/outage', adminToken, { domains: ['outage.test'] });
     expect(down.status).toBe(503);
+    expect(down.retryAfter).not.toBeNull();
     expect(down.body).toMatchObject({ code: 'unavailable', issues: [{ field: '(store)' }] });
     // Reads keep working from the last known state.
     expect((await send(url, 'GET', '/v1/tenants', adminToken)).status).toBe(200);
