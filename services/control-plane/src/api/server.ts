@@ -147,16 +147,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     else if (apiError.status >= 500) logger.error({ err, url: request.url }, 'request failed');
     return sendError(reply, apiError);
   });
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
-    const allowed = routes.allowed(path);
-    if (allowed.length === 0) return sendError(reply, notFound('path', `no route ${request.method} ${path}; /openapi.json lists them`));
-    reply.header('allow', allowed.join(', '));
-    return sendError(
-      reply,
-      new ApiError(405, [{ field: 'method', message: `${path} allows ${allowed.join(', ')}, not ${request.method}` }]),
-    );
-  });
+  app.setNotFoundHandler(unmatched);
 
   await app.register(fastifySwagger, {
     openapi: {

@@ -1,7 +1,7 @@
 import { decodeNames, encodeDiscoveryResponse, type HeldResource, type SotwRequest } from './encoding.js';
 import { keepRejected } from './rejections.js';
 import { nextNonce, type OutgoingResponse, type ResponsePolicy, type Transmission, type XdsStream } from './stream.js';
-import { emptyView, rawNamesKey, type Subscription } from './type-state.js';
+import { noRevisionSynced, rawNamesKey, type Subscription } from './type-state.js';
 import { isFullSetType } from './types.js';
 import { setSubscription, trackNewNames, type TypeView } from './view.js';
 
@@ -53,7 +53,7 @@ export const sotwPolicy: ResponsePolicy<SotwRequest> = {
 /** A client reconnecting with the version it holds gets nothing it already has. */
 function checkHeldVersion(view: TypeView, versionInfo: string): void {
   const holdsCurrent = versionInfo !== '' && versionInfo === view.subscription!.contentVersion();
-  view.synced = holdsCurrent ? view.state.revision : emptyView;
+  view.synced = holdsCurrent ? view.state.revision : noRevisionSynced;
   view.mustRespond = isFullSetType(view.typeUrl) && !holdsCurrent;
   // It ACKed this version on its previous stream; without that, a restart would show it pending for ever.
   if (holdsCurrent) {

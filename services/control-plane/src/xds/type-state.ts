@@ -84,11 +84,11 @@ export class TypeState {
    */
   compact(maxEntries: number): void {
     let needed = this.revision;
-    for (const view of this.views) if (view.synced !== emptyView && view.synced < needed) needed = view.synced;
+    for (const view of this.views) if (view.synced !== noRevisionSynced && view.synced < needed) needed = view.synced;
     if (this.log.length > maxEntries) {
       const cut = this.log[Math.floor(this.log.length / 2)]!.revision;
       if (cut > needed) {
-        for (const view of this.views) if (view.synced !== emptyView && view.synced < cut) this.fold(view, cut);
+        for (const view of this.views) if (view.synced !== noRevisionSynced && view.synced < cut) this.fold(view, cut);
         needed = cut;
       }
     }
@@ -151,8 +151,8 @@ interface LogEntry {
   before: EncodedResource | undefined;
 }
 
-/** `synced` of a view that holds nothing yet (a new stream, or one that lost track). */
-export const emptyView = -1;
+/** The revision `synced` holds while a view has nothing of its type (a new stream, or one that lost track): before every real revision. */
+export const noRevisionSynced = -1;
 
 /** What one stream holds of one type. */
 export interface SyncedView {
@@ -255,7 +255,7 @@ export function pendingFor(state: TypeState, view: SyncedView): Pending {
       pending.replaced.push(had ?? null);
     } else if (want === undefined && had) pending.removals.push(had);
   };
-  if (view.synced === emptyView) {
+  if (view.synced === noRevisionSynced) {
     for (const r of sub.resources()) consider(r.name, view.overrides.get(r.name));
     for (const [name, had] of view.overrides) if (!state.resources.has(name)) consider(name, had);
     return pending;

@@ -1,7 +1,7 @@
 import type { XdsTypeUrl } from '@switchyard/shared';
 import type { HeldResource } from './encoding.js';
 import type { RejectedResource, SentForBlame } from './rejections.js';
-import { emptyView, type Subscription, type SyncedView, type TypeState } from './type-state.js';
+import { noRevisionSynced, type Subscription, type SyncedView, type TypeState } from './type-state.js';
 import type { ErrorDetail } from './types.js';
 
 /**
@@ -64,7 +64,7 @@ export function newView(typeUrl: XdsTypeUrl, state: TypeState): TypeView {
     typeUrl,
     state,
     subscription: undefined,
-    synced: emptyView,
+    synced: noRevisionSynced,
     overrides: new Map(),
     status: 'REQUESTED',
     latestNonce: '',
@@ -90,9 +90,9 @@ export function setSubscription(view: TypeView, next: Subscription): void {
 
 /** Names newly subscribed are held by the client at no version, whatever the synced revision says. */
 export function trackNewNames(view: TypeView, before: Subscription, after: Subscription): void {
-  if (view.synced === emptyView) return;
+  if (view.synced === noRevisionSynced) return;
   if (after.wildcard && !before.wildcard) {
-    view.synced = emptyView;
+    view.synced = noRevisionSynced;
     view.overrides.clear();
     return;
   }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TypeUrl } from '@switchyard/shared';
 import { XdsCache, diffResources, nodeGroupOf } from '../../src/xds/cache.js';
 import { encodeResource, setVersion } from '../../src/xds/encoding.js';
-import { TypeState, emptyView, pendingFor, type SyncedView } from '../../src/xds/type-state.js';
+import { TypeState, noRevisionSynced, pendingFor, type SyncedView } from '../../src/xds/type-state.js';
 import { pushOrder } from '../../src/xds/types.js';
 import type { ProtoObject } from '../../src/resources.js';
 import { cluster, endpoints, snapshotOf } from './helpers.js';
@@ -141,8 +141,8 @@ describe('what a view lacks', () => {
 
   it('an empty view lacks every subscribed resource that exists', () => {
     const state = stateWith({ a: a1, b: b1 });
-    expect(summary(pendingFor(state, view(state, emptyView, ['a', 'x'])))).toEqual({ upserts: ['a'], removals: [] });
-    expect(summary(pendingFor(state, view(state, emptyView, '*')))).toEqual({ upserts: ['a', 'b'], removals: [] });
+    expect(summary(pendingFor(state, view(state, noRevisionSynced, ['a', 'x'])))).toEqual({ upserts: ['a'], removals: [] });
+    expect(summary(pendingFor(state, view(state, noRevisionSynced, '*')))).toEqual({ upserts: ['a', 'b'], removals: [] });
   });
 
   it('a synced view lacks what changed since, within its subscription', () => {
@@ -174,7 +174,10 @@ describe('what a view lacks', () => {
       ['b', { name: 'b', version: 'old' }],
       ['gone', { name: 'gone', version: 'x' }],
     ]);
-    expect(summary(pendingFor(state, view(state, emptyView, ['a', 'b', 'gone'], held)))).toEqual({ upserts: ['b'], removals: ['gone'] });
+    expect(summary(pendingFor(state, view(state, noRevisionSynced, ['a', 'b', 'gone'], held)))).toEqual({
+      upserts: ['b'],
+      removals: ['gone'],
+    });
   });
 
   it('trimming the log folds lagging views forward without changing what they lack', () => {
