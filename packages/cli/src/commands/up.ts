@@ -84,7 +84,7 @@ async function up(cli: Cli, opts: UpOptions): Promise<void> {
     // A wildcard bind is reached on loopback; any other address as itself.
     const local = bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound;
     const apiUrl = `http://${local}:${ports.api}`;
-    say(`services    control-plane, stats-sink, event-streamer, autoscaler in this process; every port bound to ${bound}`);
+    say(`services    control-plane, stats-sink, event-streamer, autoscaler, activator in this process; every port bound to ${bound}`);
     say(`xDS/gRPC    ${bound}:${stack.grpcPort}   (ADS, LRS, MetricsService, HDS, Watch; plaintext, for local processes)`);
     say(`API         ${apiUrl}   ${token.where}`);
     say(`metrics     http://${local}:${ports.admin}/metrics`);

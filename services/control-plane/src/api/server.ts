@@ -103,7 +103,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
     // Path parameters are DNS labels: longer ones get the schema's 400 naming the parameter, not a 414.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     clientErrorHandler,
     frameworkErrors: (err, _request, reply) => sendError(reply, toApiError(err)),
   });
