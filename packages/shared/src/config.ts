@@ -101,6 +101,11 @@ export const controlPlaneEnv = z.object({
   API_PORT: port(8080),
   SWITCHYARD_ADMIN_TOKEN: optionalString,
   SWITCHYARD_ENDPOINT_CIDRS: z.string().default(''),
+  /**
+   * Registry prefixes revision images must come from (comma-separated, e.g.
+   * `registry.example.com/team/,ghcr.io/acme/`); unset allows any image.
+   */
+  SWITCHYARD_IMAGE_REGISTRIES: optionalString,
   /** How long an endpoint may stay unhealthy before EDS drops it. */
   SWITCHYARD_REAP_UNHEALTHY_MS: millis(60_000),
   /** Upper bound on a stream's connection age; jittered so a fleet reconnects gradually. */
@@ -175,7 +180,15 @@ export type EventStreamerConfig = z.infer<typeof eventStreamerEnv>;
 export const autoscalerEnv = z.object({
   ...commonEnv,
   AUTOSCALER_ADMIN_PORT: port(9404),
-  INSTANCE_PROVIDER: z.enum(['local', 'static']).default('local'),
+  INSTANCE_PROVIDER: z.enum(['local', 'static', 'kubernetes']).default('local'),
+  /** Kubernetes provider: a kubeconfig file; unset uses the in-cluster service account. */
+  KUBECONFIG: optionalString,
+  /** Kubernetes provider: tenant namespaces are `<prefix><tenant>`. */
+  KUBERNETES_NAMESPACE_PREFIX: z.string().default('switchyard-tenant-'),
+  /** Kubernetes provider: the namespace Switchyard itself runs in (tenant pods may not reach it). */
+  KUBERNETES_SYSTEM_NAMESPACE: z.string().default('switchyard'),
+  /** Kubernetes provider: the port tenant containers listen on (also set as PORT). */
+  KUBERNETES_CONTAINER_PORT: port(8080),
   /** Identity of this replica in the leader lease. */
   AUTOSCALER_REPLICA_ID: optionalString,
   AUTOSCALER_LEASE_TTL_MS: millis(5000),
