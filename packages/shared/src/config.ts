@@ -185,10 +185,15 @@ export const autoscalerEnv = z.object({
   KUBECONFIG: optionalString,
   /** Kubernetes provider: tenant namespaces are `<prefix><tenant>`. */
   KUBERNETES_NAMESPACE_PREFIX: z.string().default('switchyard-tenant-'),
-  /** Kubernetes provider: the namespace Switchyard itself runs in (tenant pods may not reach it). */
-  KUBERNETES_SYSTEM_NAMESPACE: z.string().default('switchyard'),
   /** Kubernetes provider: the port tenant containers listen on (also set as PORT). */
   KUBERNETES_CONTAINER_PORT: port(8080),
+  /** Kubernetes provider: requests and limits of each tenant container. */
+  KUBERNETES_POD_CPU: z.string().default('250m'),
+  KUBERNETES_POD_MEMORY: z.string().default('256Mi'),
+  /** Kubernetes provider: each tenant namespace's ResourceQuota. */
+  KUBERNETES_TENANT_PODS: z.coerce.number().int().positive().default(50),
+  KUBERNETES_TENANT_CPU: z.string().default('8'),
+  KUBERNETES_TENANT_MEMORY: z.string().default('16Gi'),
   /** Identity of this replica in the leader lease. */
   AUTOSCALER_REPLICA_ID: optionalString,
   AUTOSCALER_LEASE_TTL_MS: millis(5000),
