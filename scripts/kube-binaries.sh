@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a real kube-apiserver (from the Go module proxy, through the wrapper module in
+# Builds a real kube-apiserver and kube-controller-manager (from the Go module proxy, through the wrapper module in
 # test/kubernetes/apiserver) and kine (SQLite store) for `pnpm test:kubernetes`, caching them in
 # ~/.cache/switchyard/kube/<version>/. Skips whatever is already cached. Prints the cache dir.
 set -euo pipefail
@@ -31,15 +31,18 @@ write_go_mod() {
   } >"$MODULE/go.mod"
 }
 
-if [ ! -x "$CACHE/kube-apiserver" ]; then
+# kube-controller-manager runs only the controllers the tests need (quota, service accounts,
+# garbage collection, namespace deletion); the test harness plays the node.
+for component in kube-apiserver kube-controller-manager; do
+  [ -x "$CACHE/$component" ] && continue
   grep -q "k8s.io/kubernetes $KUBE_VERSION\$" "$MODULE/go.mod" 2>/dev/null || write_go_mod
   pkg=k8s.io/component-base/version
   minor="${KUBE_VERSION#v1.}"
   ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"
   (cd "$MODULE" && GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" \
-    -o "$CACHE/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$CACHE/kube-apiserver.tmp" "$CACHE/kube-apiserver"
-fi
+    -o "$CACHE/$component.tmp" "k8s.io/kubernetes/cmd/$component")
+  mv "$CACHE/$component.tmp" "$CACHE/$component"
+done
 
 if [ ! -x "$CACHE/kine" ]; then
   GOBIN="$CACHE/kine-bin" go install "github.com/k3s-io/kine@$KINE_VERSION"

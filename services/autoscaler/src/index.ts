@@ -4,14 +4,12 @@ import type { AutoscalerConfig, Logger, ServiceModule } from '@switchyard/shared
 import { Autoscaler } from './autoscaler.js';
 import { staticProvider, type InstanceProvider } from './provider.js';
 import { localProvider } from './providers/local.js';
-import { kubernetesProvider, loadKubeConfig } from './providers/kubernetes.js';
 
 export { Autoscaler, leaseKey, type AutoscalerOptions } from './autoscaler.js';
 export { decide, initialDeciderState, type Decision, type DeciderSettings, type DeciderState } from './decider/decider.js';
 export { revisionPlans, type RevisionPlan } from './revision-plans.js';
 export { LeaderLease } from './lease.js';
 export { localProvider, type LocalProviderOptions } from './providers/local.js';
-export { kubernetesProvider, loadKubeConfig, type KubernetesProviderOptions } from './providers/kubernetes.js';
 export {
   staticProvider,
   notRunnableReason,
@@ -31,7 +29,7 @@ export function createAutoscalerService(config: AutoscalerConfig): ServiceModule
     name: 'autoscaler',
     async start(runtime) {
       const logger = runtime.logger;
-      const provider = instanceProvider(config, logger);
+      const provider = await instanceProvider(config, logger);
       const autoscaler = new Autoscaler({
         nc: runtime.nc,
         logger,
@@ -56,7 +54,8 @@ export function createAutoscalerService(config: AutoscalerConfig): ServiceModule
   };
 }
 
-function instanceProvider(config: AutoscalerConfig, logger: Logger): InstanceProvider {
+/** The configured provider; the Kubernetes client is loaded only when it is the one. */
+async function instanceProvider(config: AutoscalerConfig, logger: Logger): Promise<InstanceProvider> {
   switch (config.INSTANCE_PROVIDER) {
     case 'local':
       return localProvider({
@@ -66,7 +65,8 @@ function instanceProvider(config: AutoscalerConfig, logger: Logger): InstancePro
         tenantUids: { base: config.LOCAL_INSTANCE_UID_BASE, count: config.LOCAL_INSTANCE_UID_COUNT },
         logger: logger.child({ provider: 'local' }),
       });
-    case 'kubernetes':
+    case 'kubernetes': {
+      const { kubernetesProvider, loadKubeConfig } = await import('./providers/kubernetes.js');
       return kubernetesProvider({
         kubeConfig: loadKubeConfig(config.KUBECONFIG),
         namespacePrefix: config.KUBERNETES_NAMESPACE_PREFIX,
@@ -76,6 +76,7 @@ function instanceProvider(config: AutoscalerConfig, logger: Logger): InstancePro
         startTimeoutMs: config.INSTANCE_START_TIMEOUT_MS,
         logger: logger.child({ provider: 'kubernetes' }),
       });
+    }
     case 'static':
       return staticProvider;
   }

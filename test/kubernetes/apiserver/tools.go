@@ -3,3 +3,5 @@
 package tools
 
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+
+import _ "k8s.io/kubernetes/cmd/kube-controller-manager"

@@ -1,0 +1,174 @@
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
+import type { InstanceView, RevisionInstances } from '@switchyard/autoscaler';
+import { kubernetesProvider } from '@switchyard/autoscaler/kubernetes';
+import { createLogger, freePort, type HealthCheckSpec } from '@switchyard/shared';
+import { startCluster, type Cluster } from './cluster.js';
+import { FakeNode } from './node.js';
+
+/**
+ * The kubernetes provider against a real kube-apiserver and kube-controller-manager (see
+ * cluster.ts), with the harness playing the node (node.ts). Run by `pnpm test:kubernetes`.
+ */
+
+let cluster: Cluster;
+let node: FakeNode;
+let core: CoreV1Api;
+let containerPort: number;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  node = new FakeNode(cluster.kubeConfig);
+  await node.start();
+  containerPort = await freePort('127.0.0.1');
+}, 600_000);
+
+afterAll(async () => {
+  await node?.stop();
+  await cluster?.stop();
+});
+
+const healthCheck: HealthCheckSpec = {
+  protocol: 'http',
+  path: '/',
+  interval: 1000,
+  timeout: 1000,
+  healthyThreshold: 1,
+  unhealthyThreshold: 3,
+  gracePeriod: 0,
+};
+
+function open(tenant: string, quotaPods = 10) {
+  const events: { instance: string; event: string; detail: string }[] = [];
+  const provider = kubernetesProvider({
+    kubeConfig: cluster.kubeConfig,
+    logger: createLogger('kube-test', 'warn'),
+    namespacePrefix: 'sy-',
+    containerPort,
+    pod: { cpu: '100m', memory: '64Mi' },
+    quota: { pods: quotaPods, cpu: '4', memory: '4Gi' },
+    startTimeoutMs: 60_000,
+    backoff: { initialMs: 200, maxMs: 1000 },
+  });
+  const revision: RevisionInstances = provider.open(
+    {
+      ref: { tenant, service: 'web', revision: 'blue' },
+      source: { kind: 'image', image: 'registry.test/demo/http-echo:1', env: { GREETING: 'hi' } },
+      scaling: undefined as never,
+      healthCheck,
+      trafficPercent: 100,
+      deploying: false,
+    },
+    {
+      changed: () => undefined,
+      event: (instance, event, detail) => events.push({ instance, event, detail }),
+      drained: () => new Promise((r) => setTimeout(r, 100)),
+    },
+  );
+  return { revision, events };
+}
+
+async function until<T>(what: string, get: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T = await get();
+  while (!ok(last)) {
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 200));
+    last = await get();
+  }
+  return last;
+}
+
+const ready = (r: RevisionInstances) => r.instances().filter((i) => i.state === 'ready');
+
+function get(i: InstanceView): Promise<number> {
+  return new Promise((resolve, reject) => {
+    request({ host: i.address, port: i.port, path: '/' }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+async function pods(namespace: string): Promise<string[]> {
+  const list = await core.listNamespacedPod({ namespace, labelSelector: 'switchyard.io/revision=blue' });
+  return list.items.filter((p) => p.metadata?.deletionTimestamp === undefined).map((p) => p.metadata?.name as string);
+}
+
+describe('the kubernetes provider against a real API server', () => {
+  it('runs an image revision as pods in the tenant namespace; ready pod IPs serve', async () => {
+    const { revision } = open('acme');
+    revision.scale(2);
+    const instances = await until(
+      'two ready pods',
+      () => ready(revision),
+      (r) => r.length === 2,
+    );
+    expect(new Set(instances.map((i) => i.address)).size).toBe(2);
+    for (const i of instances) {
+      expect(i.address).toMatch(/^127\.1\./);
+      expect(await get(i)).toBe(200);
+    }
+    const net = cluster.kubeConfig.makeApiClient(NetworkingV1Api);
+    expect(
+      (await net.readNamespacedNetworkPolicy({ name: 'switchyard-tenant-isolation', namespace: 'sy-acme' })).spec?.policyTypes,
+    ).toEqual(['Ingress', 'Egress']);
+    const pod = await core.readNamespacedPod({ name: instances[0]?.id as string, namespace: 'sy-acme' });
+    expect(pod.metadata?.labels).toMatchObject({ 'switchyard.io/tenant': 'acme', 'switchyard.io/service': 'web' });
+    expect(pod.metadata?.ownerReferences?.[0]?.kind).toBe('ConfigMap');
+
+    // Scale-in drains the newest ready pod first, then deletes it.
+    revision.scale(1);
+    await until(
+      'one pod left',
+      () => pods('sy-acme'),
+      (p) => p.length === 1,
+    );
+    expect(ready(revision)).toHaveLength(1);
+
+    // Closing (the service was deleted) removes the pods and the revision's anchor.
+    await revision.close();
+    expect(await pods('sy-acme')).toEqual([]);
+    await expect(core.readNamespacedConfigMap({ name: 'web--blue', namespace: 'sy-acme' })).rejects.toMatchObject({ code: 404 });
+  }, 180_000);
+
+  it('replaces a pod whose container dies', async () => {
+    const { revision, events } = open('globex');
+    revision.scale(1);
+    const [first] = await until(
+      'a ready pod',
+      () => ready(revision),
+      (r) => r.length === 1,
+    );
+    node.crash(`sy-globex/${first?.id}`);
+    const [second] = await until(
+      'a new ready pod',
+      () => ready(revision),
+      (r) => r.length === 1 && r[0]?.id !== first?.id,
+    );
+    expect(await get(second as InstanceView)).toBe(200);
+    expect(events).toContainEqual(expect.objectContaining({ instance: first?.id, event: 'exited' }));
+    await revision.close();
+  }, 180_000);
+
+  it("honours the tenant namespace's quota", async () => {
+    const { revision, events } = open('initech', 2);
+    revision.scale(3);
+    await until(
+      'two ready pods',
+      () => ready(revision),
+      (r) => r.length === 2,
+    );
+    await until(
+      'a refused pod',
+      () => events,
+      (e) => e.some((x) => x.event === 'start_failed' && /exceeded quota/.test(x.detail)),
+    );
+    expect(await pods('sy-initech')).toHaveLength(2);
+    await revision.close();
+  }, 180_000);
+});
