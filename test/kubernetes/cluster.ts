@@ -3,17 +3,21 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { freePort } from '@switchyard/shared';
 
 /**
  * A real control plane for the provider tests: kine (SQLite) as the store, kube-apiserver and a
  * kube-controller-manager running the quota, service-account, garbage-collector and namespace
  * controllers, built by scripts/kube-binaries.sh from the Go module proxy. The client
- * authenticates with a static token in system:masters; no node or kubelet runs (see node.ts).
+ * administrator authenticates with a static token in system:masters, the autoscaler with a token
+ * of the ServiceAccount deploy/kubernetes/autoscaler-rbac.yaml defines; no kubelet runs (node.ts).
  */
 
 export interface Cluster {
+  /** An administrator (system:masters). */
   kubeConfig: KubeConfig;
   server: string;
   stop(): Promise<void>;
@@ -94,13 +98,7 @@ export async function startCluster(): Promise<Cluster> {
   );
 
   const server = `https://127.0.0.1:${apiPort}`;
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: 'test', server, skipTLSVerify: true }],
-    users: [{ name: 'test', token }],
-    contexts: [{ name: 'test', cluster: 'test', user: 'test' }],
-    currentContext: 'test',
-  });
+  const kubeConfig = kubeConfigFor(server, token);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   await waitFor('kube-apiserver', async () => (await core.listNamespace()).items.length > 0, logs);
 
@@ -136,4 +134,37 @@ export async function startCluster(): Promise<Cluster> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function kubeConfigFor(server: string, token: string): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: 'test', server, skipTLSVerify: true }],
+    users: [{ name: 'test', token }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'test' }],
+    currentContext: 'test',
+  });
+  return kubeConfig;
+}
+
+/**
+ * Applies deploy/kubernetes/autoscaler-rbac.yaml (in the `switchyard` namespace) and returns a
+ * kubeconfig with a token of its ServiceAccount: the identity the autoscaler runs with.
+ */
+export async function autoscalerIdentity(cluster: Cluster): Promise<KubeConfig> {
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  const objects = cluster.kubeConfig.makeApiClient(KubernetesObjectApi);
+  await core.createNamespace({ body: { metadata: { name: 'switchyard', labels: { 'switchyard.io/system': 'true' } } } });
+  const text = readFileSync(new URL('../../deploy/kubernetes/autoscaler-rbac.yaml', import.meta.url), 'utf8');
+  for (const doc of parseAllDocuments(text)) {
+    const object = doc.toJS() as KubernetesObject;
+    if (object.kind === 'ServiceAccount') object.metadata = { ...object.metadata, namespace: 'switchyard' };
+    await objects.create(object);
+  }
+  const request = await core.createNamespacedServiceAccountToken({
+    name: 'switchyard-autoscaler',
+    namespace: 'switchyard',
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  return kubeConfigFor(cluster.server, request.status?.token as string);
 }

@@ -4,7 +4,8 @@ import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import type { InstanceView, RevisionInstances } from '@switchyard/autoscaler';
 import { kubernetesProvider } from '@switchyard/autoscaler/kubernetes';
 import { createLogger, freePort, type HealthCheckSpec } from '@switchyard/shared';
-import { startCluster, type Cluster } from './cluster.js';
+import { autoscalerIdentity, startCluster, type Cluster } from './cluster.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { FakeNode } from './node.js';
 
 /**
@@ -16,6 +17,8 @@ let cluster: Cluster;
 let node: FakeNode;
 let core: CoreV1Api;
 let containerPort: number;
+/** The autoscaler's least-RBAC identity from deploy/kubernetes. */
+let autoscaler: KubeConfig;
 
 beforeAll(async () => {
   cluster = await startCluster();
@@ -23,6 +26,7 @@ beforeAll(async () => {
   node = new FakeNode(cluster.kubeConfig);
   await node.start();
   containerPort = await freePort('127.0.0.1');
+  autoscaler = await autoscalerIdentity(cluster);
 }, 600_000);
 
 afterAll(async () => {
@@ -43,7 +47,7 @@ const healthCheck: HealthCheckSpec = {
 function open(tenant: string, quotaPods = 10) {
   const events: { instance: string; event: string; detail: string }[] = [];
   const provider = kubernetesProvider({
-    kubeConfig: cluster.kubeConfig,
+    kubeConfig: autoscaler,
     logger: createLogger('kube-test', 'warn'),
     namespacePrefix: 'sy-',
     containerPort,
@@ -120,6 +124,8 @@ describe('the kubernetes provider against a real API server', () => {
     const pod = await core.readNamespacedPod({ name: instances[0]?.id as string, namespace: 'sy-acme' });
     expect(pod.metadata?.labels).toMatchObject({ 'switchyard.io/tenant': 'acme', 'switchyard.io/service': 'web' });
     expect(pod.metadata?.ownerReferences?.[0]?.kind).toBe('ConfigMap');
+    // The provider ran as the least-RBAC ServiceAccount: it cannot read the tenant's Secrets.
+    await expect(autoscaler.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: 'sy-acme' })).rejects.toMatchObject({ code: 403 });
 
     // Scale-in drains the newest ready pod first, then deletes it.
     revision.scale(1);
