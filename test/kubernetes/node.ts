@@ -12,11 +12,12 @@ import { CoreV1Api, makeInformer, type KubeConfig, type V1Pod, type V1Probe } fr
  * Deleted pods have their process stopped and are then removed (grace period 0).
  */
 
-const echoMain = fileURLToPath(new URL('../../packages/demo/dist/src/http-echo-main.js', import.meta.url));
+const demo = (main: string) => fileURLToPath(new URL(`../../packages/demo/dist/src/${main}`, import.meta.url));
 
 /** The images the harness can "pull": each maps to a command. */
 export const images: Record<string, string[]> = {
-  'registry.test/demo/http-echo:1': [process.execPath, echoMain],
+  'registry.test/demo/http-echo:1': [process.execPath, demo('http-echo-main.js')],
+  'registry.test/demo/grpc-echo:1': [process.execPath, demo('grpc-echo-main.js')],
 };
 
 interface Running {

@@ -1,4 +1,9 @@
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NatsServer } from '@switchyard/shared/testing';
+import { Api, allServices, eventually, fastEnv, managedInstances, startStack, xdsEchoClient, type Stack } from '../support/stack.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import type { InstanceView, RevisionInstances } from '@switchyard/autoscaler';
@@ -176,5 +181,72 @@ describe('the kubernetes provider against a real API server', () => {
     );
     expect(await pods('sy-initech')).toHaveLength(2);
     await revision.close();
+  }, 180_000);
+});
+
+describe('the four services with INSTANCE_PROVIDER=kubernetes, end to end', () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let api: Api;
+
+  beforeAll(async () => {
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'switchyard-kubeconfig-')), 'config');
+    writeFileSync(kubeconfig, autoscaler.exportConfig());
+    nats = await NatsServer.start();
+    stack = await startStack(nats, allServices, {
+      env: {
+        ...fastEnv,
+        INSTANCE_PROVIDER: 'kubernetes',
+        KUBECONFIG: kubeconfig,
+        KUBERNETES_NAMESPACE_PREFIX: 'sy-',
+        KUBERNETES_CONTAINER_PORT: String(await freePort('127.0.0.1')),
+        KUBERNETES_POD_CPU: '100m',
+        KUBERNETES_POD_MEMORY: '64Mi',
+        SWITCHYARD_IMAGE_REGISTRIES: 'registry.test/',
+      },
+    });
+    api = new Api(stack.apiUrl);
+    await api.ok('PUT', '/v1/tenants/umbrella', { domains: ['umbrella.test'] });
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    await nats?.dispose();
+  });
+
+  it('image revision → pods → ready endpoints → EDS → a grpc-js-xds client; delete removes the pods', async () => {
+    await api.ok('PUT', '/v1/tenants/umbrella/services/echo', {
+      domains: ['echo.umbrella.test'],
+      protocol: 'grpc',
+      healthCheck: { protocol: 'tcp', interval: '1s', timeout: '500ms' },
+      scaling: { minInstances: 2, maxInstances: 2 },
+      revisions: [{ name: 'blue', image: 'registry.test/demo/grpc-echo:1', env: { REVISION: 'blue' } }],
+    });
+    await eventually(async () => (await managedInstances(stack, 'blue')).filter((i) => i.state === 'ready').length === 2, 60_000, 200);
+    const client = xdsEchoClient('echo.umbrella.test', stack.grpcPort, 'kube-client');
+    try {
+      const replies = [];
+      for (let i = 0; i < 20; i++) replies.push(await client.say());
+      expect(new Set(replies.map((r) => r.revision))).toEqual(new Set(['blue']));
+    } finally {
+      client.close();
+    }
+    expect(await pods('sy-umbrella')).toHaveLength(2);
+
+    const refused = await api.call('PUT', '/v1/tenants/umbrella/services/other', {
+      domains: ['other.umbrella.test'],
+      revisions: [{ name: 'blue', image: 'docker.io/library/nginx:1' }],
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.issues[0].field).toBe('revisions[0].image');
+
+    expect((await api.call('DELETE', '/v1/tenants/umbrella/services/echo')).status).toBe(204);
+    await eventually(async () => (await pods('sy-umbrella')).length === 0, 60_000, 200);
+    await eventually(
+      async () =>
+        (await core.listNamespacedConfigMap({ namespace: 'sy-umbrella', labelSelector: 'switchyard.io/service=echo' })).items.length === 0,
+      30_000,
+      200,
+    );
   }, 180_000);
 });
