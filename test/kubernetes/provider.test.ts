@@ -3,7 +3,17 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NatsServer } from '@switchyard/shared/testing';
-import { Api, allServices, eventually, fastEnv, managedInstances, startStack, xdsEchoClient, type Stack } from '../support/stack.js';
+import {
+  Api,
+  LoadLoop,
+  allServices,
+  eventually,
+  fastEnv,
+  managedInstances,
+  startStack,
+  xdsEchoClient,
+  type Stack,
+} from '../support/stack.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import type { InstanceView, RevisionInstances } from '@switchyard/autoscaler';
@@ -249,4 +259,30 @@ describe('the four services with INSTANCE_PROVIDER=kubernetes, end to end', () =
       200,
     );
   }, 180_000);
+
+  it('scales out and in under load with zero failed calls, pods drained before they are deleted', async () => {
+    await api.ok('PUT', '/v1/tenants/umbrella/services/scaled', {
+      domains: ['scaled.umbrella.test'],
+      protocol: 'grpc',
+      healthCheck: { protocol: 'tcp', interval: '1s', timeout: '500ms' },
+      scaling: { minInstances: 1, maxInstances: 3, maxConcurrency: 4, targetUtilization: 1, stableWindow: '6s', panicWindow: '1s' },
+      revisions: [{ name: 'green', image: 'registry.test/demo/grpc-echo:1', env: { REVISION: 'green' } }],
+    });
+    const ready = async () => (await managedInstances(stack, 'green')).filter((i) => i.state === 'ready');
+    await eventually(async () => (await ready()).length === 1, 60_000, 200);
+    const client = xdsEchoClient('scaled.umbrella.test', stack.grpcPort, 'kube-load-client');
+    expect((await client.say()).revision).toBe('green');
+    const load = new LoadLoop(client, 12, 400);
+    try {
+      await eventually(async () => (await ready()).length === 3, 90_000, 200);
+      await eventually(() => load.current.byInstance.size === 3, 30_000, 100);
+      load.setWorkers(1);
+      await eventually(async () => (await managedInstances(stack, 'green')).length === 1, 90_000, 200);
+      const total = await load.stop();
+      expect({ failed: total.failed, errors: total.errors.slice(0, 3) }).toEqual({ failed: 0, errors: [] });
+      expect(total.ok).toBeGreaterThan(50);
+    } finally {
+      client.close();
+    }
+  }, 240_000);
 });
