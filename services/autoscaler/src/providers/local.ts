@@ -5,7 +5,6 @@ import { freePort, type Logger } from '@switchyard/shared';
 import type { RevisionPlan } from '../revision-plans.js';
 import { providerSources, type InstanceProvider, type InstanceView, type RevisionHooks, type RevisionInstances } from '../provider.js';
 import { probe } from './probe.js';
-import { pickScaleIn, type ScaleInCandidate } from './scale-in.js';
 import { canSwitchUser, createSandbox, instanceEnv, tenantIdentity, type Sandbox, type UidRange } from './sandbox.js';
 
 /**
@@ -174,7 +173,10 @@ class LocalRevision implements RevisionInstances {
 
     if (count > target) {
       // Starting instances serve nobody yet: retire them first, then the newest ready ones.
-      for (const m of pickScaleIn(current as (LocalInstance & ScaleInCandidate)[], count - target)) this.retire(m);
+      const surplus = [...current]
+        .sort((a, b) => (a.state === b.state ? b.startedAt - a.startedAt : a.state === 'starting' ? -1 : 1))
+        .slice(0, count - target);
+      for (const m of surplus) this.retire(m);
     }
 
     // Old-spec and replaced instances keep serving only until enough current ones are ready.

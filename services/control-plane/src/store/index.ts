@@ -16,8 +16,6 @@ export {
 export { ConfigWatcher, type ConfigWatcherOptions } from './config-watcher.js';
 export {
   EndpointAllowlist,
-  parseImageRegistries,
-  imageAllowed,
   checkService,
   checkTenantGrant,
   type Issue,
