@@ -35,7 +35,12 @@ export interface StreamReader {
 export async function openStreamReader(js: JetStreamClient, options: StreamReaderOptions): Promise<StreamReader> {
   const consumer = await js.consumers.get(options.stream, { filter_subjects: options.filter, ...deliverOptions(options.replay) });
   const created = await consumer.info(true);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.maxMessages ?? 256 });
+  const messages: ConsumerMessages = await consumer.consume({
+    max_messages: options.maxMessages ?? 256,
+    expires: pullExpiresMs,
+    idle_heartbeat: idleHeartbeatMs,
+  });
+  void endWhenSilent(messages);
   return {
     backlog: created.num_pending,
     startAfter: created.delivered.stream_seq,
@@ -47,6 +52,24 @@ export async function openStreamReader(js: JetStreamClient, options: StreamReade
       await consumer.delete().catch(() => undefined);
     },
   };
+}
+
+/**
+ * The server heartbeats an idle pull every {@link idleHeartbeatMs}. The client's own recovery
+ * from missed heartbeats backs off for up to 30 s while a stream elects a leader (a lost NATS
+ * node), so a reader that misses two ends instead, and its follower opens a new one after the
+ * last message handled.
+ */
+const idleHeartbeatMs = 2000;
+const pullExpiresMs = 10_000;
+
+async function endWhenSilent(messages: ConsumerMessages): Promise<void> {
+  for await (const note of messages.status()) {
+    if (note.type === 'heartbeats_missed') {
+      messages.stop();
+      return;
+    }
+  }
 }
 
 export interface StreamFollower {

@@ -246,12 +246,17 @@ export class ConfigStore {
       : { deleted: true, revision: entry.revision };
   }
 
+  /**
+   * A write answers success only once reads see it. If the view's watch is still recovering (a
+   * NATS node was lost), the write is stored but the answer is 503: the client's retry of the
+   * same write then finds it and succeeds, and nobody is told "created" and then "not found".
+   */
   private async untilViewHas(revision: number): Promise<void> {
     try {
       await this.view.waitFor(revision, this.viewTimeoutMs);
     } catch (err) {
-      // The write is in the bucket; the view will catch up when the watch recovers.
-      this.logger.warn({ err }, 'config write not yet visible in the view');
+      this.logger.warn({ err, revision }, 'config write stored but not yet visible in the view');
+      throw new StoreUnavailable(1, 'the write is stored, but this API replica cannot read it back yet; retry');
     }
   }
 }

@@ -49,7 +49,7 @@ describe('the management API when a NATS node is lost', () => {
     cluster = await NatsCluster.start({ size: 3 });
     const nc = await connect();
     // The cluster elects its JetStream meta leader first; until then stream creation fails.
-    await eventually(() => ensureStreams(nc, { replicas }).then(() => undefined), 20_000);
+    await eventually(() => ensureStreams(nc, { replicas }).then(() => undefined), 60_000);
     store = await ConfigStore.open({ nc, logger, registry: new Registry(), replicas });
     api = await createApiServer({
       store,
@@ -58,7 +58,7 @@ describe('the management API when a NATS node is lost', () => {
       registry: new Registry(),
       nodes: () => [],
     });
-  }, 60_000);
+  }, 90_000);
   afterAll(async () => {
     await api?.close();
     await store?.close();
@@ -83,9 +83,15 @@ describe('the management API when a NATS node is lost', () => {
     expect(leaderIndex).toBeGreaterThanOrEqual(0);
 
     const outcomes: Outcome[] = [];
-    let stopAt = Number.POSITIVE_INFINITY;
+    let killedAt = Number.POSITIVE_INFINITY;
+    // Writes go on for 12 s after the kill, longer (up to 45 s) until one is accepted again.
+    const done = () => {
+      const sinceKill = Date.now() - killedAt;
+      const recovered = outcomes.some((o) => o.startedAt >= killedAt && o.status === 201);
+      return sinceKill > 45_000 || (sinceKill > 12_000 && recovered);
+    };
     const writer = async (id: number) => {
-      for (let i = 0; Date.now() < stopAt; i++) {
+      for (let i = 0; !done(); i++) {
         const name = `w${id}-${i}`;
         const startedAt = Date.now();
         const response = await call('PUT', name);
@@ -96,9 +102,8 @@ describe('the management API when a NATS node is lost', () => {
     };
     const writers = [0, 1, 2].map(writer);
     await new Promise((r) => setTimeout(r, 1000));
-    const killedAt = Date.now();
+    killedAt = Date.now();
     await cluster.node(leaderIndex).kill();
-    stopAt = killedAt + 12_000;
     await Promise.all(writers);
 
     const afterKill = outcomes.filter((o) => o.startedAt >= killedAt);
@@ -107,7 +112,13 @@ describe('the management API when a NATS node is lost', () => {
     const recoveryMs = (firstAccepted?.endedAt ?? Number.POSITIVE_INFINITY) - killedAt;
     // The number docs/deploy.md records.
     console.log(
-      JSON.stringify({ killed: leader, recoveryMs, writes: outcomes.length, accepted: outcomes.filter((o) => o.status === 201).length }),
+      JSON.stringify({
+        killed: leader,
+        recoveryMs,
+        writes: outcomes.length,
+        accepted: outcomes.filter((o) => o.status === 201).length,
+        statusesAfterKill: countBy(afterKill.map((o) => o.status)),
+      }),
     );
     // Recovery time is a figure, not a timed assertion (4.5–5.5 s quiet, 16.5 s on a loaded CI
     // machine): the test proves writes come back without a restart, well inside the retry budget.
@@ -130,5 +141,11 @@ describe('the management API when a NATS node is lost', () => {
       const replicasNow = (await jsm.streams.info(`KV_${buckets.config}`)).cluster?.replicas ?? [];
       expect(replicasNow.filter((r) => r.current)).toHaveLength(replicas - 1);
     }, 20_000);
-  }, 90_000);
+  }, 150_000);
 });
+
+function countBy(values: number[]): Record<number, number> {
+  const counts: Record<number, number> = {};
+  for (const v of values) counts[v] = (counts[v] ?? 0) + 1;
+  return counts;
+}

@@ -146,7 +146,10 @@ function attempt(timeoutMs: number, start: (done: (outcome: Outcome) => void) =>
       cleanup();
       resolve(outcome);
     };
-    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    // After the event loop stalls (a crowded machine), the timer phase runs before the I/O
+    // callbacks already waiting: deferring the timeout past them keeps a stall from looking
+    // like an endpoint that did not answer.
+    const timer = setTimeout(() => setImmediate(() => done('timeout')), timeoutMs);
     cleanup = start(done);
   });
 }
