@@ -9,7 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { freePort } from '@switchyard/shared';
 
 /**
- * A real control plane for the provider tests: kine (SQLite) as the store, kube-apiserver and a
+ * A real control plane for the provider tests: etcd as the store, kube-apiserver and a
  * kube-controller-manager running the quota, service-account, garbage-collector and namespace
  * controllers, built by scripts/kube-binaries.sh from the Go module proxy. The client
  * administrator authenticates with a static token in system:masters, the autoscaler with a token
@@ -54,18 +54,23 @@ export async function startCluster(): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-kube-'));
   const logs: string[] = [];
   const children: ChildProcess[] = [];
-  const [kinePort, apiPort] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+  const [etcdPort, peerPort, apiPort] = [await freePort('127.0.0.1'), await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
 
   children.push(
     run(
-      `${bin}/kine`,
+      `${bin}/etcd`,
       [
-        '--endpoint',
-        `sqlite://${dir}/state.db?_journal=WAL&cache=shared`,
-        '--listen-address',
-        `127.0.0.1:${kinePort}`,
-        '--metrics-bind-address',
-        '0',
+        `--data-dir=${dir}/etcd`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        // A throwaway store on a busy machine: fsync latency would only slow every write.
+        '--unsafe-no-fsync',
+        '--log-level=warn',
       ],
       logs,
     ),
@@ -79,7 +84,7 @@ export async function startCluster(): Promise<Cluster> {
     run(
       `${bin}/kube-apiserver`,
       [
-        `--etcd-servers=http://127.0.0.1:${kinePort}`,
+        `--etcd-servers=${etcdUrl}`,
         '--storage-backend=etcd3',
         `--secure-port=${apiPort}`,
         '--bind-address=127.0.0.1',

@@ -12,8 +12,10 @@ import {
   managedInstances,
   startStack,
   xdsEchoClient,
+  type EchoClient,
   type Stack,
 } from '../support/stack.js';
+import type { EchoReply } from '@switchyard/demo';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import type { InstanceView, RevisionInstances } from '@switchyard/autoscaler';
@@ -224,6 +226,20 @@ describe('the four services with INSTANCE_PROVIDER=kubernetes, end to end', () =
     await nats?.dispose();
   });
 
+  /** The revision's ready endpoints as the control plane holds them: what EDS is built from. */
+  async function servedReady(service: string, revision: string): Promise<string[]> {
+    const view = await api.ok('GET', `/v1/tenants/umbrella/services/${service}`);
+    const status = (view.status.revisions as { name: string; endpoints: { address: string; port: number; state: string }[] }[]).find(
+      (r) => r.name === revision,
+    );
+    return (status?.endpoints ?? []).filter((e) => e.state === 'ready').map((e) => `${e.address}:${e.port}`);
+  }
+
+  /** The first reply through a new client: its EDS may still be on its way when the control plane has the endpoints. */
+  function firstReply(client: EchoClient): Promise<EchoReply> {
+    return eventually(() => client.say(), 30_000, 200);
+  }
+
   it('image revision → pods → ready endpoints → EDS → a grpc-js-xds client; delete removes the pods', async () => {
     await api.ok('PUT', '/v1/tenants/umbrella/services/echo', {
       domains: ['echo.umbrella.test'],
@@ -232,12 +248,16 @@ describe('the four services with INSTANCE_PROVIDER=kubernetes, end to end', () =
       scaling: { minInstances: 2, maxInstances: 2 },
       revisions: [{ name: 'blue', image: 'registry.test/demo/grpc-echo:1', env: { REVISION: 'blue' } }],
     });
-    await eventually(async () => (await managedInstances(stack, 'blue')).filter((i) => i.state === 'ready').length === 2, 60_000, 200);
+    await eventually(async () => (await servedReady('echo', 'blue')).length === 2, 60_000, 200);
     const client = xdsEchoClient('echo.umbrella.test', stack.grpcPort, 'kube-client');
     try {
-      const replies = [];
+      const replies = [await firstReply(client)];
       for (let i = 0; i < 20; i++) replies.push(await client.say());
       expect(new Set(replies.map((r) => r.revision))).toEqual(new Set(['blue']));
+      // Both pods serve: the client balances over the two pod IPs EDS carries.
+      expect(new Set(replies.map((r) => r.instance.split(':')[0]))).toEqual(
+        new Set((await servedReady('echo', 'blue')).map((e) => e.split(':')[0])),
+      );
     } finally {
       client.close();
     }
@@ -269,9 +289,9 @@ describe('the four services with INSTANCE_PROVIDER=kubernetes, end to end', () =
       revisions: [{ name: 'green', image: 'registry.test/demo/grpc-echo:1', env: { REVISION: 'green' } }],
     });
     const ready = async () => (await managedInstances(stack, 'green')).filter((i) => i.state === 'ready');
-    await eventually(async () => (await ready()).length === 1, 60_000, 200);
+    await eventually(async () => (await ready()).length === 1 && (await servedReady('scaled', 'green')).length === 1, 60_000, 200);
     const client = xdsEchoClient('scaled.umbrella.test', stack.grpcPort, 'kube-load-client');
-    expect((await client.say()).revision).toBe('green');
+    expect((await firstReply(client)).revision).toBe('green');
     const load = new LoadLoop(client, 12, 400);
     try {
       await eventually(async () => (await ready()).length === 3, 90_000, 200);

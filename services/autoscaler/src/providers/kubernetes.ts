@@ -133,7 +133,8 @@ class KubeRevision implements RevisionInstances {
   private informer: Informer<V1Pod> | undefined;
   private anchorUid: string | undefined;
   private readonly setup: Promise<void>;
-  private creating = 0;
+  /** Pods asked for whose create call has not returned yet (the watch may already have reported them). */
+  private readonly creating = new Set<string>();
   private target = 0;
   private hash: string;
   private failures = 0;
@@ -180,10 +181,11 @@ class KubeRevision implements RevisionInstances {
     this.reconcile();
   }
 
+  /** Pods not yet placed have no IP: they are no endpoint yet (an endpoint set needs an address), but count as being created. */
   instances(): InstanceView[] {
     const views: InstanceView[] = [];
     for (const [id, m] of this.members) {
-      if (m.state === 'gone' || m.deleting) continue;
+      if (m.state === 'gone' || m.deleting || !m.pod.status?.podIP) continue;
       views.push(this.view(id, m));
     }
     return views;
@@ -196,7 +198,9 @@ class KubeRevision implements RevisionInstances {
     await this.setup.catch(() => undefined);
     this.reconcile();
     while ([...this.members.values()].some((m) => m.state !== 'gone')) await new Promise((r) => setTimeout(r, 200));
-    await this.informer?.stop();
+    const informer = this.informer;
+    this.informer = undefined;
+    await informer?.stop();
     try {
       await this.clients.core.deleteNamespacedConfigMap({ name: anchorName(this.plan.ref), namespace: this.namespace });
     } catch (err) {
@@ -225,6 +229,8 @@ class KubeRevision implements RevisionInstances {
       informer.on('update', (pod) => this.observe(pod));
       informer.on('delete', (pod) => this.forget(pod));
       informer.on('error', (err: unknown) => {
+        // A watch stopped by close() stays stopped.
+        if (this.informer !== informer) return;
         this.log.warn({ err: messageOf(err) }, 'pod watch failed; restarting');
         setTimeout(() => void informer.start().catch(() => undefined), 1000).unref();
       });
@@ -307,7 +313,8 @@ class KubeRevision implements RevisionInstances {
     const entries = [...this.members.entries()].filter(([, m]) => !m.deleting && m.state !== 'gone');
     const serving = entries.filter(([, m]) => !m.draining);
     const current = serving.filter(([, m]) => this.isCurrent(m));
-    let count = current.length + this.creating;
+    const unseen = [...this.creating].filter((name) => !this.members.has(name)).length;
+    let count = current.length + unseen;
 
     for (const [id, m] of entries) {
       if (count >= target) break;
@@ -360,7 +367,7 @@ class KubeRevision implements RevisionInstances {
       specHash: this.hash,
       anchorUid: this.anchorUid,
     });
-    this.creating++;
+    this.creating.add(name);
     try {
       const pod = await this.clients.core.createNamespacedPod({ namespace: this.namespace, body });
       if (!this.members.has(name)) {
@@ -372,7 +379,7 @@ class KubeRevision implements RevisionInstances {
       this.hooks.event(name, 'start_failed', `could not create pod: ${messageOf(err)}`);
       this.failed();
     } finally {
-      this.creating--;
+      this.creating.delete(name);
       this.reconcile();
     }
   }
