@@ -15,7 +15,8 @@ import {
   type EchoClient,
   type Stack,
 } from '../support/stack.js';
-import type { EchoReply } from '@switchyard/demo';
+import { httpRequest, type EchoReply } from '@switchyard/demo';
+import { startEnvoy } from '../envoy/support.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import type { InstanceView, RevisionInstances } from '@switchyard/autoscaler';
@@ -115,8 +116,8 @@ function get(i: InstanceView): Promise<number> {
   });
 }
 
-async function pods(namespace: string): Promise<string[]> {
-  const list = await core.listNamespacedPod({ namespace, labelSelector: 'switchyard.io/revision=blue' });
+async function pods(namespace: string, revision = 'blue'): Promise<string[]> {
+  const list = await core.listNamespacedPod({ namespace, labelSelector: `switchyard.io/revision=${revision}` });
   return list.items.filter((p) => p.metadata?.deletionTimestamp === undefined).map((p) => p.metadata?.name as string);
 }
 
@@ -303,6 +304,36 @@ describe('the four services with INSTANCE_PROVIDER=kubernetes, end to end', () =
       expect(total.ok).toBeGreaterThan(50);
     } finally {
       client.close();
+    }
+  }, 240_000);
+  it('an HTTP image revision at zero pods, through a real Envoy: the activator holds the requests until pods are ready, none fails', async () => {
+    const envoy = await startEnvoy(stack);
+    try {
+      await api.ok('PUT', '/v1/tenants/umbrella/services/cold', {
+        domains: ['cold.umbrella.test'],
+        healthCheck: { interval: '1s', timeout: '500ms' },
+        retries: { attempts: 0 },
+        scaling: { minInstances: 0, maxInstances: 3, maxConcurrency: 10, targetUtilization: 1 },
+        revisions: [{ name: 'frozen', image: 'registry.test/demo/http-echo:1', env: { REVISION: 'frozen' } }],
+      });
+      // At zero pods, EDS sends the revision to the activator (127.0.0.1; pods are on 127.1.x.y).
+      await eventually(async () => (await envoy.admin('/clusters')).text.includes('sy_umbrella_cold_frozen::127.0.0.1:'), 30_000, 200);
+      expect(await pods('sy-umbrella', 'frozen')).toEqual([]);
+
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          httpRequest(`http://127.0.0.1:${stack.envoyHttpPort}/`, { host: 'cold.umbrella.test', timeoutMs: 90_000 }),
+        ),
+      );
+      expect(answers.filter((a) => a.status !== 200).map((a) => `${a.status} ${a.body.slice(0, 120)}`)).toEqual([]);
+      expect(answers.every((a) => a.body.includes('frozen'))).toBe(true);
+      expect((await pods('sy-umbrella', 'frozen')).length).toBeGreaterThanOrEqual(2);
+      // Once pods are ready, EDS carries their addresses and Envoy reaches them directly.
+      await eventually(async () => /sy_umbrella_cold_frozen::127\.1\./.test((await envoy.admin('/clusters')).text), 30_000, 200);
+      const direct = await httpRequest(`http://127.0.0.1:${stack.envoyHttpPort}/`, { host: 'cold.umbrella.test', timeoutMs: 30_000 });
+      expect(direct.status).toBe(200);
+    } finally {
+      await envoy.stop();
     }
   }, 240_000);
 });
