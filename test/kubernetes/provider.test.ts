@@ -6,6 +6,7 @@ import { NatsServer } from '@switchyard/shared/testing';
 import {
   Api,
   LoadLoop,
+  adminToken,
   allServices,
   eventually,
   fastEnv,
@@ -17,6 +18,7 @@ import {
 } from '../support/stack.js';
 import { httpRequest, type EchoReply } from '@switchyard/demo';
 import { startEnvoy } from '../envoy/support.js';
+import { run as syctl } from '@switchyard/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import type { InstanceView, RevisionInstances } from '@switchyard/autoscaler';
@@ -334,6 +336,36 @@ describe('the four services with INSTANCE_PROVIDER=kubernetes, end to end', () =
       expect(direct.status).toBe(200);
     } finally {
       await envoy.stop();
+    }
+  }, 240_000);
+  it('syctl deploy --image: the new revision runs as pods, takes the traffic, the old pods are drained and deleted', async () => {
+    await api.ok('PUT', '/v1/tenants/umbrella/services/rolled', {
+      domains: ['rolled.umbrella.test'],
+      protocol: 'grpc',
+      healthCheck: { protocol: 'tcp', interval: '1s', timeout: '500ms' },
+      scaling: { minInstances: 1, maxInstances: 2 },
+      revisions: [{ name: 'blue', image: 'registry.test/demo/grpc-echo:1', env: { REVISION: 'blue' } }],
+    });
+    await eventually(async () => (await servedReady('rolled', 'blue')).length === 1, 60_000, 200);
+    const client = xdsEchoClient('rolled.umbrella.test', stack.grpcPort, 'kube-deploy-client');
+    try {
+      expect((await firstReply(client)).revision).toBe('blue');
+      const output: string[] = [];
+      const io = {
+        stdout: (text: string) => void output.push(text),
+        stderr: (text: string) => void output.push(text),
+        env: { SWITCHYARD_API: stack.apiUrl, SWITCHYARD_TOKEN: adminToken, SWITCHYARD_TENANT: 'umbrella' },
+        readFile: () => Promise.reject(new Error('no files here')),
+      };
+      const args = ['deploy', 'rolled', '--image', 'registry.test/demo/grpc-echo:1', '--revision', 'green', '--env', 'REVISION=green'];
+      const code = await syctl([...args, '--strategy', 'blue-green', '--bake', '1s'], io);
+      expect(code, output.join('')).toBe(0);
+      expect(output.join('')).toMatch(/completed/);
+      expect((await pods('sy-umbrella', 'green')).length).toBeGreaterThanOrEqual(1);
+      await eventually(async () => (await client.say()).revision === 'green', 30_000, 200);
+      await eventually(async () => (await pods('sy-umbrella', 'blue')).length === 0, 60_000, 200);
+    } finally {
+      client.close();
     }
   }, 240_000);
 });
