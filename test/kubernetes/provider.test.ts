@@ -125,7 +125,7 @@ async function pods(namespace: string, revision = 'blue'): Promise<string[]> {
 
 describe('the kubernetes provider against a real API server', () => {
   it('runs an image revision as pods in the tenant namespace; ready pod IPs serve', async () => {
-    const { revision } = open('acme');
+    const { revision, events } = open('acme');
     revision.scale(2);
     const instances = await until(
       'two ready pods',
@@ -133,6 +133,8 @@ describe('the kubernetes provider against a real API server', () => {
       (r) => r.length === 2,
     );
     expect(new Set(instances.map((i) => i.address)).size).toBe(2);
+    // Exactly two pods were created and none deleted: a pod the watch reports before its create call returns is counted once.
+    expect(events.filter((e) => e.event !== 'ready').map((e) => e.event)).toEqual(['starting', 'starting']);
     for (const i of instances) {
       expect(i.address).toMatch(/^127\.1\./);
       expect(await get(i)).toBe(200);
