@@ -57,7 +57,8 @@ describe('the kustomization (deploy/kustomization.yaml)', () => {
     if (!rendering.rendered) return ctx.skip(rendering.reason);
     expect(objects.map(describeObject)).toEqual(expect.arrayContaining(['Namespace/switchyard', 'ConfigMap/' + envoyBootstrapName()]));
     for (const object of objects)
-      if (object.kind !== 'Namespace') expect(object.metadata.namespace, describeObject(object)).toBe('switchyard');
+      if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(object.kind))
+        expect(object.metadata.namespace, describeObject(object)).toBe('switchyard');
     if (rendering.placeholders.length > 0) {
       await ctx.annotate(
         `rendered with placeholders for ${rendering.placeholders.join(', ')} (${rendering.placeholders.map(notYetWritten).join('; ')})`,
@@ -190,9 +191,9 @@ describe.each(serviceNames)('the %s Deployment', (service) => {
     expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'admin' });
   });
 
-  it('gets no service links (their *_PORT variables would sit beside its own port settings) and no API token', () => {
+  it('gets no service links (their *_PORT variables would sit beside its own port settings) and no API token unless it runs pods', () => {
     expect(pod.enableServiceLinks).toBe(false);
-    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.automountServiceAccountToken).toBe(service === 'autoscaler');
   });
 
   it('takes the admin token from the switchyard-admin Secret, never from a literal', () => {
@@ -230,7 +231,16 @@ describe('the autoscaler Deployment', () => {
   const { config } = checkServiceEnv('autoscaler', containerEnv(container));
 
   it('chooses its instance provider explicitly', () => {
-    expect(containerEnv(container).INSTANCE_PROVIDER).toBe('local');
+    expect(containerEnv(container).INSTANCE_PROVIDER).toBe('kubernetes');
+  });
+
+  it('runs pods through its own ServiceAccount, whose role can create and delete pods but update nothing', () => {
+    expect((workload.spec.template.spec as { serviceAccountName?: string }).serviceAccountName).toBe('switchyard-autoscaler');
+    const role = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'switchyard-autoscaler') as
+      (KubeObject & { rules: { resources: string[]; verbs: string[] }[] }) | undefined;
+    const verbs = role?.rules.flatMap((r) => r.verbs) ?? [];
+    expect(role?.rules.find((r) => r.resources.includes('pods'))?.verbs).toEqual(['get', 'list', 'watch', 'create', 'delete']);
+    expect(verbs.filter((v) => v === 'update' || v === 'patch' || v === '*')).toEqual([]);
   });
 
   it('outlasts its drain timeout when the pod stops', () => {

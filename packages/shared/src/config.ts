@@ -155,6 +155,11 @@ export const controlPlaneEnv = z.object({
   API_PORT: port(8080),
   SWITCHYARD_ADMIN_TOKEN: optionalString,
   SWITCHYARD_ENDPOINT_CIDRS: z.string().default(''),
+  /**
+   * Registry prefixes revision images must come from (comma-separated, e.g.
+   * `registry.example.com/team/,ghcr.io/acme/`); unset allows any image.
+   */
+  SWITCHYARD_IMAGE_REGISTRIES: optionalString,
   /** How long an endpoint may stay unhealthy before EDS drops it. */
   SWITCHYARD_REAP_UNHEALTHY_MS: millis(60_000),
   /** Upper bound on a stream's connection age; jittered so a fleet reconnects gradually. */
@@ -236,7 +241,20 @@ export type EventStreamerConfig = z.infer<typeof eventStreamerEnv>;
 export const autoscalerEnv = z.object({
   ...commonEnv,
   AUTOSCALER_ADMIN_PORT: port(9404),
-  INSTANCE_PROVIDER: z.enum(['local', 'static']).default('local'),
+  INSTANCE_PROVIDER: z.enum(['local', 'static', 'kubernetes']).default('local'),
+  /** Kubernetes provider: a kubeconfig file; unset uses the in-cluster service account. */
+  KUBECONFIG: optionalString,
+  /** Kubernetes provider: tenant namespaces are `<prefix><tenant>`. */
+  KUBERNETES_NAMESPACE_PREFIX: z.string().default('switchyard-tenant-'),
+  /** Kubernetes provider: the port tenant containers listen on (also set as PORT). */
+  KUBERNETES_CONTAINER_PORT: port(8080),
+  /** Kubernetes provider: requests and limits of each tenant container. */
+  KUBERNETES_POD_CPU: z.string().default('250m'),
+  KUBERNETES_POD_MEMORY: z.string().default('256Mi'),
+  /** Kubernetes provider: each tenant namespace's ResourceQuota. */
+  KUBERNETES_TENANT_PODS: z.coerce.number().int().positive().default(50),
+  KUBERNETES_TENANT_CPU: z.string().default('8'),
+  KUBERNETES_TENANT_MEMORY: z.string().default('16Gi'),
   /** Identity of this replica in the leader lease. */
   AUTOSCALER_REPLICA_ID: optionalString,
   AUTOSCALER_LEASE_TTL_MS: millis(5000),

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { AutoscalerConfig, ServiceModule } from '@switchyard/shared';
+import type { AutoscalerConfig, Logger, ServiceModule } from '@switchyard/shared';
 import { Autoscaler } from './autoscaler.js';
 import { staticProvider, type InstanceProvider } from './provider.js';
 import { localProvider } from './providers/local.js';
@@ -29,16 +29,7 @@ export function createAutoscalerService(config: AutoscalerConfig): ServiceModule
     name: 'autoscaler',
     async start(runtime) {
       const logger = runtime.logger;
-      const provider: InstanceProvider =
-        config.INSTANCE_PROVIDER === 'local'
-          ? localProvider({
-              host: config.LOCAL_INSTANCE_HOST,
-              startTimeoutMs: config.INSTANCE_START_TIMEOUT_MS,
-              stopTimeoutMs: config.INSTANCE_STOP_TIMEOUT_MS,
-              tenantUids: { base: config.LOCAL_INSTANCE_UID_BASE, count: config.LOCAL_INSTANCE_UID_COUNT },
-              logger: logger.child({ provider: 'local' }),
-            })
-          : staticProvider;
+      const provider = await instanceProvider(config, logger);
       const autoscaler = new Autoscaler({
         nc: runtime.nc,
         logger,
@@ -61,4 +52,32 @@ export function createAutoscalerService(config: AutoscalerConfig): ServiceModule
       };
     },
   };
+}
+
+/** The configured provider; the Kubernetes client is loaded only when it is the one. */
+async function instanceProvider(config: AutoscalerConfig, logger: Logger): Promise<InstanceProvider> {
+  switch (config.INSTANCE_PROVIDER) {
+    case 'local':
+      return localProvider({
+        host: config.LOCAL_INSTANCE_HOST,
+        startTimeoutMs: config.INSTANCE_START_TIMEOUT_MS,
+        stopTimeoutMs: config.INSTANCE_STOP_TIMEOUT_MS,
+        tenantUids: { base: config.LOCAL_INSTANCE_UID_BASE, count: config.LOCAL_INSTANCE_UID_COUNT },
+        logger: logger.child({ provider: 'local' }),
+      });
+    case 'kubernetes': {
+      const { kubernetesProvider, loadKubeConfig } = await import('./providers/kubernetes.js');
+      return kubernetesProvider({
+        kubeConfig: loadKubeConfig(config.KUBECONFIG),
+        namespacePrefix: config.KUBERNETES_NAMESPACE_PREFIX,
+        containerPort: config.KUBERNETES_CONTAINER_PORT,
+        pod: { cpu: config.KUBERNETES_POD_CPU, memory: config.KUBERNETES_POD_MEMORY },
+        quota: { pods: config.KUBERNETES_TENANT_PODS, cpu: config.KUBERNETES_TENANT_CPU, memory: config.KUBERNETES_TENANT_MEMORY },
+        startTimeoutMs: config.INSTANCE_START_TIMEOUT_MS,
+        logger: logger.child({ provider: 'kubernetes' }),
+      });
+    }
+    case 'static':
+      return staticProvider;
+  }
 }

@@ -6,14 +6,10 @@ import type { RevisionPlan } from './revision-plans.js';
  * many instances a revision should serve with, publishes endpoint sets and decides when a
  * draining instance may stop; a provider starts, health-gates, restarts and stops instances.
  *
- * Providers here: `local` (child processes, the all-in-one default) and `static` (runs
+ * Providers here: `local` (child processes, the all-in-one default), `kubernetes` (image
+ * revisions as pods the provider manages, providers/kubernetes.ts) and `static` (runs
  * nothing: revisions with endpoints in their spec go straight from spec to EDS through the
- * control plane). A Kubernetes provider would implement the same interface with one
- * Deployment per revision: `scale` sets `replicas` (plus instances still draining),
- * `instances` comes from the revision's EndpointSlices (`ready` → ready, not ready →
- * starting, `terminating`/`serving` → draining), a retired pod gets the lowest
- * `controller.kubernetes.io/pod-deletion-cost` and is deleted once `drained` resolves, and
- * `update` rolls the Deployment's pod template.
+ * control plane).
  */
 
 export type InstanceState = 'starting' | 'ready' | 'draining';

@@ -5,6 +5,7 @@ import { freePort, type Logger } from '@switchyard/shared';
 import type { RevisionPlan } from '../revision-plans.js';
 import { providerSources, type InstanceProvider, type InstanceView, type RevisionHooks, type RevisionInstances } from '../provider.js';
 import { probe } from './probe.js';
+import { pickScaleIn, type ScaleInCandidate } from './scale-in.js';
 import { canSwitchUser, createSandbox, instanceEnv, tenantIdentity, type Sandbox, type UidRange } from './sandbox.js';
 
 /**
@@ -173,10 +174,7 @@ class LocalRevision implements RevisionInstances {
 
     if (count > target) {
       // Starting instances serve nobody yet: retire them first, then the newest ready ones.
-      const surplus = [...current]
-        .sort((a, b) => (a.state === b.state ? b.startedAt - a.startedAt : a.state === 'starting' ? -1 : 1))
-        .slice(0, count - target);
-      for (const m of surplus) this.retire(m);
+      for (const m of pickScaleIn(current as (LocalInstance & ScaleInCandidate)[], count - target)) this.retire(m);
     }
 
     // Old-spec and replaced instances keep serving only until enough current ones are ready.

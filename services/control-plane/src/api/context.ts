@@ -21,6 +21,8 @@ import { certificateSummary } from '../validation/certificates.js';
 export interface ApiContext {
   store: ConfigStore;
   allowlist: EndpointAllowlist;
+  /** Allowed image registry prefixes (`SWITCHYARD_IMAGE_REGISTRIES`); undefined allows any image. */
+  imageRegistries: readonly string[] | undefined;
   auth: Authenticator;
   logger: Logger;
   publishStatus: StatusPublisher;

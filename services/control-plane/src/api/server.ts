@@ -4,7 +4,7 @@ import fastifySwagger from '@fastify/swagger';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler } from 'fastify-type-provider-zod';
 import type { ControlPlaneConfig, Logger } from '@switchyard/shared';
 import type { Registry } from 'prom-client';
-import { EndpointAllowlist, registryCounter, type ConfigStore } from '../store/index.js';
+import { EndpointAllowlist, parseImageRegistries, registryCounter, type ConfigStore } from '../store/index.js';
 import { Authenticator, setPrincipal, type Access } from './auth.js';
 import type { ApiContext } from './context.js';
 import { RouteTable } from './allowed-methods.js';
@@ -26,7 +26,8 @@ declare module 'fastify' {
 export interface ApiServerOptions {
   /** An open store: its view is loaded, so the API answers from complete state. */
   store: ConfigStore;
-  config: Pick<ControlPlaneConfig, 'API_PORT' | 'SWITCHYARD_ADMIN_TOKEN' | 'SWITCHYARD_ENDPOINT_CIDRS'>;
+  config: Pick<ControlPlaneConfig, 'API_PORT' | 'SWITCHYARD_ADMIN_TOKEN' | 'SWITCHYARD_ENDPOINT_CIDRS'> &
+    Partial<Pick<ControlPlaneConfig, 'SWITCHYARD_IMAGE_REGISTRIES'>>;
   logger: Logger;
   /** Where the API's metrics go (the host's `runtime.observability.registry`). */
   registry: Registry;
@@ -86,6 +87,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   const ctx: ApiContext = {
     store,
     allowlist,
+    imageRegistries: parseImageRegistries(config.SWITCHYARD_IMAGE_REGISTRIES),
     auth,
     logger,
     publishStatus: options.publishStatus ?? natsStatusPublisher(store.nc, logger, registry),

@@ -16,6 +16,8 @@ export {
 export { ConfigWatcher, type ConfigWatcherOptions } from './config-watcher.js';
 export {
   EndpointAllowlist,
+  parseImageRegistries,
+  imageAllowed,
   checkService,
   checkTenantGrant,
   type Issue,

@@ -208,8 +208,44 @@ function checkLimits(spec: ServiceSpec): Issue[] {
 }
 
 /**
+ * The operator's allowed image registries (`SWITCHYARD_IMAGE_REGISTRIES`, comma-separated
+ * prefixes); undefined allows any image. A prefix matches at a path boundary: `ghcr.io/acme`
+ * allows `ghcr.io/acme/web:1` and `ghcr.io/acme:1`, not `ghcr.io/acme-evil/web`.
+ */
+export function parseImageRegistries(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  return text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+}
+
+export function imageAllowed(image: string, registries: readonly string[]): boolean {
+  return registries.some((prefix) => {
+    if (!image.startsWith(prefix)) return false;
+    const next = image.charAt(prefix.length);
+    return prefix.endsWith('/') || next === '' || next === '/' || next === ':' || next === '@';
+  });
+}
+
+function imageProblems(spec: ServiceSpec, registries: readonly string[] | undefined): Issue[] {
+  if (registries === undefined) return [];
+  const allowed = registries.length === 0 ? 'none' : registries.join(', ');
+  return spec.revisions.flatMap((revision, i) =>
+    revision.image === undefined || imageAllowed(revision.image, registries)
+      ? []
+      : [
+          {
+            field: `revisions[${i}].image`,
+            message: `"${revision.image}" is not from a registry the operator allows (SWITCHYARD_IMAGE_REGISTRIES: ${allowed})`,
+          },
+        ],
+  );
+}
+
+/**
  * Everything a service spec must satisfy beyond its schema, in order of blame: its own limits
- * and everything the translator checks (400, from validation/spec.ts), the tenant's grant and the endpoint allowlist (403), the tenant's other services (409).
+ * and everything the translator checks (400, from validation/spec.ts), images from allowed registries (400), the tenant's grant and the endpoint allowlist (403), the tenant's other services (409).
  */
 export function checkService(input: {
   tenant: string;
@@ -218,11 +254,13 @@ export function checkService(input: {
   grants: string[];
   siblings: Iterable<ServiceDomains>;
   allowlist: EndpointAllowlist;
+  /** Allowed image registry prefixes; undefined allows any image. */
+  imageRegistries?: readonly string[] | undefined;
   /** Certificates must be valid at this time. */
   now: number;
 }): PolicyResult {
   const { spec, grants } = input;
-  const limits = [...checkLimits(spec), ...specProblems(spec, input.now)];
+  const limits = [...checkLimits(spec), ...specProblems(spec, input.now), ...imageProblems(spec, input.imageRegistries)];
   if (limits.length > 0) return { ok: false, status: 400, issues: limits };
 
   const forbidden: Issue[] = [];

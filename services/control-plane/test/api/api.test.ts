@@ -35,6 +35,12 @@ const nodes: XdsNodeStatus[] = [
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
+    config: {
+      API_PORT: 0,
+      SWITCHYARD_ADMIN_TOKEN: adminToken,
+      SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8, 10.0.0.0/8, fd00::/8',
+      SWITCHYARD_IMAGE_REGISTRIES: 'registry.svc.test/',
+    },
     nodes: () => nodes,
     // What the wiring does: complete the spec-derived status with live state.
     status: (ref, fromSpec) => ({ ...fromSpec, xds: { version: `v${ref.specRevision}`, nodes: [], heldBack: null } }),
@@ -360,6 +366,12 @@ describe('services', () => {
     expect((await h.call('PUT', '/v1/tenants/svc/services/wild', { token, body: spec(['*.wild.svc.test']) })).status).toBe(201);
   });
 
+  it('accepts an image from a registry the operator allows (SWITCHYARD_IMAGE_REGISTRIES)', async () => {
+    const imagesToken = await tenantWithToken('images', ['images.test']);
+    const body = { domains: ['web.images.test'], revisions: [{ name: 'v1', image: 'registry.svc.test/web:1' }] };
+    expect((await h.call('PUT', '/v1/tenants/images/services/web', { token: imagesToken, body })).status).toBe(201);
+  });
+
   it.each([
     {
       label: 'a service name that is not a DNS label',
@@ -439,6 +451,13 @@ describe('services', () => {
       body: spec(['a.svc.test'], 'localhost'),
       status: 400,
       fields: ['revisions[0].endpoints[0].address'],
+    },
+    {
+      label: 'an image from a registry the operator does not allow',
+      url: '/v1/tenants/svc/services/s400',
+      body: { domains: ['a.svc.test'], revisions: [{ name: 'v1', image: 'docker.io/library/nginx:1' }] },
+      status: 400,
+      fields: ['revisions[0].image'],
     },
     {
       label: 'a domain outside the grant',

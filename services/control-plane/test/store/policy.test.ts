@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, serviceSpec, type ServiceSpecInput } from '@switchyard/shared';
-import { EndpointAllowlist, checkService, checkTenantGrant } from '../../src/store/policy.js';
+import { EndpointAllowlist, checkService, checkTenantGrant, imageAllowed } from '../../src/store/policy.js';
 
 describe('checkTenantGrant', () => {
   const otherTenants = [
@@ -109,6 +109,7 @@ describe('checkService', () => {
       grants: ['acme.test'],
       siblings,
       allowlist,
+      imageRegistries: ['registry.acme.test/', 'ghcr.io/acme'],
       now: Date.now(),
     });
 
@@ -138,6 +139,19 @@ describe('checkService', () => {
       },
       status: 403,
       field: 'revisions[0].endpoints[1].address',
+    },
+    { label: 'an image from an allowed registry', input: { revisions: [{ name: 'blue', image: 'ghcr.io/acme/web:1' }] } },
+    {
+      label: 'an image from a registry not allowed',
+      input: {
+        revisions: [
+          { name: 'blue', image: 'registry.acme.test/web:1' },
+          { name: 'green', image: 'docker.io/library/nginx' },
+        ],
+        traffic: [{ revision: 'blue', percent: 100 }],
+      },
+      status: 400,
+      field: 'revisions[1].image',
     },
     {
       label: 'a per-try timeout longer than the request timeout',
@@ -188,5 +202,19 @@ describe('checkService', () => {
   it('blames the schema-free limits before the grant', () => {
     const result = check({ domains: ['echo.globex.test'], timeouts: { request: '1s' }, retries: { perTryTimeout: '2s' } });
     expect(result).toMatchObject({ status: 400 });
+  });
+});
+
+describe('imageAllowed', () => {
+  it.each([
+    { image: 'ghcr.io/acme/web:1', registries: ['ghcr.io/acme'], allowed: true },
+    { image: 'ghcr.io/acme:1', registries: ['ghcr.io/acme'], allowed: true },
+    { image: 'ghcr.io/acme@sha256:00', registries: ['ghcr.io/acme'], allowed: true },
+    { image: 'ghcr.io/acme-evil/web', registries: ['ghcr.io/acme'], allowed: false },
+    { image: 'registry.acme.test.evil.io/web', registries: ['registry.acme.test'], allowed: false },
+    { image: 'registry.acme.test/web', registries: ['registry.acme.test/'], allowed: true },
+    { image: 'nginx', registries: [], allowed: false },
+  ])('$image with $registries: $allowed', ({ image, registries, allowed }) => {
+    expect(imageAllowed(image, registries)).toBe(allowed);
   });
 });

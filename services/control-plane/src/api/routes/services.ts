@@ -38,6 +38,7 @@ function enforcePolicy(ctx: ApiContext, tenant: string, service: string, spec: S
     grants: requireTenant(ctx, tenant).record.spec.domains,
     siblings: ctx.store.view.services(tenant).map((s) => ({ name: s.record.name, domains: s.record.spec.domains })),
     allowlist: ctx.allowlist,
+    imageRegistries: ctx.imageRegistries,
     now: Date.now(),
   });
   if (!result.ok) throw new ApiError(result.status, result.issues);
