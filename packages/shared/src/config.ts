@@ -270,7 +270,7 @@ export type AutoscalerConfig = z.infer<typeof autoscalerEnv>;
 
 export const activatorEnv = z.object({
   ...commonEnv,
-  /** Where the activator takes the requests Envoy sends it (HTTP/1.1). */
+  /** Where the activator takes the requests Envoy and proxyless gRPC clients send it (HTTP/1.1 and h2c on one port). */
   ACTIVATOR_PORT: port(8012),
   ACTIVATOR_ADMIN_PORT: port(9405),
   /** Identity of this replica in its pokes (default: host name and process id). */
