@@ -173,12 +173,17 @@ export const controlPlaneEnv = z.object({
    */
   ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG: optionalString,
   /**
-   * `ip:port` of the activator (a Kubernetes Service's cluster IP, or 127.0.0.1 locally): EDS
-   * points HTTP revisions that scale to zero there while they have no ready instance. Unset: no activator.
+   * `ip:port` of the activator, or of each replica separated by commas (a Kubernetes Service's
+   * cluster IP, fixed addresses in compose, or 127.0.0.1 locally): EDS points revisions that
+   * scale to zero there while they have no ready instance, every replica an endpoint (Envoy
+   * balances over them). Unset: no activator.
    */
   ACTIVATOR_ADDRESS: optionalString
-    .refine((v) => v === undefined || hostPort(v) !== undefined, 'must be <IP address>:<port>')
-    .transform((v) => (v === undefined ? undefined : hostPort(v))),
+    .refine(
+      (v) => v === undefined || v.split(',').every((a) => hostPort(a.trim()) !== undefined),
+      'must be <IP address>:<port>, or several separated by commas',
+    )
+    .transform((v) => (v === undefined ? undefined : v.split(',').map((a) => hostPort(a.trim()) as { address: string; port: number }))),
 });
 export type ControlPlaneConfig = z.infer<typeof controlPlaneEnv>;
 

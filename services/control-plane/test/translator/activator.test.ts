@@ -6,8 +6,14 @@ import { throughActivator } from '../../src/translator/endpoints.js';
 import { activatorRouting } from '../../src/translator/envoy/features/activator-headers.js';
 import type { EndpointIR, RouteIR, ServiceIR } from '../../src/translator/ir.js';
 
-const activator = { address: '10.1.0.9', port: 8012 };
-const viaActivator: EndpointIR[] = [{ address: '10.1.0.9', port: 8012, status: 'HEALTHY' }];
+const activator = [
+  { address: '10.1.0.9', port: 8012 },
+  { address: '10.1.0.10', port: 8012 },
+];
+const viaActivator: EndpointIR[] = [
+  { address: '10.1.0.9', port: 8012, status: 'HEALTHY' },
+  { address: '10.1.0.10', port: 8012, status: 'HEALTHY' },
+];
 const managed: RevisionSpec = { name: 'v1', command: './server', env: {} };
 const staticRevision: RevisionSpec = { name: 'v1', env: {}, endpoints: [{ address: '10.0.0.1', port: 80 }] };
 const base = { domains: ['api.acme.test'], revisions: [managed] };
@@ -23,7 +29,7 @@ describe('throughActivator', () => {
     configured?: boolean;
     want: EndpointIR[];
   }[] = [
-    { label: 'no endpoint at all: the activator', endpoints: [], want: viaActivator },
+    { label: 'no endpoint at all: every activator replica', endpoints: [], want: viaActivator },
     { label: 'only draining endpoints: the activator', endpoints: one('DRAINING'), want: viaActivator },
     { label: 'only unhealthy endpoints: the activator', endpoints: one('UNHEALTHY'), want: viaActivator },
     { label: 'a ready endpoint of unknown health: the instances', endpoints: one('UNKNOWN'), want: one('UNKNOWN') },
