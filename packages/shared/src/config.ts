@@ -286,8 +286,12 @@ export const activatorEnv = z.object({
   ACTIVATOR_DEFAULT_TIMEOUT_MS: millis(120_000),
   /** The retry-after (seconds) of a 503 beyond the bound. */
   ACTIVATOR_RETRY_AFTER_S: z.coerce.number().int().positive().default(1),
-  /** A burst arriving within this window after the first held request becomes one poke (the autoscaler sizes for all of it). */
-  ACTIVATOR_POKE_COALESCE_MS: z.coerce.number().int().min(0).max(1000).default(20),
+  /**
+   * Changes within this window after the first held request become one poke. 0 (the default):
+   * the changes of one event-loop turn become one poke, and the autoscaler decides again on
+   * each later poke; a window delays every cold start by at least its length (docs/activator.md).
+   */
+  ACTIVATOR_POKE_COALESCE_MS: z.coerce.number().int().min(0).max(1000).default(0),
 });
 export type ActivatorConfig = z.infer<typeof activatorEnv>;
 
