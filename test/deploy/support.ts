@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { ConfigError, autoscalerEnv, controlPlaneEnv, eventStreamerEnv, loadConfig, statsSinkEnv } from '@switchyard/shared';
+import { ConfigError, activatorEnv, autoscalerEnv, controlPlaneEnv, eventStreamerEnv, loadConfig, statsSinkEnv } from '@switchyard/shared';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -66,7 +66,7 @@ export function requireCommand(command: string, args: string[], installedBy: str
 }
 
 /**
- * The four services: the env schema that configures each (packages/shared/src/config.ts) and
+ * The Switchyard services: the env schema that configures each (packages/shared/src/config.ts) and
  * the config keys that hold its listening ports, by the port names the manifests use.
  */
 export const services = {
@@ -77,6 +77,7 @@ export const services = {
   'stats-sink': { schema: statsSinkEnv, ports: { grpc: 'STATS_SINK_GRPC_PORT', admin: 'STATS_SINK_ADMIN_PORT' } },
   'event-streamer': { schema: eventStreamerEnv, ports: { grpc: 'EVENT_STREAMER_GRPC_PORT', admin: 'EVENT_STREAMER_ADMIN_PORT' } },
   autoscaler: { schema: autoscalerEnv, ports: { admin: 'AUTOSCALER_ADMIN_PORT' } },
+  activator: { schema: activatorEnv, ports: { proxy: 'ACTIVATOR_PORT', admin: 'ACTIVATOR_ADMIN_PORT' } },
 } as const;
 export type ServiceName = keyof typeof services;
 

@@ -17,6 +17,8 @@ export interface DemoBehaviour {
    * connections still finish). Lets a test break exactly one instance of a revision.
    */
   chaosDir?: string;
+  /** Milliseconds to wait before listening, as an application loading its code would (START_DELAY_MS). */
+  startDelayMs?: number;
 }
 
 export function behaviourFromEnv(env: NodeJS.ProcessEnv = process.env): DemoBehaviour {
@@ -26,6 +28,7 @@ export function behaviourFromEnv(env: NodeJS.ProcessEnv = process.env): DemoBeha
     failRate: clampRate(Number(env.FAIL_RATE ?? 0)),
     unhealthyAfterMs: Math.max(0, Number(env.UNHEALTHY_AFTER_MS ?? 0) || 0),
     ...(env.CHAOS_DIR ? { chaosDir: env.CHAOS_DIR } : {}),
+    startDelayMs: Math.max(0, Number(env.START_DELAY_MS ?? 0) || 0),
   };
 }
 

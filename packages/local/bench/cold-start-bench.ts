@@ -57,6 +57,8 @@ async function main(): Promise<void> {
       SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8',
       LOG_LEVEL: 'silent',
       LOAD_REPORTING_INTERVAL_MS: '200',
+      // To compare poke windows on the same machine: ACTIVATOR_POKE_COALESCE_MS=0 pnpm bench:cold-start
+      ...(process.env.ACTIVATOR_POKE_COALESCE_MS ? { ACTIVATOR_POKE_COALESCE_MS: process.env.ACTIVATOR_POKE_COALESCE_MS } : {}),
     },
     grpcPort: await freePort(),
     adminPort: await freePort(),

@@ -178,12 +178,17 @@ export const controlPlaneEnv = z.object({
    */
   ENVOY_ACTIVE_HEALTH_CHECK_EVENT_LOG: optionalString,
   /**
-   * `ip:port` of the activator (a Kubernetes Service's cluster IP, or 127.0.0.1 locally): EDS
-   * points HTTP revisions that scale to zero there while they have no ready instance. Unset: no activator.
+   * `ip:port` of the activator, or of each replica separated by commas (a Kubernetes Service's
+   * cluster IP, fixed addresses in compose, or 127.0.0.1 locally): EDS points revisions that
+   * scale to zero there while they have no ready instance, every replica an endpoint (Envoy
+   * balances over them). Unset: no activator.
    */
   ACTIVATOR_ADDRESS: optionalString
-    .refine((v) => v === undefined || hostPort(v) !== undefined, 'must be <IP address>:<port>')
-    .transform((v) => (v === undefined ? undefined : hostPort(v))),
+    .refine(
+      (v) => v === undefined || v.split(',').every((a) => hostPort(a.trim()) !== undefined),
+      'must be <IP address>:<port>, or several separated by commas',
+    )
+    .transform((v) => (v === undefined ? undefined : v.split(',').map((a) => hostPort(a.trim()) as { address: string; port: number }))),
 });
 export type ControlPlaneConfig = z.infer<typeof controlPlaneEnv>;
 
@@ -288,7 +293,7 @@ export type AutoscalerConfig = z.infer<typeof autoscalerEnv>;
 
 export const activatorEnv = z.object({
   ...commonEnv,
-  /** Where the activator takes the requests Envoy sends it (HTTP/1.1). */
+  /** Where the activator takes the requests Envoy and proxyless gRPC clients send it (HTTP/1.1 and h2c on one port). */
   ACTIVATOR_PORT: port(8012),
   ACTIVATOR_ADMIN_PORT: port(9405),
   /** Identity of this replica in its pokes (default: host name and process id). */
@@ -299,8 +304,12 @@ export const activatorEnv = z.object({
   ACTIVATOR_DEFAULT_TIMEOUT_MS: millis(120_000),
   /** The retry-after (seconds) of a 503 beyond the bound. */
   ACTIVATOR_RETRY_AFTER_S: z.coerce.number().int().positive().default(1),
-  /** A burst arriving within this window after the first held request becomes one poke (the autoscaler sizes for all of it). */
-  ACTIVATOR_POKE_COALESCE_MS: z.coerce.number().int().min(0).max(1000).default(20),
+  /**
+   * Changes within this window after the first held request become one poke. 0 (the default):
+   * the changes of one event-loop turn become one poke, and the autoscaler decides again on
+   * each later poke; a window delays every cold start by at least its length (docs/activator.md).
+   */
+  ACTIVATOR_POKE_COALESCE_MS: z.coerce.number().int().min(0).max(1000).default(0),
 });
 export type ActivatorConfig = z.infer<typeof activatorEnv>;
 

@@ -83,6 +83,11 @@ export class Holding {
     this.events.heldChanged(revision.ref, 0);
   }
 
+  /** Whether the activator knows ready endpoints of the revision. */
+  hasReady(ref: RevisionRef): boolean {
+    return this.revisions.get(`${ref.tenant}/${ref.service}/${ref.revision}`)?.queue.ready ?? false;
+  }
+
   /** Requests held per revision (for the admin API and the pokes' heartbeat). */
   held(): { ref: RevisionRef; held: number }[] {
     return [...this.revisions.values()].filter((r) => r.queue.held.length > 0).map((r) => ({ ref: r.ref, held: r.queue.held.length }));

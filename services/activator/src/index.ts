@@ -2,15 +2,18 @@
  * activator: takes the requests of revisions that have no ready instance (the control plane
  * points their EDS at it), holds them in a bounded queue per revision (src/queue.ts decides),
  * pokes the autoscaler at once with the held count, and forwards the held requests as soon
- * as the revision's endpoint set has ready endpoints.
+ * as the revision's endpoint set has ready endpoints. One port takes HTTP/1.1 and HTTP/2 (h2c,
+ * gRPC) and forwards with the protocol it received.
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import {
+  buckets,
   consumeStream,
   ensureStreams,
+  openBucket,
   streams,
   subjectPattern,
   type ActivatorConfig,
@@ -18,10 +21,12 @@ import {
   type ServiceHandle,
   type ServiceModule,
 } from '@switchyard/shared';
+import { Directory } from './directory.js';
 import { Holding } from './holding.js';
 import { activatorMetrics } from './metrics.js';
 import { Poker } from './pokes.js';
-import { createProxyServer } from './proxy.js';
+import { createProxyListener } from './listener.js';
+import { followServices } from './services.js';
 
 export type ActivatorSettings = Pick<
   ActivatorConfig,
@@ -64,8 +69,11 @@ async function startActivator(config: ActivatorSettings, options: ActivatorOptio
     { logger, registry: observability.registry },
     ({ payload }) => holding.onEndpoints(payload),
   );
-  await endpoints.caughtUp;
-  const server = createProxyServer({ holding, metrics, logger });
+  const directory = new Directory();
+  await openBucket(nc, buckets.config, { replicas: config.NATS_STREAM_REPLICAS });
+  const services = await followServices(nc, directory, logger);
+  await Promise.all([endpoints.caughtUp, services.caughtUp]);
+  const { server, close } = createProxyListener({ holding, directory, metrics, logger });
   server.listen(config.ACTIVATOR_PORT);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -78,9 +86,9 @@ async function startActivator(config: ActivatorSettings, options: ActivatorOptio
     stop: async () => {
       holding.close();
       poker.stop();
-      server.closeAllConnections();
+      close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await endpoints.stop();
+      await Promise.all([endpoints.stop(), services.stop()]);
     },
   };
 }

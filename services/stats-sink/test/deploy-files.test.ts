@@ -46,7 +46,7 @@ function balanced(expr: string): boolean {
 }
 
 describe('deploy/prometheus', () => {
-  it('scrapes the four services on their admin ports and loads the alert rules', () => {
+  it('scrapes the services (both activator replicas) on their admin ports and loads the alert rules', () => {
     const config = yamlFile('prometheus/prometheus.yml') as {
       rule_files: string[];
       scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
@@ -58,6 +58,7 @@ describe('deploy/prometheus', () => {
       'stats-sink': ['stats-sink:9402'],
       'event-streamer': ['event-streamer:9403'],
       autoscaler: ['autoscaler:9404'],
+      activator: ['activator-1:9405', 'activator-2:9405'],
     });
   });
 

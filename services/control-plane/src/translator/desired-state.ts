@@ -64,8 +64,8 @@ export interface TranslateOptions {
    * multiplies probe load by the fleet size. Useful for a small fleet without an event-streamer.
    */
   activeHealthChecks?: { eventLogPath: string };
-  /** The activator, where EDS sends the traffic of revisions scaled to zero (HTTP services with minInstances 0). */
-  activator?: { address: string; port: number };
+  /** The activator's replicas, where EDS sends the traffic of revisions scaled to zero (services with minInstances 0). */
+  activator?: readonly { address: string; port: number }[];
   /** OpenTelemetry tracing of every request through a collector cluster defined in the bootstrap. */
   tracing?: { collectorCluster: string; serviceName: string; samplingPercent: number };
 }

@@ -51,20 +51,21 @@ export function resolveEndpoints(
 }
 
 /**
- * Scale from zero: a managed HTTP revision allowed to scale to zero whose endpoints include none
+ * Scale from zero: a managed revision (HTTP or gRPC) allowed to scale to zero whose endpoints include none
  * that can take requests (ready, not draining, not unhealthy) is sent to the activator, which
- * holds its requests until instances are ready. Once one is, EDS carries the instances again.
+ * holds its requests until instances are ready (every activator replica is an endpoint). Once
+ * one is, EDS carries the instances again.
  */
 export function throughActivator(
   revision: RevisionSpec,
-  service: Pick<ServiceSpec, 'protocol' | 'scaling'>,
+  service: Pick<ServiceSpec, 'scaling'>,
   endpoints: EndpointIR[],
-  activator: { address: string; port: number } | undefined,
+  activators: readonly { address: string; port: number }[] | undefined,
 ): EndpointIR[] {
-  if (activator === undefined || revision.endpoints !== undefined) return endpoints;
-  if (service.protocol !== 'http' || service.scaling.minInstances > 0) return endpoints;
+  if (activators === undefined || revision.endpoints !== undefined) return endpoints;
+  if (service.scaling.minInstances > 0) return endpoints;
   if (endpoints.some((e) => e.status === 'HEALTHY' || e.status === 'UNKNOWN')) return endpoints;
-  return [{ address: activator.address, port: activator.port, status: 'HEALTHY' }];
+  return activators.map(({ address, port }) => ({ address, port, status: 'HEALTHY' }));
 }
 
 function managedCandidates(set: EndpointSet | undefined, revision: string, result: ResolvedEndpoints) {

@@ -6,8 +6,14 @@ import { throughActivator } from '../../src/translator/endpoints.js';
 import { activatorRouting } from '../../src/translator/envoy/features/activator-headers.js';
 import type { EndpointIR, RouteIR, ServiceIR } from '../../src/translator/ir.js';
 
-const activator = { address: '10.1.0.9', port: 8012 };
-const viaActivator: EndpointIR[] = [{ address: '10.1.0.9', port: 8012, status: 'HEALTHY' }];
+const activator = [
+  { address: '10.1.0.9', port: 8012 },
+  { address: '10.1.0.10', port: 8012 },
+];
+const viaActivator: EndpointIR[] = [
+  { address: '10.1.0.9', port: 8012, status: 'HEALTHY' },
+  { address: '10.1.0.10', port: 8012, status: 'HEALTHY' },
+];
 const managed: RevisionSpec = { name: 'v1', command: './server', env: {} };
 const staticRevision: RevisionSpec = { name: 'v1', env: {}, endpoints: [{ address: '10.0.0.1', port: 80 }] };
 const base = { domains: ['api.acme.test'], revisions: [managed] };
@@ -23,7 +29,7 @@ describe('throughActivator', () => {
     configured?: boolean;
     want: EndpointIR[];
   }[] = [
-    { label: 'no endpoint at all: the activator', endpoints: [], want: viaActivator },
+    { label: 'no endpoint at all: every activator replica', endpoints: [], want: viaActivator },
     { label: 'only draining endpoints: the activator', endpoints: one('DRAINING'), want: viaActivator },
     { label: 'only unhealthy endpoints: the activator', endpoints: one('UNHEALTHY'), want: viaActivator },
     { label: 'a ready endpoint of unknown health: the instances', endpoints: one('UNKNOWN'), want: one('UNKNOWN') },
@@ -31,10 +37,10 @@ describe('throughActivator', () => {
     { label: 'no activator configured: unchanged', endpoints: [], configured: false, want: [] },
     { label: 'minInstances 1: unchanged (never meant to be at zero)', endpoints: [], spec: serviceSpec.parse(base), want: [] },
     {
-      label: 'gRPC service: unchanged (the activator speaks HTTP/1.1 only)',
+      label: 'gRPC service: the activator (it speaks HTTP/2)',
       endpoints: [],
       spec: serviceSpec.parse({ ...base, protocol: 'grpc', scaling: { minInstances: 0 } }),
-      want: [],
+      want: viaActivator,
     },
     { label: 'static revision: unchanged', revision: staticRevision, endpoints: [], want: [] },
   ];
@@ -52,21 +58,26 @@ describe('activator headers on the route', () => {
   const split = (): ProtoObject => ({ weighted_clusters: { clusters: [{ name: 'sy_acme_api_blue' }, { name: 'sy_acme_api_green' }] } });
   const clusters = (action: ProtoObject) => (action.weighted_clusters as { clusters: ProtoObject[] }).clusters;
 
-  it('each weighted cluster names its revision and the route timeout, overwriting a client value', () => {
-    const action = split();
-    activatorRouting.routeAction?.(action, route, service('http'), { group: 'envoy', options: { ...defaultTranslateOptions, activator } });
-    expect(clusters(action).map((c) => c.request_headers_to_add)).toEqual(
-      ['sy_acme_api_blue', 'sy_acme_api_green'].map((name) => [
-        { header: { key: 'x-switchyard-revision', value: name }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-        { header: { key: 'x-switchyard-timeout-ms', value: '30000' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-      ]),
-    );
-  });
+  it.each(['http', 'grpc'] as const)(
+    'each weighted cluster names its revision and the route timeout, overwriting a client value (%s)',
+    (protocol) => {
+      const action = split();
+      activatorRouting.routeAction?.(action, route, service(protocol), {
+        group: 'envoy',
+        options: { ...defaultTranslateOptions, activator },
+      });
+      expect(clusters(action).map((c) => c.request_headers_to_add)).toEqual(
+        ['sy_acme_api_blue', 'sy_acme_api_green'].map((name) => [
+          { header: { key: 'x-switchyard-revision', value: name }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+          { header: { key: 'x-switchyard-timeout-ms', value: '30000' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        ]),
+      );
+    },
+  );
 
   it.each([
     ['no activator', defaultTranslateOptions, 'envoy', 'http'],
     ['proxyless gRPC clients', { ...defaultTranslateOptions, activator }, 'grpc', 'http'],
-    ['a gRPC service', { ...defaultTranslateOptions, activator }, 'envoy', 'grpc'],
   ] as const)('adds nothing for %s', (_label, options, group, protocol) => {
     const action = split();
     activatorRouting.routeAction?.(action, route, service(protocol), { group, options });
