@@ -7,8 +7,8 @@ import { eventually } from '../support/stack.js';
 const rejectedRoute = { match: { regex: '^/(alpha|beta)/[a-z]{2}$' } };
 
 /**
- * One tenant's config that Envoy rejects must not stall the others: all tenants share the
- * `http` RouteConfiguration. Envoy runs here with `re2.max_program_size.error_level` lowered
+ * One tenant's config that Envoy rejects must not stall the others: all tenants' virtual hosts
+ * end up in Envoy's `http` route table (each its own VHDS resource). Envoy runs here with `re2.max_program_size.error_level` lowered
  * to 5 — the way an operator's Envoy and control plane can disagree — so a regex the control
  * plane accepts reaches Envoy and is NACKed for real.
  */

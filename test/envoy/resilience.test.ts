@@ -80,7 +80,7 @@ describe('resilience through Envoy 1.40', () => {
   it('never cuts a request by its per-try timeout before the route timeout', async () => {
     const routes = (await world.envoy.configDump()).configs.find((c) => c['@type'].endsWith('.v3.RoutesConfigDump')) as any;
     const http = routes.dynamic_route_configs.find((r: any) => r.route_config.name === 'http').route_config;
-    const actionOf = (name: string) => http.virtual_hosts.find((v: any) => v.name === `acme_${name}`).routes[0].route;
+    const actionOf = (name: string) => http.virtual_hosts.find((v: any) => v.name === `http/acme_${name}`).routes[0].route;
     const seconds = (d: string | undefined) => (d === undefined ? Infinity : Number.parseFloat(d));
     for (const name of ['patient', 'long']) {
       const action = actionOf(name);

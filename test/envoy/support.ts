@@ -166,12 +166,15 @@ export function echoOf(answer: HttpAnswer): Echo {
 }
 
 /** `/v1/xds/resources` of the stack's admin port: what is served to Envoys and gRPC clients, per type. */
-export type Served = Record<'envoy' | 'grpc', Record<'cds' | 'eds' | 'lds' | 'rds' | 'sds', { name: string; version: string }[]>>;
+export type Served = Record<'envoy' | 'grpc', Record<XdsType, { name: string; version: string }[]>>;
+export type XdsType = 'cds' | 'eds' | 'lds' | 'rds' | 'vhds' | 'sds';
+/** Types whose resources Envoy's dump shows without their own version: compared by name (and content elsewhere). */
+export const unversionedInDump: ReadonlySet<XdsType> = new Set(['eds', 'rds', 'vhds']);
 /** Envoy's `/config_dump`. */
 export type Dump = { configs: ({ '@type': string } & Record<string, any>)[] };
 
 /** name → version of each resource type in Envoy's /config_dump (delta xDS keeps each resource's own version). */
-export function heldByEnvoy(dump: Dump): Record<'cds' | 'eds' | 'lds' | 'rds' | 'sds', Record<string, string>> {
+export function heldByEnvoy(dump: Dump): Record<XdsType, Record<string, string>> {
   const section = (suffix: string): Record<string, any> => dump.configs.find((c) => c['@type'].endsWith(`.v3.${suffix}`)) ?? {};
   const entries = (list: any[] | undefined, name: (e: any) => string, version: (e: any) => string) =>
     Object.fromEntries((list ?? []).map((e) => [name(e), version(e)]));
@@ -192,10 +195,17 @@ export function heldByEnvoy(dump: Dump): Record<'cds' | 'eds' | 'lds' | 'rds' | 
       (e) => e.name,
       (e) => e.active_state?.version_info,
     ),
+    // A route configuration's dump carries the version of its last VHDS update, not its own.
     rds: entries(
       section('RoutesConfigDump').dynamic_route_configs,
       (e) => e.route_config.name,
-      (e) => e.version_info,
+      () => 'held',
+    ),
+    // VHDS virtual hosts are merged into their route configuration, under their resource names.
+    vhds: entries(
+      (section('RoutesConfigDump').dynamic_route_configs ?? []).flatMap((e: any) => e.route_config.virtual_hosts ?? []),
+      (v) => v.name,
+      () => 'held',
     ),
     sds: entries(
       section('SecretsConfigDump').dynamic_active_secrets,

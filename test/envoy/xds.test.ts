@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestBackend } from './backend.js';
 import { makeCertificate } from './certs.js';
-import { echoOf, heldByEnvoy, httpsGet, startEnvoyWorld, type Dump, type EnvoyWorld, type Served } from './support.js';
+import { echoOf, heldByEnvoy, httpsGet, startEnvoyWorld, unversionedInDump, type Dump, type EnvoyWorld, type Served } from './support.js';
 import { eventually } from '../support/stack.js';
 
 describe('Envoy 1.40 on delta ADS', () => {
@@ -35,6 +35,7 @@ describe('Envoy 1.40 on delta ADS', () => {
         'Listener',
         'RouteConfiguration',
         'Secret',
+        'VirtualHost',
       ]);
       for (const r of resources) if (r.status !== 'ACKED' || !r.upToDate) throw new Error(`not ACKED: ${JSON.stringify(r)}`);
       return found;
@@ -48,8 +49,8 @@ describe('Envoy 1.40 on delta ADS', () => {
     await eventually(async () => {
       const served = (await (await fetch(`${world.stack.adminUrl}/v1/xds/resources`)).json()) as Served;
       const held = heldByEnvoy((await world.envoy.configDump(true)) as Dump);
-      for (const type of ['cds', 'eds', 'lds', 'rds', 'sds'] as const) {
-        const want = Object.fromEntries(served.envoy[type].map((r) => [r.name, type === 'eds' ? 'held' : r.version]));
+      for (const type of ['cds', 'eds', 'lds', 'rds', 'vhds', 'sds'] as const) {
+        const want = Object.fromEntries(served.envoy[type].map((r) => [r.name, unversionedInDump.has(type) ? 'held' : r.version]));
         expect(held[type], type).toEqual(want);
       }
     });

@@ -122,6 +122,8 @@ export const TypeUrl = {
   ClusterLoadAssignment: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   Listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
   RouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  /** VHDS: one virtual host of a RouteConfiguration, named `<route configuration>/<name>` (delta xDS only). */
+  VirtualHost: 'type.googleapis.com/envoy.config.route.v3.VirtualHost',
   Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const;
 export type XdsTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];

@@ -5,7 +5,7 @@ import { defaultTranslateOptions, type DesiredState, type TranslateOptions, type
 import { isWildcard } from '../domains.js';
 import { buildCluster, buildLoadAssignment } from './envoy/cluster.js';
 import { EnvoyListener, grpcApiListener, httpListener, httpsListener, tlsSecret } from './envoy/listeners.js';
-import { buildRedirectVirtualHost, buildVirtualHost, sharedRouteConfig } from './envoy/route-config.js';
+import { buildRedirectVirtualHost, buildVirtualHost, sharedRouteConfig, vhdsVirtualHost } from './envoy/route-config.js';
 import type { EndpointIR, ServiceIR } from './ir.js';
 
 /**
@@ -40,8 +40,8 @@ export function grpcRouteConfigName(service: Pick<ServiceIR, 'id'>): string {
 interface ServiceResources {
   clusters: ProtoObject[];
   virtualHost: ProtoObject;
-  /** Envoy: the virtual host on the plain-HTTP listener when it differs (a redirect to HTTPS). */
-  httpVirtualHost?: ProtoObject;
+  /** Envoy: the service's VHDS virtual hosts (`http/<id>`, and `https/<id>` with TLS; on HTTP a redirect to HTTPS when asked for). */
+  vhdsVirtualHosts: ProtoObject[];
   secret?: ProtoObject;
   /** gRPC: the service's own route configuration and listeners. */
   routeConfig?: ProtoObject;
@@ -62,11 +62,16 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
   const resources: ServiceResources = {
     clusters: service.revisions.map((revision) => buildCluster(revision, service, context)),
     virtualHost: buildVirtualHost(service, context),
+    vhdsVirtualHosts: [],
     listeners: [],
   };
-  if (group === 'envoy' && service.tls !== undefined) {
-    resources.secret = tlsSecret(service.tls);
-    if (service.tls.redirectHttp) resources.httpVirtualHost = buildRedirectVirtualHost(service, options.https);
+  if (group === 'envoy') {
+    const redirect = service.tls?.redirectHttp === true ? buildRedirectVirtualHost(service, options.https) : undefined;
+    resources.vhdsVirtualHosts.push(vhdsVirtualHost(EnvoyListener.http, redirect ?? resources.virtualHost));
+    if (service.tls !== undefined) {
+      resources.secret = tlsSecret(service.tls);
+      resources.vhdsVirtualHosts.push(vhdsVirtualHost(EnvoyListener.https, resources.virtualHost));
+    }
   }
   if (group === 'grpc') {
     const routeConfigName = grpcRouteConfigName(service);
@@ -77,7 +82,27 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
   return resources;
 }
 
-const httpListeners = new WeakMap<TranslateOptions, ProtoObject>();
+/** What Envoy's shared listeners get whatever the services: built once per options object, so diffing them costs nothing. */
+interface SharedResources {
+  httpListener: ProtoObject;
+  httpRouteConfig: ProtoObject;
+  httpsRouteConfig: ProtoObject;
+}
+
+const sharedResources = new WeakMap<TranslateOptions, SharedResources>();
+
+function sharedResourcesFor(options: TranslateOptions): SharedResources {
+  let shared = sharedResources.get(options);
+  if (shared === undefined) {
+    shared = {
+      httpListener: httpListener(options),
+      httpRouteConfig: sharedRouteConfig(EnvoyListener.http, options.http),
+      httpsRouteConfig: sharedRouteConfig(EnvoyListener.https, options.https),
+    };
+    sharedResources.set(options, shared);
+  }
+  return shared;
+}
 
 class ResourceSetBuilder {
   private readonly set: ResourceSet = new Map<XdsTypeUrl, ResourcesByName>(Object.values(TypeUrl).map((url) => [url, new Map()]));
@@ -94,6 +119,7 @@ class ResourceSetBuilder {
       this.add(TypeUrl.ClusterLoadAssignment, buildLoadAssignment(cluster, endpoints.get(cluster) ?? []));
     for (const listener of resources.listeners) this.add(TypeUrl.Listener, listener);
     if (resources.routeConfig) this.add(TypeUrl.RouteConfiguration, resources.routeConfig);
+    for (const virtualHost of resources.vhdsVirtualHosts) this.add(TypeUrl.VirtualHost, virtualHost);
     if (resources.secret) this.add(TypeUrl.Secret, resources.secret);
   }
 
@@ -110,25 +136,14 @@ function envoyResources(
   options: TranslateOptions,
 ): ResourceSet {
   const set = new ResourceSetBuilder();
-  const httpHosts: ProtoObject[] = [];
-  const httpsHosts: ProtoObject[] = [];
-  for (const service of services) {
-    const resources = serviceResources(service, 'envoy', options);
-    set.addService(service, resources, endpoints);
-    httpHosts.push(resources.httpVirtualHost ?? resources.virtualHost);
-    if (service.tls !== undefined) httpsHosts.push(resources.virtualHost);
-  }
-  let http = httpListeners.get(options);
-  if (http === undefined) {
-    http = httpListener(options);
-    httpListeners.set(options, http);
-  }
-  set.add(TypeUrl.Listener, http);
-  set.add(TypeUrl.RouteConfiguration, sharedRouteConfig(EnvoyListener.http, httpHosts, options.http));
+  for (const service of services) set.addService(service, serviceResources(service, 'envoy', options), endpoints);
+  const shared = sharedResourcesFor(options);
+  set.add(TypeUrl.Listener, shared.httpListener);
+  set.add(TypeUrl.RouteConfiguration, shared.httpRouteConfig);
   const https = httpsListener(services, options);
   if (https !== undefined) {
     set.add(TypeUrl.Listener, https);
-    set.add(TypeUrl.RouteConfiguration, sharedRouteConfig(EnvoyListener.https, httpsHosts, options.https));
+    set.add(TypeUrl.RouteConfiguration, shared.httpsRouteConfig);
   }
   return set.build();
 }

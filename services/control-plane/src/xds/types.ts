@@ -11,15 +11,17 @@ export const pushOrder: readonly XdsTypeUrl[] = [
   TypeUrl.Secret,
   TypeUrl.Listener,
   TypeUrl.RouteConfiguration,
+  TypeUrl.VirtualHost,
 ];
 
 /** Short names for metric labels, logs and the admin API. */
-export const typeNames: Record<XdsTypeUrl, 'cds' | 'eds' | 'sds' | 'lds' | 'rds'> = {
+export const typeNames: Record<XdsTypeUrl, 'cds' | 'eds' | 'sds' | 'lds' | 'rds' | 'vhds'> = {
   [TypeUrl.Cluster]: 'cds',
   [TypeUrl.ClusterLoadAssignment]: 'eds',
   [TypeUrl.Secret]: 'sds',
   [TypeUrl.Listener]: 'lds',
   [TypeUrl.RouteConfiguration]: 'rds',
+  [TypeUrl.VirtualHost]: 'vhds',
 };
 export type TypeName = (typeof typeNames)[XdsTypeUrl];
 
@@ -30,6 +32,21 @@ export type TypeName = (typeof typeNames)[XdsTypeUrl];
  */
 export function isFullSetType(typeUrl: XdsTypeUrl): boolean {
   return typeUrl === TypeUrl.Cluster || typeUrl === TypeUrl.Listener;
+}
+
+/**
+ * Types whose subscriptions name namespaces: Envoy's VHDS subscribes to the name of its route
+ * configuration (`http`) and means every virtual host named `http/<…>` (Envoy's
+ * `use_namespace_matching`; the namespace is the part of a name before its last `/`).
+ */
+export function usesNamespaces(typeUrl: XdsTypeUrl): boolean {
+  return typeUrl === TypeUrl.VirtualHost;
+}
+
+/** The namespace of a resource name: everything before its last `/` (empty when it has none). */
+export function namespaceOf(name: string): string {
+  const slash = name.lastIndexOf('/');
+  return slash < 0 ? '' : name.slice(0, slash);
 }
 
 export function isXdsTypeUrl(value: string): value is XdsTypeUrl {

@@ -21,6 +21,7 @@ const update = process.env.UPDATE_GOLDEN === '1';
 const kinds: [string, XdsTypeUrl][] = [
   ['listeners', TypeUrl.Listener],
   ['routes', TypeUrl.RouteConfiguration],
+  ['virtual_hosts', TypeUrl.VirtualHost],
   ['clusters', TypeUrl.Cluster],
   ['endpoints', TypeUrl.ClusterLoadAssignment],
   ['secrets', TypeUrl.Secret],

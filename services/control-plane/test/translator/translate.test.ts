@@ -28,8 +28,11 @@ function envoy(result: ReturnType<typeof translate>, url: (typeof TypeUrl)[keyof
   return result.snapshot.envoy.get(url)?.get(name);
 }
 
+/** The VHDS virtual hosts of Envoy's `http` route configuration, by service id. */
 function virtualHostNames(result: ReturnType<typeof translate>): string[] {
-  return (envoy(result, TypeUrl.RouteConfiguration, 'http')?.virtual_hosts as { name: string }[]).map((vh) => vh.name);
+  return [...(result.snapshot.envoy.get(TypeUrl.VirtualHost)?.keys() ?? [])]
+    .filter((name) => name.startsWith('http/'))
+    .map((name) => name.slice('http/'.length));
 }
 
 describe('tenant isolation', () => {

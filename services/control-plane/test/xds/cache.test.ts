@@ -193,13 +193,14 @@ describe('what a view lacks', () => {
     expect(before).toEqual({ upserts: ['a'], removals: ['b'] });
   });
 
-  it('keeps the push order CDS, EDS, SDS, LDS, RDS', () => {
+  it('keeps the push order CDS, EDS, SDS, LDS, RDS, VHDS', () => {
     expect(pushOrder).toEqual([
       TypeUrl.Cluster,
       TypeUrl.ClusterLoadAssignment,
       TypeUrl.Secret,
       TypeUrl.Listener,
       TypeUrl.RouteConfiguration,
+      TypeUrl.VirtualHost,
     ]);
   });
 });

@@ -82,7 +82,7 @@ describe('per-type xDS services', () => {
     clients.push(ads);
     const call = (ads as unknown as { StreamAggregatedResources(): Duplex }).StreamAggregatedResources();
     call.on('error', () => undefined);
-    call.write({ node, type_url: 'type.googleapis.com/envoy.config.route.v3.VirtualHost', resource_names: ['x'] });
+    call.write({ node, type_url: 'type.googleapis.com/envoy.service.runtime.v3.Runtime', resource_names: ['x'] });
     const first = nextData(call);
     call.write({ type_url: TypeUrl.Cluster });
     expect((await first).resources).toHaveLength(1);

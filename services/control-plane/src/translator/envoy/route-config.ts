@@ -3,6 +3,7 @@ import type { ListenerOptions } from '../desired-state.js';
 import type { ServiceIR } from '../ir.js';
 import type { BuildContext } from './feature.js';
 import { features } from './features/index.js';
+import { adsSource } from './proto.js';
 import { routeAppliesTo, routeMatch } from './route-match.js';
 
 /** The virtual host of one service: its domains, and its routes split over revisions by weight. */
@@ -53,7 +54,17 @@ function forwardedHeaders(scheme: 'http' | 'https', listener: ListenerOptions): 
   ];
 }
 
-/** The route configuration of one of Envoy's shared listeners (named like the listener and its scheme). */
-export function sharedRouteConfig(name: 'http' | 'https', virtualHosts: ProtoObject[], listener: ListenerOptions): ProtoObject {
-  return { name, virtual_hosts: virtualHosts, request_headers_to_add: forwardedHeaders(name, listener) };
+/**
+ * The route configuration of one of Envoy's shared listeners (named like the listener and its
+ * scheme). It holds no virtual host itself: each service's comes over VHDS on the same ADS
+ * stream, so a change re-sends that service's virtual host alone and a virtual host Envoy
+ * rejects stops no other (see docs/translation.md, "One route resource per service").
+ */
+export function sharedRouteConfig(name: 'http' | 'https', listener: ListenerOptions): ProtoObject {
+  return { name, vhds: { config_source: adsSource() }, request_headers_to_add: forwardedHeaders(name, listener) };
+}
+
+/** A virtual host as a VHDS resource of a shared route configuration: named `<route configuration>/<service id>`, as Envoy's namespace matching needs. */
+export function vhdsVirtualHost(routeConfig: 'http' | 'https', virtualHost: ProtoObject): ProtoObject {
+  return { ...virtualHost, name: `${routeConfig}/${virtualHost.name as string}` };
 }
