@@ -170,6 +170,12 @@ export function newBusPasswords(): BusPasswords {
   return Object.fromEntries(busIdentities.map((identity) => [identity, randomBytes(24).toString('base64url')])) as BusPasswords;
 }
 
+/** The passwords set in `env` as the generated server config reads them (`NATS_PASSWORD_<IDENTITY>`). */
+export function busPasswordsFromEnv(env: Record<string, string | undefined>): Partial<BusPasswords> {
+  const entries = busIdentities.map((identity) => [identity, env[passwordVariable(identity)]] as const);
+  return Object.fromEntries(entries.filter(([, password]) => password !== undefined && password !== ''));
+}
+
 /** Literal passwords (for a config file only Switchyard's user may read). */
 export const literalPasswords = (passwords: BusPasswords) => (identity: BusIdentity) => JSON.stringify(passwords[identity]);
 

@@ -10,6 +10,7 @@ export {
   autoscalerEnv,
   isHost,
   natsServerProblem,
+  natsCredentialsOf,
   activatorEnv,
 } from './config.js';
 export type {
@@ -59,6 +60,7 @@ export { deliverOptions } from './nats.js';
 export {
   accessOf,
   busIdentities,
+  busPasswordsFromEnv,
   inboxPrefixOf,
   kindSubjects,
   literalPasswords,

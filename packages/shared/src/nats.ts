@@ -63,6 +63,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     ...(options.identity ? { inboxPrefix: inboxPrefixOf(options.identity) } : {}),
   });
   const healthKey = options.identity === undefined ? 'nats' : `nats:${options.identity}`;
+  const refused = permissionDeniedCounter(observability.registry);
   let connected = true;
   let lastChange = Date.now();
   trackConnected(observability, healthKey, true);
@@ -81,6 +82,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
         logger.info({ server: status.server }, 'NATS reconnected');
       } else if (status.type === 'error' && status.error instanceof PermissionViolationError) {
         const { operation, subject } = status.error;
+        refused.inc({ operation });
         logger.warn({ operation, subject, identity: options.identity }, 'NATS refused an operation: permission denied');
       }
     }
@@ -176,6 +178,19 @@ export async function openBucket(
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+}
+
+function permissionDeniedCounter(registry: Registry): Counter<'operation'> {
+  const name = 'switchyard_nats_permission_denied_total';
+  return (
+    (registry.getSingleMetric(name) as Counter<'operation'> | undefined) ??
+    new Counter({
+      name,
+      help: 'Publishes and subscriptions the NATS server refused for want of permission (the permission table and the service disagree).',
+      labelNames: ['operation'],
+      registers: [registry],
+    })
+  );
 }
 
 /** Counters shared by every typed subscriber, labelled by subject kind and reason. */
