@@ -191,7 +191,8 @@ export function permissionTable(): string {
       ...a.readsBuckets.map((b) => `reads KV ${b}`),
     ];
     const publishes = identity === 'tools' ? 'nothing (denied: `switchyard.>`, `$KV.>`)' : code(a.publishes.map(kindSubjects));
-    return `| ${identity} | ${publishes} | ${code(a.reads.map(kindSubjects))} | ${jetstream.length === 0 ? '—' : jetstream.join('; ')} | \`${inboxPrefixOf(identity)}.>\` |`;
+    const subscribes = identity === 'tools' ? `\`${subjectRoot}.>\` (every kind)` : code(a.reads.map(kindSubjects));
+    return `| ${identity} | ${publishes} | ${subscribes} | ${jetstream.length === 0 ? '—' : jetstream.join('; ')} | \`${inboxPrefixOf(identity)}.>\` |`;
   });
   return ['| identity | may publish | may subscribe | JetStream API | replies on |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
