@@ -113,7 +113,7 @@ export function permissionsOf(identity: BusIdentity): SubjectPermissions {
       ...[...access.managesStreams, ...access.writesBuckets.map(kvStream)].flatMap(manageStream),
     ]),
     // Tools read every subject kind, so they may subscribe to all of them at once.
-    subscribe: unique([`${inboxPrefixOf(identity)}.>`, ...(service ? [] : [`${subjectRoot}.>`]), ...access.reads.map(kindSubjects)]),
+    subscribe: [`${inboxPrefixOf(identity)}.>`, ...(service ? access.reads.map(kindSubjects) : [`${subjectRoot}.>`])],
     denyPublish: service ? [] : [`${subjectRoot}.>`, '$KV.>'],
   };
 }

@@ -2,7 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { busServices, subjectKinds } from '../src/messages.js';
-import { natsServerAuthorization, passwordsFromEnv, permissionTable } from '../src/bus-permissions.js';
+import { parseDocument } from 'yaml';
+import { busIdentities, natsServerAuthorization, passwordVariable, passwordsFromEnv, permissionTable } from '../src/bus-permissions.js';
 
 const repoFile = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.meta.url));
 const update = process.env.UPDATE_GOLDEN === '1';
@@ -55,4 +56,32 @@ describe('what the permission table generates', () => {
     if (update) writeFileSync(file, generated);
     expect(readFileSync(file, 'utf8')).toBe(generated);
   });
+
+  it('the NATS Helm values include the same block, with every password from the Secret (UPDATE_GOLDEN=1 rewrites them)', () => {
+    const file = repoFile('deploy/kubernetes/nats-values.yaml');
+    const doc = parseDocument(readFileSync(file, 'utf8'));
+    const env = Object.fromEntries(
+      busIdentities.map((identity) => [
+        passwordVariable(identity),
+        { valueFrom: { secretKeyRef: { name: 'switchyard-nats-passwords', key: identity } } },
+      ]),
+    );
+    const conf = natsServerAuthorization(passwordsFromEnv);
+    if (update) {
+      doc.setIn(['container', 'env'], env);
+      doc.setIn(['configMap', 'merge', 'data'], { [helmAuthorizationFile]: conf });
+      writeFileSync(file, doc.toString({ lineWidth: 0 }));
+    }
+    const values = doc.toJS() as {
+      config: { merge: Record<string, string> };
+      container: { env: unknown };
+      configMap: { merge: { data: Record<string, string> } };
+    };
+    expect(values.config.merge['00$include']).toBe(helmAuthorizationFile);
+    expect(values.configMap.merge.data[helmAuthorizationFile]).toBe(conf);
+    expect(values.container.env).toEqual(env);
+  });
 });
+
+/** The file the chart's config includes (relative to /etc/nats-config, where its ConfigMap is mounted). */
+const helmAuthorizationFile = 'switchyard-authorization.conf';
