@@ -125,6 +125,15 @@ export async function startStack(
   };
 }
 
+/**
+ * How many publishes and subscriptions NATS refused the stack's services
+ * (`switchyard_nats_permission_denied_total`); undefined when no service connected with an identity.
+ */
+export async function refusedNatsOperations(stack: Stack): Promise<number | undefined> {
+  const refused = stack.host.runtime.observability.registry.getSingleMetric('switchyard_nats_permission_denied_total');
+  return refused === undefined ? undefined : (await refused.get()).values.reduce((n, v) => n + v.value, 0);
+}
+
 /** A small client of the management API for tests. */
 export class Api {
   constructor(
