@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '@switchyard/shared/testing';
+import { newBusPasswords } from '@switchyard/shared';
 import {
   Api,
   BusRecorder,
@@ -9,6 +10,7 @@ import {
   fastEnv,
   grpcEchoCommand,
   managedInstances,
+  refusedNatsOperations,
   startStack,
   xdsEchoClient,
   type EchoClient,
@@ -34,7 +36,8 @@ describe('autoscaling on request concurrency, end to end', () => {
   const ready = async () => (await instances()).filter((i) => i.state === 'ready');
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
+    // Every service connects as its own NATS identity, with the permissions bus-permissions.ts gives it.
+    nats = await NatsServer.start({ passwords: newBusPasswords() });
     stack = await startStack(nats, allServices, { env: fastEnv });
     api = new Api(stack.apiUrl);
     bus = await BusRecorder.connect(nats);
@@ -108,4 +111,9 @@ describe('autoscaling on request concurrency, end to end', () => {
     const survivors = new Set(scaledIn.map((i) => `127.0.0.1:${i.port}`));
     expect([...load.current.byInstance.keys()].every((instance) => survivors.has(instance))).toBe(true);
   }, 120_000);
+
+  it('ran with NATS permissions enforced, and no service was refused anything it does', async () => {
+    expect(nats.passwords).toBeDefined();
+    expect(await refusedNatsOperations(stack)).toBe(0);
+  });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '@switchyard/shared/testing';
+import { newBusPasswords } from '@switchyard/shared';
 import { HdsProber } from '@switchyard/event-streamer/testing';
 import {
   Api,
@@ -13,6 +14,7 @@ import {
   fastEnv,
   grpcEchoCommand,
   managedInstances,
+  refusedNatsOperations,
   startStack,
   xdsEchoClient,
   type EchoClient,
@@ -39,7 +41,8 @@ describe('an instance failing its health checks is taken out of EDS and replaced
   const ready = async () => (await managedInstances(stack, 'v1')).filter((i) => i.state === 'ready');
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
+    // Every service connects as its own NATS identity, with the permissions bus-permissions.ts gives it.
+    nats = await NatsServer.start({ passwords: newBusPasswords() });
     chaosDir = await mkdtemp(join(tmpdir(), 'switchyard-chaos-'));
     // Instances run as their tenant's own uid (when the tests run as root): they must be able to read it.
     await chmod(chaosDir, 0o755);
@@ -135,4 +138,9 @@ describe('an instance failing its health checks is taken out of EDS and replaced
     const total = await load.stop();
     expect(total.failed, total.errors.join('\n')).toBe(0);
   }, 120_000);
+
+  it('ran with NATS permissions enforced, and no service was refused anything it does', async () => {
+    expect(nats.passwords).toBeDefined();
+    expect(await refusedNatsOperations(stack)).toBe(0);
+  });
 });

@@ -2,7 +2,10 @@ import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startHost } from '@switchyard/shared';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, newBusPasswords, startHost } from '@switchyard/shared';
 import { NatsServer } from '@switchyard/shared/testing';
 import { repoPath } from './deploy/support.js';
 import { adminToken, controlPlane } from './support/stack.js';
@@ -129,5 +132,47 @@ describe('the all-in-one host', () => {
       await host.stop();
       await nats.stop();
     }
+  });
+});
+
+describe('a standalone service’s NATS identity', () => {
+  let nats: NatsServer;
+  let dir: string;
+  beforeAll(async () => {
+    nats = await NatsServer.start({ passwords: newBusPasswords() });
+    dir = await mkdtemp(join(tmpdir(), 'switchyard-nats-password-'));
+  });
+  afterAll(async () => {
+    await nats?.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const insecureStatsSink = async () => ({
+    NATS_URL: nats.url,
+    XDS_INSECURE: 'true',
+    STATS_SINK_GRPC_PORT: String(await freePort()),
+    STATS_SINK_ADMIN_PORT: String(await freePort()),
+  });
+
+  it('connects as the user named after the service with the password from NATS_PASSWORD_FILE', async () => {
+    const file = join(dir, 'stats-sink');
+    await writeFile(file, `${nats.credentials('stats-sink').password}\n`, { mode: 0o600 });
+    const run = await runService('stats-sink', { ...(await insecureStatsSink()), NATS_PASSWORD_FILE: file }, (out) =>
+      out.includes('admin server listening'),
+    );
+    expect(run.stdout).not.toMatch(/permission denied|without credentials/);
+    expect(run.code === 0 || run.signal === 'SIGTERM').toBe(true);
+  });
+
+  it('is refused by a server that enforces permissions when it has no password, or another service’s', async () => {
+    const anonymous = await runService('stats-sink', await insecureStatsSink());
+    expect(anonymous.code).not.toBe(0);
+    expect(anonymous.stdout + anonymous.stderr).toMatch(/authorization/i);
+    const borrowed = await runService('stats-sink', {
+      ...(await insecureStatsSink()),
+      NATS_PASSWORD: nats.credentials('autoscaler').password,
+    });
+    expect(borrowed.code).not.toBe(0);
+    expect(borrowed.stdout + borrowed.stderr).toMatch(/authorization/i);
   });
 });

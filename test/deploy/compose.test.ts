@@ -8,13 +8,14 @@ import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
 import { DCLinter } from 'dclint';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serviceSpec, tenantSpec } from '@switchyard/shared';
+import { busIdentities, passwordVariable, serviceSpec, tenantSpec, type BusIdentity } from '@switchyard/shared';
 import {
   bindMounts,
   composeFile,
   healthcheckUrl,
   loadCompose,
   namedVolumes,
+  natsPasswordEnv,
   serviceEnvironment,
   switchyardServices,
   type ComposeService,
@@ -66,6 +67,7 @@ describe('the compose file (deploy/compose/docker-compose.yml)', () => {
     const result = spawnSync(command as string, [...args, '-f', repoPath(composeFile), 'config', '--quiet'], {
       encoding: 'utf8',
       timeout: 60_000,
+      env: { ...process.env, ...natsPasswordEnv },
     });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
@@ -156,12 +158,46 @@ describe('NATS in the compose stack', () => {
     const dir = mkdtempSync(join(tmpdir(), 'switchyard-nats-conf-'));
     try {
       writeFileSync(join(dir, 'nats.conf'), config);
-      const result = spawnSync('nats-server', ['--config', join(dir, 'nats.conf'), '-t'], { encoding: 'utf8', timeout: 20_000 });
+      // Mounted beside it, as the compose file mounts it.
+      writeFileSync(join(dir, 'authorization.conf'), readText('deploy/compose/nats-authorization.conf'));
+      const result = spawnSync('nats-server', ['--config', join(dir, 'nats.conf'), '-t'], {
+        encoding: 'utf8',
+        timeout: 20_000,
+        env: { ...process.env, ...natsPasswordEnv },
+      });
       expect(result.stderr + result.stdout).not.toMatch(/error|unknown field/i);
       expect(result.status).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('NATS identities in the compose stack', () => {
+  const nats = service('nats');
+
+  it('mounts the generated authorization block where nats.conf includes it', () => {
+    const included = /^include\s+\.\/(\S+)$/m.exec(readText('deploy/compose/nats.conf'))?.[1];
+    expect(bindMounts(nats).find((m) => m.source === 'deploy/compose/nats-authorization.conf')?.target).toBe(`/etc/nats/${included}`);
+  });
+
+  it('refuses to start without the passwords', () => {
+    expect(() => loadCompose({})).toThrow(/make-nats-passwords\.sh/);
+  });
+
+  it("gives nats-server every identity's password and each service its own", () => {
+    expect(Object.keys(serviceEnvironment(service('nats'))).sort()).toEqual(busIdentities.map(passwordVariable).sort());
+    for (const { service: name, composeName } of ours) {
+      const env = serviceEnvironment(service(composeName));
+      expect(env.NATS_PASSWORD, composeName).toBe(natsPasswordEnv[passwordVariable(name as BusIdentity)]);
+      expect(env.NATS_USER, `${composeName} connects as its own name`).toBeUndefined();
+    }
+  });
+
+  it('make-nats-passwords.sh writes a password for every identity', () => {
+    const script = readText('deploy/compose/make-nats-passwords.sh');
+    const listed = /for identity in ([A-Z_ ]+); do/.exec(script)?.[1]?.split(' ') ?? [];
+    expect(listed.map((id) => `NATS_PASSWORD_${id}`).sort()).toEqual(busIdentities.map(passwordVariable).sort());
   });
 });
 

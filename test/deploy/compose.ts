@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { busIdentities, passwordVariable } from '@switchyard/shared';
 import { isRecord, isServiceName, readYaml, walkStrings, type ServiceName } from './support.js';
 
 export const composeFile = 'deploy/compose/docker-compose.yml';
@@ -54,8 +55,16 @@ export function interpolate(text: string, env: Record<string, string | undefined
   );
 }
 
-/** The compose file as Compose sees it with no variables set: every default applied. */
-export function loadCompose(env: Record<string, string | undefined> = {}): Compose {
+/**
+ * The NATS passwords make-nats-passwords.sh writes to deploy/compose/.env (placeholders here),
+ * without which Compose refuses the file.
+ */
+export const natsPasswordEnv: Record<string, string> = Object.fromEntries(
+  busIdentities.map((identity) => [passwordVariable(identity), `placeholder-${identity}`]),
+);
+
+/** The compose file as Compose sees it with only the NATS passwords set: every other default applied. */
+export function loadCompose(env: Record<string, string | undefined> = natsPasswordEnv): Compose {
   const raw = readYaml(composeFile);
   if (!isRecord(raw) || !isRecord(raw.services)) throw new Error(`${composeFile} has no services`);
   return walkStrings(raw, (text) => interpolate(text, env)) as Compose;

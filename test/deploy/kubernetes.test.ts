@@ -208,6 +208,14 @@ describe.each(serviceNames)('the %s Deployment', (service) => {
   it('reaches NATS at the Helm release of deploy/kubernetes/nats-values.yaml', () => {
     expect(env.NATS_URL).toBe('nats://nats.nats.svc:4222');
   });
+
+  it('connects to NATS as its own identity, with its password from the switchyard-nats Secret', () => {
+    expect(container.env?.find((e) => e.name === 'NATS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'switchyard-nats',
+      key: service,
+    });
+    expect(env.NATS_USER).toBeUndefined();
+  });
 });
 
 describe('the Services', () => {

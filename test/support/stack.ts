@@ -88,8 +88,8 @@ export const fastEnv: Record<string, string> = {
 
 /**
  * Runs services in one host as `syctl up` does (through the same composition): one gRPC
- * server, one admin server, one NATS connection; every port free and chosen here, Envoy's
- * listeners included.
+ * server, one admin server; every port free and chosen here, Envoy's listeners included. On a
+ * server started with passwords each service connects as its own identity.
  */
 export async function startStack(
   nats: NatsServer,
@@ -100,6 +100,7 @@ export async function startStack(
   const adminPort = options.ports?.admin ?? (await freePort());
   const stack = await startAllInOne({
     natsUrl: nats.url,
+    ...(nats.passwords ? { natsPasswords: nats.passwords } : {}),
     env: {
       SWITCHYARD_ADMIN_TOKEN: adminToken,
       SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8',
@@ -122,6 +123,15 @@ export async function startStack(
     ports: { api: apiPort, admin: adminPort, envoyHttp: Number(stack.env.ENVOY_HTTP_PORT), envoyHttps: Number(stack.env.ENVOY_HTTPS_PORT) },
     stop: () => stack.stop(),
   };
+}
+
+/**
+ * How many publishes and subscriptions NATS refused the stack's services
+ * (`switchyard_nats_permission_denied_total`); undefined when no service connected with an identity.
+ */
+export async function refusedNatsOperations(stack: Stack): Promise<number | undefined> {
+  const refused = stack.host.runtime.observability.registry.getSingleMetric('switchyard_nats_permission_denied_total');
+  return refused === undefined ? undefined : (await refused.get()).values.reduce((n, v) => n + v.value, 0);
 }
 
 /** A small client of the management API for tests. */
@@ -307,7 +317,9 @@ export class BusRecorder {
   static async connect(nats: NatsServer): Promise<BusRecorder> {
     const logger = createLogger('test-bus', 'silent');
     const observability = createObservability('test-bus');
-    const nc = await connectNats({ servers: nats.url, name: 'test-bus', logger, observability });
+    // On a server that enforces permissions, the recorder is what it stands for: a read-only tool.
+    const auth = nats.passwords ? { credentials: nats.credentials('tools'), identity: 'tools' as const } : {};
+    const nc = await connectNats({ servers: nats.url, name: 'test-bus', logger, observability, ...auth });
     return new BusRecorder(nc, { logger, registry: observability.registry });
   }
 

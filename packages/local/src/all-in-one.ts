@@ -7,6 +7,8 @@ import {
   loadConfig,
   startHost,
   statsSinkEnv,
+  type BusIdentity,
+  type BusPasswords,
   type Host,
   type ServiceModule,
 } from '@switchyard/shared';
@@ -37,6 +39,8 @@ export const defaultEnvoyListenerPorts: EnvoyListenerPorts = { http: 10000, http
 
 export interface AllInOneOptions {
   natsUrl: string;
+  /** Each service's NATS password (user = the service's name); services without one share an anonymous connection. */
+  natsPasswords?: Partial<BusPasswords>;
   /** Process environment the services read their settings from; the options below win over it. */
   env: Record<string, string | undefined>;
   services?: readonly ServiceFactory[];
@@ -68,8 +72,9 @@ async function localActivator(env: Record<string, string | undefined>): Promise<
 }
 
 /**
- * Switchyard on one machine: the chosen services in one process sharing one NATS connection,
- * one gRPC server (so LRS shares the xDS port, as gRPC clients require) and one admin server.
+ * Switchyard on one machine: the chosen services in one process (each with a NATS connection and
+ * identity of its own when `natsPasswords` names it), one gRPC server (so LRS shares the xDS
+ * port, as gRPC clients require) and one admin server.
  * `syctl up` and the end-to-end tests both start the stack through this function.
  */
 export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne> {
@@ -92,6 +97,10 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
     name: 'all-in-one',
     services,
     natsUrl: options.natsUrl,
+    natsCredentials: (service) => {
+      const password = options.natsPasswords?.[service as BusIdentity];
+      return password === undefined ? undefined : { user: service, password };
+    },
     grpcPort: options.grpcPort,
     adminPort: options.adminPort,
     bindHost: options.bindHost ?? '127.0.0.1',

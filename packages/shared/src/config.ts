@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -87,7 +88,38 @@ export const commonEnv = {
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalHttpUrl,
   /** JetStream replicas for Switchyard's streams and buckets: 1 for one server, 3 in a production cluster. */
   NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /** This service's NATS user (default: the service's name, as the generated server config names it). */
+  NATS_USER: optionalString,
+  /** Its password, or NATS_PASSWORD_FILE naming a file that holds it (a mounted secret). Unset: anonymous. */
+  NATS_PASSWORD: optionalString,
+  NATS_PASSWORD_FILE: optionalString,
 };
+
+export type NatsAuthConfig = { NATS_USER?: string; NATS_PASSWORD?: string; NATS_PASSWORD_FILE?: string };
+
+/**
+ * A standalone service's NATS credentials from its env: user NATS_USER (default `service`),
+ * password from NATS_PASSWORD or the file NATS_PASSWORD_FILE; undefined when neither is set.
+ */
+export function natsCredentialsOf(config: NatsAuthConfig, service: string): { user: string; password: string } | undefined {
+  if (config.NATS_PASSWORD !== undefined && config.NATS_PASSWORD_FILE !== undefined)
+    throw new ConfigError(['NATS_PASSWORD_FILE: is set while NATS_PASSWORD is set; choose one']);
+  let password = config.NATS_PASSWORD;
+  if (config.NATS_PASSWORD_FILE !== undefined) {
+    try {
+      password = readFileSync(config.NATS_PASSWORD_FILE, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError([`NATS_PASSWORD_FILE: cannot read ${config.NATS_PASSWORD_FILE}: ${(err as Error).message}`]);
+    }
+    if (password === '') throw new ConfigError([`NATS_PASSWORD_FILE: ${config.NATS_PASSWORD_FILE} is empty`]);
+  }
+  if (password === undefined) {
+    if (config.NATS_USER !== undefined)
+      throw new ConfigError(['NATS_PASSWORD: required (unset) when NATS_USER is set, or NATS_PASSWORD_FILE']);
+    return undefined;
+  }
+  return { user: config.NATS_USER ?? service, password };
+}
 
 /**
  * TLS of the Envoy-facing gRPC port (xDS, LRS, MetricsService, HDS, Watch): PEM files of the

@@ -3,9 +3,18 @@ import type { FastifyInstance } from 'fastify';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { createLogger, type Logger } from './logger.js';
 import { createObservability, startAdminServer, type Observability } from './observability.js';
-import { connectNats } from './nats.js';
+import { connectNats, type NatsCredentials } from './nats.js';
+import { busIdentities, type BusIdentity } from './bus-permissions.js';
 import { startTracing, stopTracing } from './tracing.js';
-import { ConfigError, grpcSecurityOf, loadConfig, type GrpcSecurity, type GrpcTlsConfig } from './config.js';
+import {
+  ConfigError,
+  grpcSecurityOf,
+  loadConfig,
+  natsCredentialsOf,
+  type GrpcSecurity,
+  type GrpcTlsConfig,
+  type NatsAuthConfig,
+} from './config.js';
 import { grpcServerCredentials } from './grpc-tls.js';
 import type { z } from 'zod';
 
@@ -40,6 +49,11 @@ export interface HostOptions {
   name: string;
   services: ServiceModule[];
   natsUrl: string;
+  /**
+   * A service's own NATS credentials, by service name: that service gets a connection of its
+   * own as that identity. Services without credentials share one anonymous connection.
+   */
+  natsCredentials?: (service: string) => NatsCredentials | undefined;
   grpcPort?: number;
   adminPort: number;
   logLevel: string;
@@ -76,7 +90,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const logger = createLogger(options.name, options.logLevel);
   const observability = createObservability(options.name);
   const grpcListening = observability.readiness.require('grpc-listening');
-  const nc = await connectNats({ servers: options.natsUrl, name: `switchyard-${options.name}`, logger, observability });
+  const connections = await connectServices(options, logger, observability);
+  const nc = connections.shared ?? connections.own.values().next().value!;
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, ...options.grpcOptions });
   let boundPort = 0;
   const bindHost = options.bindHost ?? '127.0.0.1';
@@ -91,7 +106,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
   };
   const handles: ServiceHandle[] = [];
   for (const service of options.services) {
-    handles.push(await service.start({ ...runtime, logger: logger.child({ component: service.name }) }));
+    const own = connections.own.get(service.name);
+    handles.push(await service.start({ ...runtime, ...(own ? { nc: own } : {}), logger: logger.child({ component: service.name }) }));
   }
   if (options.grpcPort !== undefined) {
     boundPort = await new Promise<number>((resolve, reject) =>
@@ -128,13 +144,41 @@ export async function startHost(options: HostOptions): Promise<Host> {
         grpcServer.forceShutdown();
       }
       await admin.close();
-      // Draining needs the server; when NATS is down, close instead of waiting for it.
-      const drained = nc.drain().catch(() => undefined);
-      const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref());
-      if ((await Promise.race([drained, timedOut])) === 'timeout') await nc.close().catch(() => undefined);
+      await Promise.all(connections.all().map(drainOrClose));
       await stopTracing();
     })());
   return { runtime, admin, grpcPort: boundPort, bindHost, stop };
+}
+
+interface ServiceConnections {
+  /** The anonymous connection services without credentials share (none if every service has its own). */
+  shared: NatsConnection | undefined;
+  own: Map<string, NatsConnection>;
+  all(): NatsConnection[];
+}
+
+async function connectServices(options: HostOptions, logger: Logger, observability: Observability): Promise<ServiceConnections> {
+  const own = new Map<string, NatsConnection>();
+  let shared: NatsConnection | undefined;
+  for (const service of options.services) {
+    const credentials = options.natsCredentials?.(service.name);
+    if (credentials === undefined) continue;
+    const identity = (busIdentities as readonly string[]).includes(service.name) ? (service.name as BusIdentity) : undefined;
+    const name = `switchyard-${options.name === service.name ? service.name : `${options.name}-${service.name}`}`;
+    own.set(service.name, await connectNats({ servers: options.natsUrl, name, logger, observability, credentials, identity }));
+  }
+  if (own.size < options.services.length || own.size === 0) {
+    logger.warn('connecting to NATS without credentials: a server that enforces permissions refuses this connection');
+    shared = await connectNats({ servers: options.natsUrl, name: `switchyard-${options.name}`, logger, observability });
+  }
+  return { shared, own, all: () => [...(shared ? [shared] : []), ...own.values()] };
+}
+
+/** Draining needs the server; when NATS is down, close instead of waiting for it. */
+async function drainOrClose(nc: NatsConnection): Promise<void> {
+  const drained = nc.drain().catch(() => undefined);
+  const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref());
+  if ((await Promise.race([drained, timedOut])) === 'timeout') await nc.close().catch(() => undefined);
 }
 
 function isLoopback(host: string): boolean {
@@ -163,21 +207,25 @@ export function stopOnSignals(host: Pick<Host, 'stop'>, logger: Logger): void {
  * A gRPC port serves mutual TLS (XDS_TLS_*) unless XDS_INSECURE=true says otherwise.
  */
 export async function runStandalone<
-  C extends { NATS_URL: string; LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT: string | undefined } & Partial<GrpcTlsConfig>,
+  C extends { NATS_URL: string; LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT: string | undefined } & Partial<GrpcTlsConfig> &
+    NatsAuthConfig,
 >(schema: z.ZodType<C>, plan: (config: C) => Pick<HostOptions, 'name' | 'services' | 'grpcPort' | 'adminPort'>): Promise<Host> {
   let config: C;
   let planned: ReturnType<typeof plan>;
   let grpcSecurity: GrpcSecurity | undefined;
+  let natsCredentials: NatsCredentials | undefined;
   try {
     config = loadConfig(schema);
     planned = plan(config);
     if (planned.grpcPort !== undefined) grpcSecurity = grpcSecurityOf(config);
+    natsCredentials = natsCredentialsOf(config, planned.name);
   } catch (err) {
     exitOnConfigError(err);
   }
   const host = await startHost({
     ...planned,
     natsUrl: config.NATS_URL,
+    natsCredentials: () => natsCredentials,
     logLevel: config.LOG_LEVEL,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
     bindHost: '0.0.0.0',

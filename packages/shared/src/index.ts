@@ -10,6 +10,7 @@ export {
   autoscalerEnv,
   isHost,
   natsServerProblem,
+  natsCredentialsOf,
   activatorEnv,
 } from './config.js';
 export type {
@@ -45,6 +46,7 @@ export {
   withConsumerSpan,
   type TypedMessage,
   type ReplayFrom,
+  type NatsCredentials,
   type NatsConnection,
   type Msg,
   type Subscription,
@@ -55,6 +57,24 @@ export {
   type JetStreamManager,
 } from './nats.js';
 export { deliverOptions } from './nats.js';
+export {
+  accessOf,
+  busIdentities,
+  busPasswordsFromEnv,
+  inboxPrefixOf,
+  kindSubjects,
+  literalPasswords,
+  natsServerAuthorization,
+  newBusPasswords,
+  passwordsFromEnv,
+  passwordVariable,
+  permissionsOf,
+  permissionTable,
+  type Access,
+  type BusIdentity,
+  type BusPasswords,
+  type SubjectPermissions,
+} from './bus-permissions.js';
 export {
   openStreamReader,
   followStream,
@@ -73,9 +93,13 @@ export {
   parseSubject,
   streams,
   buckets,
+  bucketAccess,
+  busServices,
+  streamsOwner,
   maxGenerationAheadMs,
   generationFromFuture,
   type SubjectKindName,
+  type BusService,
   type PayloadOf,
   type LoadSample,
   type LoadPartial,

@@ -201,6 +201,14 @@ export const activationPoke = z.object({
 });
 export type ActivationPoke = z.infer<typeof activationPoke>;
 
+/**
+ * The services that connect to NATS, each with its own identity (user) and permissions; see
+ * bus-permissions.ts, which derives every identity's permissions from the `publishers` and
+ * `readers` below and from {@link bucketAccess}.
+ */
+export const busServices = ['control-plane', 'stats-sink', 'event-streamer', 'autoscaler', 'activator'] as const;
+export type BusService = (typeof busServices)[number];
+
 interface SubjectKind<S extends z.ZodType> {
   kind: string;
   schema: S;
@@ -208,6 +216,10 @@ interface SubjectKind<S extends z.ZodType> {
   tokens: 1 | 2 | 3;
   jetstream: boolean;
   description: string;
+  /** The only services NATS lets publish this kind. */
+  publishers: readonly BusService[];
+  /** The services that subscribe to it (and, for a JetStream kind, read its stream); read-only tools may always subscribe. */
+  readers: readonly BusService[];
 }
 
 function kind<S extends z.ZodType>(def: SubjectKind<S>): SubjectKind<S> {
@@ -221,6 +233,8 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: false,
     description: 'Fleet-wide load per revision, published by the stats-sink every reporting interval.',
+    publishers: ['stats-sink'],
+    readers: ['control-plane', 'autoscaler'],
   }),
   loadpart: kind({
     kind: 'loadpart',
@@ -228,6 +242,8 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: false,
     description: "One stats-sink replica's share of a revision's load, per node; the replicas merge them into `load`.",
+    publishers: ['stats-sink'],
+    readers: ['stats-sink'],
   }),
   scale: kind({
     kind: 'scale',
@@ -235,6 +251,8 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: true,
     description: 'Every autoscaler decision with its inputs.',
+    publishers: ['autoscaler'],
+    readers: ['event-streamer', 'autoscaler'],
   }),
   endpoints: kind({
     kind: 'endpoints',
@@ -242,6 +260,8 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: true,
     description: "A revision's full endpoint set with a generation number.",
+    publishers: ['autoscaler'],
+    readers: ['control-plane', 'event-streamer', 'activator'],
   }),
   health: kind({
     kind: 'health',
@@ -249,6 +269,8 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: true,
     description: 'Health transitions of endpoints, aggregated from the Envoys checking them.',
+    publishers: ['event-streamer'],
+    readers: ['control-plane', 'autoscaler', 'event-streamer'],
   }),
   instance: kind({
     kind: 'instance',
@@ -256,6 +278,8 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: true,
     description: 'Instance lifecycle from the instance provider.',
+    publishers: ['autoscaler'],
+    readers: ['control-plane', 'event-streamer'],
   }),
   envoy: kind({
     kind: 'envoy',
@@ -263,6 +287,8 @@ export const subjectKinds = {
     tokens: 3,
     jetstream: true,
     description: 'Health-check and outlier-detection events reported by Envoy.',
+    publishers: ['event-streamer'],
+    readers: ['event-streamer'],
   }),
   status: kind({
     kind: 'status',
@@ -270,6 +296,8 @@ export const subjectKinds = {
     tokens: 2,
     jetstream: true,
     description: 'Service spec and traffic changes.',
+    publishers: ['control-plane'],
+    readers: ['event-streamer'],
   }),
   deploy: kind({
     kind: 'deploy',
@@ -277,6 +305,8 @@ export const subjectKinds = {
     tokens: 2,
     jetstream: true,
     description: 'Deployment progress, one event per step.',
+    publishers: ['control-plane'],
+    readers: ['event-streamer'],
   }),
   activate: kind({
     kind: 'activate',
@@ -285,8 +315,18 @@ export const subjectKinds = {
     jetstream: false,
     description:
       'Requests an activator holds for a revision without ready instances, published at once when the count changes and every second while it holds any.',
+    publishers: ['activator'],
+    readers: ['autoscaler'],
   }),
-  xds: kind({ kind: 'xds', schema: xdsEvent, tokens: 1, jetstream: true, description: 'xDS client connects, ACKs and NACKs, by event.' }),
+  xds: kind({
+    kind: 'xds',
+    schema: xdsEvent,
+    tokens: 1,
+    jetstream: true,
+    description: 'xDS client connects, ACKs and NACKs, by event.',
+    publishers: ['control-plane'],
+    readers: ['event-streamer'],
+  }),
 } as const;
 
 export type SubjectKindName = keyof typeof subjectKinds;
@@ -354,3 +394,15 @@ export const buckets = {
   config: 'switchyard-config',
   leases: 'switchyard-leases',
 } as const;
+
+/**
+ * Who may change and who may read each bucket (a writer also reads it and creates it when
+ * missing). Read-only tools get no bucket: the config bucket holds tenants' specs and keys.
+ */
+export const bucketAccess: Record<keyof typeof buckets, { writers: readonly BusService[]; readers: readonly BusService[] }> = {
+  config: { writers: ['control-plane'], readers: ['autoscaler', 'event-streamer'] },
+  leases: { writers: ['autoscaler'], readers: [] },
+};
+
+/** The service that creates and updates the streams; the others wait for them to exist. */
+export const streamsOwner: BusService = 'control-plane';

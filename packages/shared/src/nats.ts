@@ -1,5 +1,5 @@
 import { connect } from '@nats-io/transport-node';
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { headers as natsHeaders, PermissionViolationError, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Counter, type Registry } from 'prom-client';
@@ -9,21 +9,44 @@ import type { Observability } from './observability.js';
 import { injectTraceContext, extractTraceContext } from './tracing.js';
 import { streams, subjectFor, subjectKinds, type PayloadOf, type SubjectKindName } from './messages.js';
 import type { Context } from '@opentelemetry/api';
+import { inboxPrefixOf, type BusIdentity } from './bus-permissions.js';
 
 export type { NatsConnection, Msg, Subscription } from '@nats-io/nats-core';
 export type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
 export type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+
+export interface NatsCredentials {
+  user: string;
+  password: string;
+}
 
 export interface NatsOptions {
   servers: string;
   name: string;
   logger: Logger;
   observability: Observability;
+  /** User and password; without them the connection is anonymous (refused by a server that enforces permissions). */
+  credentials?: NatsCredentials;
+  /** The identity whose permissions the connection has: its replies arrive under that identity's own inbox prefix. */
+  identity?: BusIdentity;
+}
+
+/** Connections of one process that are down right now, so the gauge says 1 only while all of them are up. */
+const disconnected = new WeakMap<Observability, Set<string>>();
+
+function trackConnected(observability: Observability, key: string, up: boolean): void {
+  const down = disconnected.get(observability) ?? new Set<string>();
+  disconnected.set(observability, down);
+  if (up) down.delete(key);
+  else down.add(key);
+  observability.natsConnected.set(down.size === 0 ? 1 : 0);
 }
 
 /**
  * Connects to NATS and keeps reconnecting forever with jittered backoff: a NATS outage must
  * degrade a service (visible in /healthz and `switchyard_nats_connected`), never end it.
+ * Permission violations the server reports are logged: they mean the permission table in
+ * bus-permissions.ts and what the service does disagree.
  */
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
   const { logger, observability } = options;
@@ -36,29 +59,37 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     waitOnFirstConnect: true,
     pingInterval: 5000,
     maxPingOut: 2,
+    ...(options.credentials ? { user: options.credentials.user, pass: options.credentials.password } : {}),
+    ...(options.identity ? { inboxPrefix: inboxPrefixOf(options.identity) } : {}),
   });
+  const healthKey = options.identity === undefined ? 'nats' : `nats:${options.identity}`;
+  const refused = permissionDeniedCounter(observability.registry);
   let connected = true;
   let lastChange = Date.now();
-  observability.natsConnected.set(1);
-  observability.health.set('nats', () => ({ connected, server: nc.getServer(), since: new Date(lastChange).toISOString() }));
+  trackConnected(observability, healthKey, true);
+  observability.health.set(healthKey, () => ({ connected, server: nc.getServer(), since: new Date(lastChange).toISOString() }));
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect') {
         connected = false;
         lastChange = Date.now();
-        observability.natsConnected.set(0);
+        trackConnected(observability, healthKey, false);
         logger.warn({ server: status.server }, 'NATS disconnected; serving last known state while reconnecting');
       } else if (status.type === 'reconnect') {
         connected = true;
         lastChange = Date.now();
-        observability.natsConnected.set(1);
+        trackConnected(observability, healthKey, true);
         logger.info({ server: status.server }, 'NATS reconnected');
+      } else if (status.type === 'error' && status.error instanceof PermissionViolationError) {
+        const { operation, subject } = status.error;
+        refused.inc({ operation });
+        logger.warn({ operation, subject, identity: options.identity }, 'NATS refused an operation: permission denied');
       }
     }
   })();
   void nc.closed().then((err) => {
     connected = false;
-    observability.natsConnected.set(0);
+    trackConnected(observability, healthKey, false);
     if (err) logger.error({ err }, 'NATS connection closed with error');
   });
   return nc;
@@ -66,11 +97,13 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
 
 /**
  * Creates or updates the JetStream streams every service relies on. `replicas` comes from
- * NATS_STREAM_REPLICAS: 1 for a single server, 3 for a production cluster.
+ * NATS_STREAM_REPLICAS: 1 for a single server, 3 for a production cluster. A stream already
+ * configured as wanted is left alone; where NATS permissions leave streams to their owner
+ * (`streamsOwner`), a service that may not create or update one waits until the owner has.
  */
 export async function ensureStreams(
   nc: NatsConnection,
-  opts: { replicas?: number } = {},
+  opts: { replicas?: number; logger?: Logger } = {},
 ): Promise<{ js: JetStreamClient; jsm: JetStreamManager }> {
   const jsm = await jetstreamManager(nc);
   for (const def of Object.values(streams)) {
@@ -82,27 +115,82 @@ export async function ensureStreams(
       duplicate_window: 120 * 1e9,
       num_replicas: opts.replicas ?? 1,
     };
-    try {
-      await jsm.streams.info(def.name);
-      await jsm.streams.update(def.name, config);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await jsm.streams.add(config);
-    }
+    await ensureStream(jsm, config, opts.logger);
   }
   return { js: jetstream(nc), jsm };
+}
+
+function sameStreamConfig(current: Record<string, unknown>, wanted: Record<string, unknown>): boolean {
+  return Object.entries(wanted).every(([key, value]) => JSON.stringify(current[key]) === JSON.stringify(value));
+}
+
+type StreamConfigWanted = Parameters<JetStreamManager['streams']['add']>[0] & { name: string };
+
+/**
+ * Creates the stream or brings its config up to date. Where NATS permissions leave that to the
+ * stream's owner: a stream this identity may not even look at is none of its business; one it
+ * may not change is used as its owner left it; one it may not create is waited for.
+ */
+async function ensureStream(jsm: JetStreamManager, config: StreamConfigWanted, logger: Logger | undefined): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    let current: Record<string, unknown> | undefined;
+    try {
+      current = (await jsm.streams.info(config.name)).config as unknown as Record<string, unknown>;
+    } catch (err) {
+      if (permissionDenied(err)) return;
+      if (!isNotFound(err)) throw err;
+    }
+    try {
+      if (current === undefined) await jsm.streams.add(config);
+      else if (!sameStreamConfig(current, config as unknown as Record<string, unknown>)) await jsm.streams.update(config.name, config);
+      return;
+    } catch (err) {
+      if (!permissionDenied(err)) throw err;
+      if (current !== undefined) return;
+    }
+    if (attempt === 0) logger?.info({ stream: config.name }, 'waiting for the owner of this stream to create it');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Whether NATS refused an operation for want of permission (requests wrap the server's error). */
+export function permissionDenied(err: unknown): boolean {
+  return err instanceof PermissionViolationError || (err instanceof Error && err.cause instanceof PermissionViolationError);
 }
 
 function isNotFound(err: unknown): boolean {
   return err instanceof Error && /not found/i.test(err.message);
 }
 
+/** Opens a bucket, creating it if missing; an identity that may only read it waits until its writer has created it. */
 export async function openBucket(
   nc: NatsConnection,
   bucket: string,
-  opts: { history?: number; ttl?: number; replicas?: number } = {},
+  opts: { history?: number; ttl?: number; replicas?: number; logger?: Logger } = {},
 ): Promise<KV> {
-  return new Kvm(nc).create(bucket, { history: opts.history ?? 5, replicas: opts.replicas ?? 1, ...(opts.ttl ? { ttl: opts.ttl } : {}) });
+  const settings = { history: opts.history ?? 5, replicas: opts.replicas ?? 1, ...(opts.ttl ? { ttl: opts.ttl } : {}) };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await new Kvm(nc).create(bucket, settings);
+    } catch (err) {
+      if (!permissionDenied(err)) throw err;
+      if (attempt === 0) opts.logger?.info({ bucket }, 'waiting for the writer of this bucket to create it');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+function permissionDeniedCounter(registry: Registry): Counter<'operation'> {
+  const name = 'switchyard_nats_permission_denied_total';
+  return (
+    (registry.getSingleMetric(name) as Counter<'operation'> | undefined) ??
+    new Counter({
+      name,
+      help: 'Publishes and subscriptions the NATS server refused for want of permission (the permission table and the service disagree).',
+      labelNames: ['operation'],
+      registers: [registry],
+    })
+  );
 }
 
 /** Counters shared by every typed subscriber, labelled by subject kind and reason. */

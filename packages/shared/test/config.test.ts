@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, autoscalerEnv, loadConfig, statsSinkEnv, controlPlaneEnv } from '../src/config.js';
+import { ConfigError, autoscalerEnv, loadConfig, natsCredentialsOf, statsSinkEnv, controlPlaneEnv } from '../src/config.js';
 
 describe('loadConfig', () => {
   it('fills defaults', () => {
@@ -80,5 +80,28 @@ describe('URL and host variables', () => {
     expect(result.stderr).toBe(
       'invalid configuration:\n  - NATS_URL: "not a url" is not a server address such as nats://127.0.0.1:4222 (got "not a url")\n',
     );
+  });
+});
+
+describe('a standalone service’s NATS credentials', () => {
+  it.each([
+    [{}, undefined],
+    [{ NATS_PASSWORD: 'p' }, { user: 'stats-sink', password: 'p' }],
+    [
+      { NATS_USER: 'other', NATS_PASSWORD: 'p' },
+      { user: 'other', password: 'p' },
+    ],
+  ])('%j → %j', (env, expected) => {
+    expect(natsCredentialsOf(env, 'stats-sink')).toEqual(expected);
+  });
+
+  it.each([
+    [{ NATS_PASSWORD: 'p', NATS_PASSWORD_FILE: '/x' }, /NATS_PASSWORD_FILE: is set while NATS_PASSWORD is set/],
+    [{ NATS_USER: 'u' }, /NATS_PASSWORD: required/],
+    [{ NATS_PASSWORD_FILE: '/nonexistent/password' }, /NATS_PASSWORD_FILE: cannot read/],
+    [{ NATS_PASSWORD_FILE: '/dev/null' }, /NATS_PASSWORD_FILE: \/dev\/null is empty/],
+  ])('%j is a config error naming the variable', (env, message) => {
+    expect(() => natsCredentialsOf(env, 'stats-sink')).toThrow(ConfigError);
+    expect(() => natsCredentialsOf(env, 'stats-sink')).toThrow(message);
   });
 });

@@ -61,7 +61,7 @@ async function startActivator(config: ActivatorSettings, options: ActivatorOptio
     { heldChanged: (ref, held) => poker.heldChanged(ref, held) },
   );
   const poker = new Poker(nc, replica, metrics, logger, () => holding.held(), config.ACTIVATOR_POKE_COALESCE_MS);
-  await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS });
+  await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS, logger });
   const endpoints = await consumeStream(
     nc,
     'endpoints',

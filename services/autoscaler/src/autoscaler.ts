@@ -91,9 +91,12 @@ export class Autoscaler {
     const { nc, logger, registry } = this.options;
     const stateLoaded = this.options.readiness.require('autoscaler-desired-state');
     const replicas = this.options.streamReplicas ?? 1;
-    const { js, jsm } = await ensureStreams(nc, { replicas });
+    const { js, jsm } = await ensureStreams(nc, { replicas, logger });
     this.bus = new BusPublisher(js, jsm, logger, this.metrics, this.now, () => this.lease.isLeader);
-    const [, leases] = await Promise.all([openBucket(nc, buckets.config, { replicas }), openBucket(nc, buckets.leases, { replicas })]);
+    const [, leases] = await Promise.all([
+      openBucket(nc, buckets.config, { replicas, logger }),
+      openBucket(nc, buckets.leases, { replicas, logger }),
+    ]);
     this.lease = new LeaderLease({
       kv: leases,
       key: leaseKey,

@@ -28,7 +28,7 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
       const { nc, logger, observability, grpcServer } = runtime;
       const { registry } = observability;
       const metrics = eventStreamerMetrics(registry);
-      const { js } = await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS });
+      const { js } = await ensureStreams(nc, { replicas: config.NATS_STREAM_REPLICAS, logger });
       const sink = new EnvoyEventSink({ publish: (event) => publishDurable(js, 'envoy', event), metrics, logger });
       const files = config.EVENT_TAIL_FILES.split(',')
         .map((f) => f.trim())
@@ -41,7 +41,7 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
       }
 
       const stateLoaded = observability.readiness.require('event-streamer-state');
-      const kv = await openBucket(nc, buckets.config, { replicas: config.NATS_STREAM_REPLICAS });
+      const kv = await openBucket(nc, buckets.config, { replicas: config.NATS_STREAM_REPLICAS, logger });
       const health = await startHealthChecking({
         nc,
         js,

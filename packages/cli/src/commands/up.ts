@@ -4,7 +4,17 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, NatsServer, subscribe, type LoadSample } from '@switchyard/shared';
+import {
+  busIdentities,
+  busPasswordsFromEnv,
+  ConfigError,
+  NatsServer,
+  newBusPasswords,
+  passwordVariable,
+  subscribe,
+  type BusPasswords,
+  type LoadSample,
+} from '@switchyard/shared';
 import { EnvoyProcess, findEnvoy, localBootstrap, repoRoot, startAllInOne, type AllInOne, type GrpcAddress } from '@switchyard/local';
 import { demoPlan, runLoad, useControlPlane, type LoadReport } from '@switchyard/demo';
 import { ApiClient } from '../client.js';
@@ -74,9 +84,9 @@ async function up(cli: Cli, opts: UpOptions): Promise<void> {
   const stopped = stopOnSignals(say, stopAll);
 
   try {
-    const natsUrl = await natsFor(cli, data, say, stops);
+    const nats = await natsFor(cli, data, say, stops);
     const token = await adminToken(cli, data);
-    const stack = await startServices(cli, natsUrl, token.value, ports, opts.bind).catch((err: unknown) => {
+    const stack = await startServices(cli, nats, token.value, ports, opts.bind).catch((err: unknown) => {
       throw err instanceof ConfigError ? usageError(err.message) : err;
     });
     stops.push(() => stack.stop());
@@ -129,18 +139,49 @@ function stopOnSignals(say: Say, stopAll: () => Promise<void>): Promise<void> {
   });
 }
 
-async function natsFor(cli: Cli, data: string, say: Say, stops: Stop[]): Promise<string> {
-  if (cli.io.env.NATS_URL !== undefined) return cli.io.env.NATS_URL;
+interface NatsTarget {
+  url: string;
+  /** Each service's password (its user is its name). */
+  passwords: Partial<BusPasswords>;
+}
+
+/**
+ * The NATS the stack uses: NATS_URL or a server already on 4222 with the passwords given in env
+ * (`NATS_PASSWORD_<SERVICE>`), or a nats-server started here on 127.0.0.1 that enforces the
+ * permission table, with passwords kept in the data directory (mode 0600).
+ */
+async function natsFor(cli: Cli, data: string, say: Say, stops: Stop[]): Promise<NatsTarget> {
+  const fromEnv = busPasswordsFromEnv(cli.io.env);
+  const external = (url: string): NatsTarget => {
+    const missing = busIdentities.filter((identity) => identity !== 'tools' && fromEnv[identity] === undefined);
+    if (missing.length > 0) say(`NATS        no ${missing.map(passwordVariable).join(', ')} in env: those services connect anonymously`);
+    return { url, passwords: fromEnv };
+  };
+  if (cli.io.env.NATS_URL !== undefined) return external(cli.io.env.NATS_URL);
   if (await listening(4222)) {
     say(`NATS        using the server already listening on nats://127.0.0.1:4222`);
-    return 'nats://127.0.0.1:4222';
+    return external('nats://127.0.0.1:4222');
   }
-  const nats = await NatsServer.start({ storeDir: join(data, 'nats'), port: 4222, detached: true }).catch((err: unknown) => {
+  const passwordsFile = join(data, 'nats-passwords.json');
+  const passwords = await busPasswords(passwordsFile);
+  const storeDir = join(data, 'nats');
+  const nats = await NatsServer.start({ storeDir, port: 4222, detached: true, passwords }).catch((err: unknown) => {
     throw new CliError(`cannot start nats-server: ${(err as Error).message}`, ExitCode.usage);
   });
   stops.push(() => nats.stop());
-  say(`NATS        started ${nats.url} (JetStream data in ${join(data, 'nats')})`);
-  return nats.url;
+  say(`NATS        started ${nats.url} (JetStream data in ${storeDir}), on 127.0.0.1 only`);
+  say(`            each service its own user and permissions (${join(storeDir, 'authorization.conf')});`);
+  say(`            passwords in ${passwordsFile}: user "tools" may subscribe to switchyard.>, publish nothing`);
+  return { url: nats.url, passwords };
+}
+
+/** The embedded server's passwords: kept from the last run, new ones for identities it lacks. */
+async function busPasswords(file: string): Promise<BusPasswords> {
+  const kept = existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as Partial<BusPasswords>) : {};
+  const passwords = { ...newBusPasswords(), ...kept };
+  await writeFile(file, `${JSON.stringify(passwords, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return passwords;
 }
 
 async function listening(portNumber: number): Promise<boolean> {
@@ -168,10 +209,11 @@ async function adminToken(cli: Cli, data: string): Promise<AdminToken> {
   return { value: (await readFile(file, 'utf8')).trim(), where: `admin token in ${file}`, file };
 }
 
-function startServices(cli: Cli, natsUrl: string, token: string, ports: Record<string, number>, bindHost: string): Promise<AllInOne> {
+function startServices(cli: Cli, nats: NatsTarget, token: string, ports: Record<string, number>, bindHost: string): Promise<AllInOne> {
   return startAllInOne({
     bindHost,
-    natsUrl,
+    natsUrl: nats.url,
+    natsPasswords: nats.passwords,
     env: { SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8', LOG_LEVEL: 'warn', ...cli.io.env, SWITCHYARD_ADMIN_TOKEN: token },
     grpcPort: ports.grpc!,
     adminPort: ports.admin!,

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { dyingWithParent } from '../child-process.js';
+import { literalPasswords, natsServerAuthorization, type BusIdentity, type BusPasswords } from '../bus-permissions.js';
+import type { NatsCredentials } from '../nats.js';
 
 export interface NatsServerOptions {
   /** Keep JetStream data in this directory instead of a fresh temp dir. */
@@ -18,6 +20,12 @@ export interface NatsServerOptions {
   detached?: boolean;
   /** Join a cluster (JetStream clustered: the node needs a unique name and routes to its peers). */
   cluster?: ClusterMembership;
+  /**
+   * Enforce the permission table: one user per bus identity with these passwords (see
+   * bus-permissions.ts); anonymous clients are refused. The config is written into the store
+   * directory, readable by this user only.
+   */
+  passwords?: BusPasswords;
 }
 
 /** One node's place in a cluster: `-n`, `--cluster_name`, `--cluster`, `--routes`. */
@@ -44,6 +52,7 @@ export class NatsServer {
     public port: number,
     private readonly detached: boolean,
     private readonly cluster: ClusterMembership | undefined,
+    readonly passwords: BusPasswords | undefined,
   ) {}
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -55,6 +64,7 @@ export class NatsServer {
       options.port ?? -1,
       options.detached ?? false,
       options.cluster,
+      options.passwords,
     );
     await server.launch();
     return server;
@@ -62,6 +72,12 @@ export class NatsServer {
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** The user and password of an identity (for a server started with `passwords`). */
+  credentials(identity: BusIdentity): NatsCredentials {
+    if (this.passwords === undefined) throw new Error('this nats-server was started without passwords');
+    return { user: identity, password: this.passwords[identity] };
   }
 
   get running(): boolean {
@@ -72,6 +88,7 @@ export class NatsServer {
     const portsDir = join(this.storeDir, 'ports');
     await mkdir(portsDir, { recursive: true });
     const args = [
+      ...(await this.authorizationArgs()),
       ...['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', join(this.storeDir, 'js'), '--ports_file_dir', portsDir],
       ...clusterArgs(this.cluster),
     ];
@@ -91,6 +108,14 @@ export class NatsServer {
     failed.catch(() => undefined);
     if (this.port === -1) this.port = await Promise.race([readPort(portsDir, child.pid ?? 0), failed]);
     await Promise.race([waitForPort(this.port), failed]);
+  }
+
+  private async authorizationArgs(): Promise<string[]> {
+    if (this.passwords === undefined) return [];
+    const file = join(this.storeDir, 'authorization.conf');
+    await writeFile(file, natsServerAuthorization(literalPasswords(this.passwords)), { mode: 0o600 });
+    await chmod(file, 0o600);
+    return ['-c', file];
   }
 
   /** Graceful stop (SIGTERM); the store is kept for {@link restart}. */
