@@ -400,7 +400,7 @@ export const buckets = {
  * missing). Read-only tools get no bucket: the config bucket holds tenants' specs and keys.
  */
 export const bucketAccess: Record<keyof typeof buckets, { writers: readonly BusService[]; readers: readonly BusService[] }> = {
-  config: { writers: ['control-plane'], readers: ['autoscaler', 'event-streamer'] },
+  config: { writers: ['control-plane'], readers: ['autoscaler', 'event-streamer', 'activator'] },
   leases: { writers: ['autoscaler'], readers: [] },
 };
 
