@@ -75,6 +75,8 @@ export {
   buckets,
   maxGenerationAheadMs,
   generationFromFuture,
+  eventStreamerHeartbeat,
+  replicaId,
   type SubjectKindName,
   type PayloadOf,
   type LoadSample,
@@ -90,6 +92,8 @@ export {
   type EnvoyEvent,
   type XdsEvent,
   type ActivationPoke,
+  type HdsVotes,
+  type EventStreamerHeartbeat,
 } from './messages.js';
 export { dnsLabel, clusterName, parseClusterName, activatorHeaders, type RevisionRef } from './names.js';
 export { duration, durationAtMost, timeoutDuration, protoDuration } from './duration.js';
