@@ -13,7 +13,7 @@
 import { Api, httpEchoCommand } from '../support/stack.js';
 import { killNatsNode, killService, sleep, worstRecovery, type Fault } from './faults.js';
 import { SwitchyardSystem } from './system.js';
-import { EndpointAudit, scaledDomain, setUpServices, steadyDomain, tenant, Traffic, untilServing, Writer } from './workload.js';
+import { BusAudit, scaledDomain, setUpServices, steadyDomain, tenant, Traffic, untilServing, Writer } from './workload.js';
 
 const durationMs = Number(process.env.CHAOS_DURATION_MS ?? 180_000);
 const everyMs = Number(process.env.CHAOS_EVERY_MS ?? 6000);
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const { backends } = await setUpServices(system);
   await untilServing(system, steadyDomain, 60_000);
   await untilServing(system, scaledDomain, 90_000);
-  const audit = await EndpointAudit.start(system);
+  const audit = await BusAudit.start(system);
   const steady = new Traffic(system, steadyDomain, 4, 20);
   const scaled = new Traffic(system, scaledDomain, 4, 200);
   const writer = new Writer(system, 1, 500);

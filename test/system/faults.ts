@@ -33,12 +33,19 @@ export async function killNatsNode(system: SwitchyardSystem, index: number, down
   return { component: `nats-${index + 1}`, kind: 'nats', recoveryMs: Date.now() - killedAt };
 }
 
-/** The autoscaler replica holding the lease, if any answers. */
-export async function autoscalerLeader(system: SwitchyardSystem): Promise<ServiceProcess | undefined> {
-  for (const replica of system.replicasOf('autoscaler')) {
-    const described = (await replica.admin('/v1/autoscaler').catch(() => undefined)) as { leader?: boolean } | undefined;
-    if (described?.leader === true) return replica;
-  }
+/**
+ * The autoscaler replica holding the lease, waiting up to `timeoutMs` for one (a leader that
+ * could not renew through a NATS disruption steps down, and a replica takes the lease again).
+ */
+export async function autoscalerLeader(system: SwitchyardSystem, timeoutMs = 30_000): Promise<ServiceProcess | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  do {
+    for (const replica of system.replicasOf('autoscaler')) {
+      const described = (await replica.admin('/v1/autoscaler').catch(() => undefined)) as { leader?: boolean } | undefined;
+      if (described?.leader === true) return replica;
+    }
+    await sleep(250);
+  } while (Date.now() < deadline);
   return undefined;
 }
 

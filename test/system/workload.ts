@@ -8,6 +8,7 @@ import {
   streams,
   subjectPattern,
   subscribe,
+  type HealthTransition,
   type NatsConnection,
 } from '@switchyard/shared';
 import { Api, httpEchoCommand } from '../support/stack.js';
@@ -133,19 +134,27 @@ export class Writer {
   }
 }
 
-/** Remembers the highest generation seen per endpoint-set subject; `lost()` names subjects whose stream holds less. */
-export class EndpointAudit {
+/**
+ * Remembers the highest generation seen per endpoint-set subject (`lost()` names subjects whose
+ * stream holds less) and every health transition published.
+ */
+export class BusAudit {
   private readonly seen = new Map<string, number>();
+  readonly transitions: HealthTransition[] = [];
 
   private constructor(private readonly nc: NatsConnection) {}
 
-  static async start(system: SwitchyardSystem): Promise<EndpointAudit> {
+  static async start(system: SwitchyardSystem): Promise<BusAudit> {
     const logger = createLogger('audit', 'silent');
     const observability = createObservability('audit');
     const nc = await connectNats({ servers: system.nats.servers, name: 'audit', logger, observability });
-    const audit = new EndpointAudit(nc);
-    subscribe(nc, 'endpoints', subjectPattern('endpoints'), { logger, registry: observability.registry }, (m) => {
+    const audit = new BusAudit(nc);
+    const deps = { logger, registry: observability.registry };
+    subscribe(nc, 'endpoints', subjectPattern('endpoints'), deps, (m) => {
       audit.seen.set(m.subject, Math.max(audit.seen.get(m.subject) ?? 0, m.payload.generation));
+    });
+    subscribe(nc, 'health', subjectPattern('health'), deps, (m) => {
+      audit.transitions.push(m.payload);
     });
     return audit;
   }
