@@ -25,6 +25,7 @@ import { HealthCoordinator } from './coordinator.js';
 import { HdsServer } from './hds.js';
 import type { EventStreamerMetrics } from './metrics.js';
 import { TransitionPublisher } from './publisher.js';
+import { parseJson } from './parse-json.js';
 import { Replication } from './replication.js';
 
 /**
@@ -192,13 +193,4 @@ async function recoverPublishedStates(
   if (follow) return reader;
   await reader.stop();
   return undefined;
-}
-
-function parseJson<T>(data: Uint8Array, check: (value: unknown) => { success: true; data: T } | { success: false }): T | undefined {
-  try {
-    const result = check(JSON.parse(new TextDecoder().decode(data)));
-    return result.success ? result.data : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -20,6 +20,7 @@ import type { EndpointResult, HealthCoordinator } from './coordinator.js';
 import type { CheckerFleet, RoutedOutcome } from './hds.js';
 import { checkerChanges, fleetView, type ConnectedEnvoy, type FleetView, type ReplicaHeartbeat } from './membership.js';
 import type { EventStreamerMetrics } from './metrics.js';
+import { parseJson } from './parse-json.js';
 
 /**
  * The NATS side of several event-streamer replicas sharing the Envoy fleet (the rules are in
@@ -89,7 +90,7 @@ export class Replication implements CheckerFleet {
       if (change.key === replica) return;
       if (change.operation !== 'PUT') this.heartbeats.delete(change.key);
       else {
-        const heartbeat = parseHeartbeat(change.value);
+        const heartbeat = parseJson(change.value, (value) => eventStreamerHeartbeat.safeParse(value));
         if (heartbeat === undefined || heartbeat.replica !== change.key) {
           dropped.inc({ kind: 'event_streamer_heartbeat', reason: 'schema' });
           logger.warn({ key: change.key }, 'ignored an event-streamer heartbeat that fails its schema');
@@ -209,14 +210,5 @@ export class Replication implements CheckerFleet {
     metrics.replicas.set(next.replicas.length);
     metrics.fleetEnvoys.set(next.checkers.size);
     if (add.length > 0 || remove.length > 0 || replicasChanged) this.options.onChange();
-  }
-}
-
-function parseHeartbeat(data: Uint8Array): EventStreamerHeartbeat | undefined {
-  try {
-    const result = eventStreamerHeartbeat.safeParse(JSON.parse(new TextDecoder().decode(data)));
-    return result.success ? result.data : undefined;
-  } catch {
-    return undefined;
   }
 }
