@@ -127,9 +127,9 @@ describe('every Kubernetes object', () => {
 
   it('runs two or more replicas of every service that shares its work across replicas', () => {
     const single = serviceNames.filter((name) => (deploymentOf(name).workload.spec.replicas ?? 1) < 2);
-    // The event-streamer assigns health checks among the Envoys connected to it (docs/event-streamer.md).
-    expect(single).toEqual(['event-streamer']);
+    expect(single).toEqual([]);
     expect(containerEnv(deploymentOf('stats-sink').container).STATS_SINK_REPLICATED).toBe('true');
+    expect(containerEnv(deploymentOf('event-streamer').container).EVENT_STREAMER_REPLICATED).toBe('true');
   });
 
   it('selects its pods with labels the pods carry', () => {

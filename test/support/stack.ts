@@ -61,7 +61,7 @@ export const grpcEchoCommand = [process.execPath, join(repoRoot(), 'packages/dem
 export const httpEchoCommand = [process.execPath, join(repoRoot(), 'packages/demo/dist/src/http-echo-main.js')];
 
 /** The repository root, found from this file whether it runs from source or from dist. */
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'pnpm-workspace.yaml'))) {
     const parent = dirname(dir);

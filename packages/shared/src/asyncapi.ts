@@ -15,6 +15,7 @@ const publishers: Record<SubjectKindName, string> = {
   deploy: 'control-plane',
   xds: 'control-plane',
   activate: 'activator',
+  hdsvotes: 'event-streamer',
 };
 
 const parameterDescriptions = {
@@ -22,6 +23,7 @@ const parameterDescriptions = {
   service: 'Service name (DNS label).',
   revision: 'Revision name (DNS label).',
   event: 'Event name.',
+  replica: 'Event-streamer replica id.',
 };
 
 function streamOf(kind: string): string | undefined {
@@ -37,7 +39,12 @@ export function asyncApiDocument(version: string): Record<string, unknown> {
   const operations: Record<string, unknown> = {};
   const messages: Record<string, unknown> = {};
   for (const [name, def] of Object.entries(subjectKinds) as [SubjectKindName, (typeof subjectKinds)[SubjectKindName]][]) {
-    const params = def.tokens === 1 ? ['event'] : def.tokens === 2 ? ['tenant', 'service'] : ['tenant', 'service', 'revision'];
+    const params =
+      def.tokens === 1
+        ? [(def as { token?: string }).token ?? 'event']
+        : def.tokens === 2
+          ? ['tenant', 'service']
+          : ['tenant', 'service', 'revision'];
     const address = [subjectRoot, def.kind, ...params.map((p) => `{${p}}`)].join('.');
     const messageName = `${name}Message`;
     const stream = def.jetstream ? streamOf(def.kind) : undefined;

@@ -272,6 +272,19 @@ export const eventStreamerEnv = z.object({
   HDS_REPORT_INTERVAL_MS: millis(1000),
   /** A Watch stream that stays full this long (the client does not read) is ended with RESOURCE_EXHAUSTED. */
   WATCH_SLOW_WATCHER_MS: millis(10_000),
+  /**
+   * Several event-streamer replicas share the Envoy fleet: membership heartbeats in the
+   * `switchyard-event-streamers` bucket, assignment over the union of their Envoys, votes
+   * forwarded on `switchyard.hdsvotes.<replica>` to the one replica that aggregates each endpoint.
+   */
+  EVENT_STREAMER_REPLICATED: flag(false),
+  /** This replica's id (default: host name and process id, made a subject token). */
+  EVENT_STREAMER_REPLICA_ID: optionalString.refine(
+    (v) => v === undefined || /^[A-Za-z0-9_-]{1,128}$/.test(v),
+    'must be 1–128 letters, digits, "-" or "_"',
+  ),
+  /** How often a replica heartbeats; one silent for four heartbeats is gone and its Envoys' checks move. */
+  EVENT_STREAMER_HEARTBEAT_MS: millis(1000),
 });
 export type EventStreamerConfig = z.infer<typeof eventStreamerEnv>;
 

@@ -98,6 +98,8 @@ export {
   streamsOwner,
   maxGenerationAheadMs,
   generationFromFuture,
+  eventStreamerHeartbeat,
+  replicaId,
   type SubjectKindName,
   type BusService,
   type PayloadOf,
@@ -114,6 +116,8 @@ export {
   type EnvoyEvent,
   type XdsEvent,
   type ActivationPoke,
+  type HdsVotes,
+  type EventStreamerHeartbeat,
 } from './messages.js';
 export { dnsLabel, clusterName, parseClusterName, activatorHeaders, type RevisionRef } from './names.js';
 export { duration, durationAtMost, timeoutDuration, protoDuration } from './duration.js';

@@ -201,6 +201,61 @@ export const activationPoke = z.object({
 });
 export type ActivationPoke = z.infer<typeof activationPoke>;
 
+/** An event-streamer replica id: one subject token (no dots or wildcards). */
+export const replicaId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1–128 letters, digits, "-" or "_"')
+  .describe('an event-streamer replica id');
+
+/**
+ * HDS results an event-streamer replica received from one of its Envoys for endpoints whose
+ * votes another replica aggregates: sent to that replica (the subject's token), which counts
+ * them as if the Envoy had reported to it.
+ */
+export const hdsVotes = z.object({
+  schemaVersion: z.literal(1),
+  /** The replica that aggregates these endpoints (the subject token). */
+  replica: replicaId,
+  /** The replica whose Envoy reported them. */
+  from: replicaId,
+  /** The reporting Envoy's node id. */
+  checker: z.string().min(1).max(256),
+  results: z
+    .array(
+      z.object({
+        cluster: z.string().min(1).max(256),
+        address: z.string().min(1).max(256),
+        port: z.number().int().min(1).max(65_535),
+        status: z.string().max(32),
+      }),
+    )
+    .max(100_000),
+  ts: timestamp,
+});
+export type HdsVotes = z.infer<typeof hdsVotes>;
+
+/**
+ * One event-streamer replica's heartbeat (the value of its key in the event-streamer members
+ * bucket): the Envoys connected to it over HDS. Every replica assigns checks over the union.
+ */
+export const eventStreamerHeartbeat = z.object({
+  schemaVersion: z.literal(1),
+  replica: replicaId,
+  envoys: z
+    .array(
+      z.object({
+        node: z.string().min(1).max(256),
+        /** The checks it can run; empty means every protocol. */
+        protocols: z.array(z.enum(['http', 'tcp'])).max(2),
+        /** When its HDS stream to this replica opened (the replica's clock), in ms. */
+        connectedAt: timestamp,
+      }),
+    )
+    .max(50_000),
+  ts: timestamp,
+});
+export type EventStreamerHeartbeat = z.infer<typeof eventStreamerHeartbeat>;
+
 /**
  * The services that connect to NATS, each with its own identity (user) and permissions; see
  * bus-permissions.ts, which derives every identity's permissions from the `publishers` and
@@ -212,8 +267,10 @@ export type BusService = (typeof busServices)[number];
 interface SubjectKind<S extends z.ZodType> {
   kind: string;
   schema: S;
-  /** How many tokens after the kind: 2 (tenant.service) or 3 (tenant.service.revision), 1 for xds (event). */
+  /** How many tokens after the kind: 2 (tenant.service) or 3 (tenant.service.revision), 1 for xds (event) and hdsvotes (replica). */
   tokens: 1 | 2 | 3;
+  /** With one token, the payload field it comes from (default `event`). */
+  token?: 'event' | 'replica';
   jetstream: boolean;
   description: string;
   /** The only services NATS lets publish this kind. */
@@ -327,6 +384,17 @@ export const subjectKinds = {
     publishers: ['control-plane'],
     readers: ['event-streamer'],
   }),
+  hdsvotes: kind({
+    kind: 'hdsvotes',
+    schema: hdsVotes,
+    tokens: 1,
+    token: 'replica',
+    jetstream: false,
+    description:
+      "HDS results forwarded between event-streamer replicas: sent to the replica that aggregates the endpoints' votes (an internal subject).",
+    publishers: ['event-streamer'],
+    readers: ['event-streamer'],
+  }),
 } as const;
 
 export type SubjectKindName = keyof typeof subjectKinds;
@@ -338,14 +406,19 @@ export const subjectRoot = 'switchyard';
 export function subjectFor<K extends SubjectKindName>(name: K, payload: PayloadOf<K>): string {
   const def = subjectKinds[name];
   const p = payload as Record<string, unknown>;
-  const tokens = def.tokens === 1 ? [p.event] : def.tokens === 2 ? [p.tenant, p.service] : [p.tenant, p.service, p.revision];
+  const tokens =
+    def.tokens === 1
+      ? [p[(def as SubjectKind<z.ZodType>).token ?? 'event']]
+      : def.tokens === 2
+        ? [p.tenant, p.service]
+        : [p.tenant, p.service, p.revision];
   return [subjectRoot, def.kind, ...tokens].join('.');
 }
 
-/** A subscription pattern for a kind, optionally narrowed to a tenant and service. */
-export function subjectPattern(name: SubjectKindName, scope: { tenant?: string; service?: string } = {}): string {
+/** A subscription pattern for a kind, optionally narrowed to a tenant and service (or, for one-token kinds, to that token). */
+export function subjectPattern(name: SubjectKindName, scope: { tenant?: string; service?: string; token?: string } = {}): string {
   const parts = [subjectRoot, subjectKinds[name].kind];
-  if (subjectKinds[name].tokens === 1) return [...parts, '*'].join('.');
+  if (subjectKinds[name].tokens === 1) return [...parts, scope.token ?? '*'].join('.');
   if (scope.tenant === undefined) return [...parts, '>'].join('.');
   parts.push(scope.tenant);
   if (scope.service === undefined) return [...parts, '>'].join('.');
@@ -393,6 +466,8 @@ export const buckets = {
   /** Desired state: `tenants.<t>`, `services.<t>.<s>`, `tokens.<sha256>`. */
   config: 'switchyard-config',
   leases: 'switchyard-leases',
+  /** Event-streamer replicas' heartbeats, keyed by replica id: who is up and which Envoys it serves. */
+  eventStreamers: 'switchyard-event-streamers',
 } as const;
 
 /**
@@ -402,6 +477,7 @@ export const buckets = {
 export const bucketAccess: Record<keyof typeof buckets, { writers: readonly BusService[]; readers: readonly BusService[] }> = {
   config: { writers: ['control-plane'], readers: ['autoscaler', 'event-streamer', 'activator'] },
   leases: { writers: ['autoscaler'], readers: [] },
+  eventStreamers: { writers: ['event-streamer'], readers: [] },
 };
 
 /** The service that creates and updates the streams; the others wait for them to exist. */

@@ -57,6 +57,10 @@ export class Catalog {
     return this.targets.get(key);
   }
 
+  keys(): IterableIterator<string> {
+    return this.targets.keys();
+  }
+
   hasCluster(cluster: string): boolean {
     return this.byCluster.has(cluster);
   }

@@ -2,6 +2,7 @@ import { clusterName, type EndpointSet, type HealthTransition, type ServiceRecor
 import { Aggregator, type HealthState, type Vote } from './health-votes.js';
 import { Assigner, type CheckProtocol } from './assigner.js';
 import { Catalog, targetKey, type CatalogDiff, type CheckTarget } from './catalog.js';
+import { aggregatorOf } from './membership.js';
 
 /**
  * The health-checking core: the catalog says what to check, the assigner who checks it, the
@@ -17,7 +18,8 @@ export interface EndpointResult {
   status: string;
 }
 
-export type ResultOutcome = 'accepted' | 'unknown_cluster' | 'unknown_endpoint' | 'not_assigned' | 'unknown_checker' | 'bad_status';
+export type ResultOutcome =
+  'accepted' | 'unknown_cluster' | 'unknown_endpoint' | 'not_assigned' | 'not_aggregated_here' | 'unknown_checker' | 'bad_status';
 
 /** Envoy's HDS reports HEALTHY, UNHEALTHY or TIMEOUT; the rest carry no verdict. */
 const votesByStatus: Record<string, Vote | 'abstain'> = {
@@ -41,16 +43,34 @@ export class HealthCoordinator {
   /** States published before a restart, for endpoints not tracked yet. */
   private readonly recovered = new Map<string, HealthState>();
   private dirty = new Set<string>();
+  /** With several replicas: the live ones and this one's id; each endpoint's votes are aggregated by one. */
+  private replication: { replicas: readonly string[]; self: string } | undefined;
 
   constructor(options: CoordinatorOptions) {
     this.assigner = new Assigner(options.checkersPerEndpoint);
     this.aggregator = new Aggregator({ staleAfterMs: options.staleAfterMs });
   }
 
-  /** Remembers the last published state of an endpoint (replayed from the health stream at start). */
+  /**
+   * Remembers the last published state of an endpoint: replayed from the health stream at
+   * start and, with several replicas, followed live for the endpoints other replicas aggregate.
+   */
   recoverState(transition: Pick<HealthTransition, 'tenant' | 'service' | 'revision' | 'endpoint' | 'state'>): void {
     const key = targetKey(clusterName(transition), transition.endpoint.address, transition.endpoint.port);
-    this.recovered.set(key, transition.state);
+    if (this.aggregator.stateOf(key) === undefined) this.recovered.set(key, transition.state);
+    else this.aggregator.observe(key, transition.state);
+  }
+
+  /** The live replicas changed: endpoints are aggregated by their rendezvous-top replica. */
+  setReplicas(replicas: readonly string[], self: string, now: number): void {
+    this.replication = { replicas, self };
+    for (const key of this.catalog.keys()) this.aggregator.setAggregatedHere(key, this.aggregatedHere(key), now);
+  }
+
+  /** The replica that aggregates the votes of the endpoint a result is about (undefined with one replica, or none live). */
+  aggregatorOf(result: Pick<EndpointResult, 'cluster' | 'address' | 'port'>): string | undefined {
+    if (this.replication === undefined) return undefined;
+    return aggregatorOf(targetKey(result.cluster, result.address, result.port), this.replication.replicas);
   }
 
   applyService(record: ServiceRecord, now: number): void {
@@ -117,6 +137,11 @@ export class HealthCoordinator {
     return targets;
   }
 
+  /** Marks checkers as needing their specifier again (a new stream of an Envoy the fleet already counts). */
+  resend(checkers: Iterable<string>): void {
+    for (const checker of checkers) if (this.assigner.hasChecker(checker)) this.dirty.add(checker);
+  }
+
   /** Checkers whose assignment changed since the last call: they need a new specifier. */
   takeDirtyCheckers(): Set<string> {
     const dirty = this.dirty;
@@ -146,8 +171,14 @@ export class HealthCoordinator {
         this.recovered.get(target.key),
       );
       this.recovered.delete(target.key);
+      this.aggregator.setAggregatedHere(target.key, this.aggregatedHere(target.key), now);
     }
     this.syncAssignments(now);
+  }
+
+  private aggregatedHere(key: string): boolean {
+    if (this.replication === undefined) return true;
+    return aggregatorOf(key, this.replication.replicas) === this.replication.self;
   }
 
   private syncAssignments(now: number): void {

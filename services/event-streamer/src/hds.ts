@@ -49,8 +49,27 @@ interface HdsStream {
   warned: Set<string>;
 }
 
+/** Where Envoys joining and leaving go: the coordinator itself, or with replicas the membership that feeds it the fleet. */
+export interface CheckerFleet {
+  connectMany(checkers: readonly { id: string; protocols: readonly CheckProtocol[] }[], now: number): void;
+  disconnect(checkers: readonly string[], now: number): void;
+}
+
+export type RoutedOutcome = ResultOutcome | 'forwarded';
+
+/** Takes one Envoy's results: aggregates them here, or forwards those another replica aggregates. */
+export type ResultRouter = (
+  checker: string,
+  results: readonly EndpointResult[],
+  now: number,
+) => { transitions: HealthTransition[]; outcomes: RoutedOutcome[] };
+
 export interface HdsServerDeps {
   coordinator: HealthCoordinator;
+  /** Default: the coordinator (one replica). */
+  fleet?: CheckerFleet;
+  /** Default: the coordinator aggregates every result (one replica). */
+  route?: ResultRouter;
   reportIntervalMs: number;
   metrics: EventStreamerMetrics;
   logger: Logger;
@@ -127,10 +146,11 @@ export class HdsServer {
   }
 
   private applyPending(): void {
-    const { coordinator, now } = this.deps;
-    if (this.pendingLeaves.size > 0) coordinator.disconnect([...this.pendingLeaves], now());
+    const { now } = this.deps;
+    const fleet = this.deps.fleet ?? this.deps.coordinator;
+    if (this.pendingLeaves.size > 0) fleet.disconnect([...this.pendingLeaves], now());
     if (this.pendingJoins.size > 0)
-      coordinator.connectMany(
+      fleet.connectMany(
         [...this.pendingJoins].map(([id, protocols]) => ({ id, protocols })),
         now(),
       );
@@ -235,11 +255,12 @@ export class HdsServer {
       this.deps.metrics.results.inc({ outcome: 'malformed' }, malformed);
       this.warnOnce(stream, 'malformed', { count: malformed }, 'HDS results without cluster name or socket address dropped');
     }
-    const { transitions, outcomes } = this.deps.coordinator.report(checker, results, this.deps.now());
-    const counts = new Map<ResultOutcome, number>();
+    const route = this.deps.route ?? ((...args: Parameters<ResultRouter>) => this.deps.coordinator.report(...args));
+    const { transitions, outcomes } = route(checker, results, this.deps.now());
+    const counts = new Map<RoutedOutcome, number>();
     outcomes.forEach((outcome, i) => {
       counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
-      if (outcome !== 'accepted') {
+      if (outcome !== 'accepted' && outcome !== 'forwarded') {
         const result = results[i] as EndpointResult;
         this.warnOnce(stream, outcome, { node: checker, ...result }, `HDS result dropped: ${outcome.replace(/_/g, ' ')}`);
       }

@@ -12,7 +12,10 @@ import type { HealthTransition, RevisionRef } from '@switchyard/shared';
  *   says unhealthy, unchanged otherwise;
  * - during the grace period after an instance starts, unhealthy votes cannot make it
  *   unhealthy (App Runner roadmap #102): a starting instance fails its checks until it listens;
- * - with no vote at all for `staleAfterMs`, the state becomes unknown.
+ * - with no vote at all for `staleAfterMs`, the state becomes unknown;
+ * - with several event-streamer replicas, only the replica that aggregates an endpoint decides
+ *   its state (it alone receives the votes); the others follow the state it publishes, so
+ *   whichever replica takes over names the right previous state.
  *
  * Pure: time is an argument, nothing is published here.
  */
@@ -36,11 +39,13 @@ interface Entry extends TrackedEndpoint {
   /** Assigned checkers and when each was assigned. */
   checkers: Map<string, number>;
   votes: Map<string, { state: Vote; ts: number }>;
-  /** Last time any assigned checker reported, or when tracking started. */
+  /** Last time any assigned checker reported, or when tracking started (or aggregation moved here). */
   lastHeardAt: number;
+  /** Whether this replica aggregates the endpoint (always, with one replica). */
+  owned: boolean;
 }
 
-export type ReportOutcome = 'accepted' | 'unknown_endpoint' | 'not_assigned';
+export type ReportOutcome = 'accepted' | 'unknown_endpoint' | 'not_assigned' | 'not_aggregated_here';
 
 export class Aggregator {
   private readonly entries = new Map<string, Entry>();
@@ -69,7 +74,34 @@ export class Aggregator {
       Object.assign(existing, endpoint);
       return;
     }
-    this.entries.set(endpoint.key, { ...endpoint, state: initialState, checkers: new Map(), votes: new Map(), lastHeardAt: now });
+    this.entries.set(endpoint.key, {
+      ...endpoint,
+      state: initialState,
+      checkers: new Map(),
+      votes: new Map(),
+      lastHeardAt: now,
+      owned: true,
+    });
+  }
+
+  /**
+   * Says whether this replica aggregates an endpoint. Taking it over starts its silence clock
+   * afresh (the votes are only now routed here); giving it up drops the votes held.
+   */
+  setAggregatedHere(key: string, owned: boolean, now: number): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined || entry.owned === owned) return;
+    entry.owned = owned;
+    if (owned) entry.lastHeardAt = now;
+    else entry.votes.clear();
+  }
+
+  /** Follows a state another replica published for an endpoint it aggregates; false if this replica aggregates it. */
+  observe(key: string, state: HealthState): boolean {
+    const entry = this.entries.get(key);
+    if (entry === undefined || entry.owned) return false;
+    entry.state = state;
+    return true;
   }
 
   untrack(key: string): void {
@@ -93,6 +125,7 @@ export class Aggregator {
   report(key: string, checker: string, vote: Vote | 'abstain', now: number): { outcome: ReportOutcome; transition?: HealthTransition } {
     const entry = this.entries.get(key);
     if (entry === undefined) return { outcome: 'unknown_endpoint' };
+    if (!entry.owned) return { outcome: 'not_aggregated_here' };
     if (!entry.checkers.has(checker)) return { outcome: 'not_assigned' };
     entry.lastHeardAt = now;
     if (vote === 'abstain') entry.votes.delete(checker);
@@ -112,6 +145,7 @@ export class Aggregator {
   }
 
   private evaluate(entry: Entry, now: number): HealthTransition | undefined {
+    if (!entry.owned) return undefined;
     const { staleAfterMs } = this.options;
     for (const [checker, vote] of entry.votes) if (now - vote.ts > staleAfterMs) entry.votes.delete(checker);
     const votes = [...entry.votes.values()];

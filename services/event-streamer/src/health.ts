@@ -16,13 +16,17 @@ import {
   streams,
   subjectPattern,
   type HealthTransition,
+  type KV,
   type Logger,
   type NatsConnection,
+  type StreamFollower,
 } from '@switchyard/shared';
 import { HealthCoordinator } from './coordinator.js';
 import { HdsServer } from './hds.js';
 import type { EventStreamerMetrics } from './metrics.js';
 import { TransitionPublisher } from './publisher.js';
+import { parseJson } from './parse-json.js';
+import { Replication } from './replication.js';
 
 /**
  * Health checking through the Envoy fleet: loads what to check from NATS (service records
@@ -42,12 +46,15 @@ export interface HealthCheckingOptions {
   reportIntervalMs: number;
   now?: () => number;
   onPublished?: (transition: HealthTransition, latencyMs: number) => void;
+  /** With several event-streamer replicas: this one's id, its heartbeat period and the members bucket. */
+  replication?: { replica: string; heartbeatMs: number; members: KV };
 }
 
 export interface HealthChecking {
   coordinator: HealthCoordinator;
   hds: HdsServer;
   publisher: TransitionPublisher;
+  replication: Replication | undefined;
   /** Resolves once the desired state is loaded and HDS serves assignments. */
   loaded: Promise<void>;
   stop(): Promise<void>;
@@ -67,18 +74,35 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
     logger,
     ...(options.onPublished ? { onPublished: options.onPublished } : {}),
   });
+  const submit = (transitions: HealthTransition[]) => transitions.forEach((t) => publisher.submit(t));
+  const replication =
+    options.replication === undefined
+      ? undefined
+      : new Replication({
+          ...options.replication,
+          nc: options.nc,
+          coordinator,
+          metrics,
+          logger,
+          registry: options.registry,
+          now,
+          onChange: () => hds.scheduleFlush(),
+          onTransitions: submit,
+        });
   const hds = new HdsServer({
     coordinator,
+    ...(replication === undefined ? {} : { fleet: replication, route: (checker, results, at) => replication.route(checker, results, at) }),
     reportIntervalMs: options.reportIntervalMs,
     metrics,
     logger,
     now,
-    onTransitions: (transitions) => transitions.forEach((t) => publisher.submit(t)),
+    onTransitions: submit,
   });
   const service = grpcService(loadGrpcPackage([protoFiles.hds]), 'envoy.service.health.v3.HealthDiscoveryService');
   options.grpcServer.addService(service.service, hds.implementation());
 
-  await recoverPublishedStates(options.nc, coordinator, logger, options.registry);
+  // With replicas, the states the others publish keep being followed: whichever takes over an endpoint knows its state.
+  const published = await recoverPublishedStates(options.nc, coordinator, logger, options.registry, replication !== undefined);
 
   const onChange = () => hds.scheduleFlush();
   const services = await followBucket(options.nc, buckets.config, { key: 'services.>' }, { logger }, (change) => {
@@ -111,9 +135,10 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
       if (coordinator.applyEndpointSet(payload, now())) onChange();
     },
   );
-  const followers = [services, endpointSets];
+  const followers = [services, endpointSets, ...(published === undefined ? [] : [published])];
 
-  const loaded = Promise.all([services.caughtUp, endpointSets.caughtUp]).then(() => {
+  // Assignments wait for the fleet too: every replica's Envoys, not only this one's.
+  const loaded = Promise.all([services.caughtUp, endpointSets.caughtUp, replication?.start()]).then(() => {
     hds.markReady();
     logger.info({ endpoints: coordinator.catalog.size }, 'health-check state loaded; serving HDS assignments');
   });
@@ -129,9 +154,11 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
     coordinator,
     hds,
     publisher,
+    replication,
     loaded,
     stop: async () => {
       clearInterval(tick);
+      await replication?.stop();
       hds.close();
       publisher.stop();
       await Promise.all(followers.map((f) => f.stop()));
@@ -139,13 +166,17 @@ export async function startHealthChecking(options: HealthCheckingOptions): Promi
   };
 }
 
-/** Reads the last published transition of every endpoint, so transitions after a restart name the right previous state. */
+/**
+ * Reads the last published transition of every endpoint, so transitions after a restart name
+ * the right previous state; with `follow`, keeps reading (the follower is returned).
+ */
 async function recoverPublishedStates(
   nc: NatsConnection,
   coordinator: HealthCoordinator,
   logger: Logger,
   registry: Registry,
-): Promise<void> {
+  follow: boolean,
+): Promise<StreamFollower | undefined> {
   let recovered = 0;
   const reader = await consumeStream(
     nc,
@@ -158,15 +189,8 @@ async function recoverPublishedStates(
     },
   );
   await reader.caughtUp;
-  await reader.stop();
   if (recovered > 0) logger.info({ transitions: recovered }, 'recovered published health states');
-}
-
-function parseJson<T>(data: Uint8Array, check: (value: unknown) => { success: true; data: T } | { success: false }): T | undefined {
-  try {
-    const result = check(JSON.parse(new TextDecoder().decode(data)));
-    return result.success ? result.data : undefined;
-  } catch {
-    return undefined;
-  }
+  if (follow) return reader;
+  await reader.stop();
+  return undefined;
 }

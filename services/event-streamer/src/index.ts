@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import {
   buckets,
   ensureStreams,
@@ -51,6 +52,15 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
         metrics,
         checkersPerEndpoint: config.HDS_CHECKERS_PER_ENDPOINT,
         reportIntervalMs: config.HDS_REPORT_INTERVAL_MS,
+        ...(config.EVENT_STREAMER_REPLICATED
+          ? {
+              replication: {
+                replica: config.EVENT_STREAMER_REPLICA_ID ?? defaultReplicaId(),
+                heartbeatMs: config.EVENT_STREAMER_HEARTBEAT_MS,
+                members: await openBucket(nc, buckets.eventStreamers, { history: 1, replicas: config.NATS_STREAM_REPLICAS }),
+              },
+            }
+          : {}),
       });
       void health.loaded.then(stateLoaded);
       const eventReporting = grpcService(
@@ -75,6 +85,7 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
       const { coordinator } = health;
       observability.health.set('event-streamer', () => ({
         hdsStreams: health.hds.connected,
+        ...(health.replication === undefined ? {} : { replica: health.replication.replica, replicas: health.replication.replicas.length }),
         endpointsChecked: coordinator.catalog.size,
         endpointsUnassigned: coordinator.assigner.unassignedCount(),
         transitionBacklog: health.publisher.backlog,
@@ -99,6 +110,11 @@ export function createEventStreamerService(config: EventStreamerConfig): Service
       };
     },
   };
+}
+
+/** Host name and process id, as one subject token. */
+function defaultReplicaId(): string {
+  return `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 128);
 }
 
 export { HealthCoordinator, type EndpointResult } from './coordinator.js';

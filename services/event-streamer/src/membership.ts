@@ -5,7 +5,7 @@ import { hashString, pairScore, type CheckProtocol } from './assigner.js';
  * replica heartbeats the Envoys connected to it into a KV bucket, and every replica derives the
  * same view from those heartbeats — the live replicas and the union of their Envoys, each Envoy
  * owned by exactly one replica. Every replica feeds that union to its own {@link Assigner}, so
- * all compute the same rendezvous assignment; each sends specifiers only to the Envoys it owns.
+ * all compute the same rendezvous assignment; each sends specifiers to the Envoys connected to it.
  *
  * Pure: heartbeats and the time come in as values.
  */
@@ -13,7 +13,10 @@ import { hashString, pairScore, type CheckProtocol } from './assigner.js';
 /** One replica's heartbeat (a KV entry keyed by the replica id). */
 export interface ReplicaHeartbeat {
   replica: string;
-  /** When it was stored, by the NATS server's clock (the KV entry's time), in ms. */
+  /**
+   * When this replica last received it, by its own clock, in ms: the replicas' clocks never
+   * get compared, so skew between them cannot keep a dead replica alive or expire a live one.
+   */
   at: number;
   envoys: readonly ConnectedEnvoy[];
 }
@@ -22,7 +25,7 @@ export interface ConnectedEnvoy {
   node: string;
   /** The checks it can run; empty means every protocol. */
   protocols: readonly CheckProtocol[];
-  /** When its HDS stream to this replica opened, in ms (server clock as well). */
+  /** When its HDS stream to its replica opened, in ms (that replica's clock; only breaks ties between two streams of one Envoy). */
   connectedAt: number;
 }
 
@@ -80,11 +83,6 @@ function sameProtocols(a: readonly CheckProtocol[], b: readonly CheckProtocol[])
   const set = new Set(a.length === 0 ? ['http', 'tcp'] : a);
   const other = new Set(b.length === 0 ? ['http', 'tcp'] : b);
   return set.size === other.size && [...set].every((p) => other.has(p));
-}
-
-/** Of the checkers whose assignment changed, the ones this replica sends a specifier to. */
-export function ownCheckers(view: FleetView, self: string, changed: Iterable<string>): string[] {
-  return [...changed].filter((id) => view.checkers.get(id)?.replica === self);
 }
 
 /**

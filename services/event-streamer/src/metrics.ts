@@ -30,6 +30,16 @@ function createMetrics(registry: Registry) {
       help: 'Endpoints with no Envoy able to check them (no capable Envoy connected).',
       registers: [registry],
     }),
+    replicas: new Gauge({
+      name: 'switchyard_event_streamer_replicas',
+      help: 'Event-streamer replicas with a fresh heartbeat, as this replica sees them (with EVENT_STREAMER_REPLICATED).',
+      registers: [registry],
+    }),
+    fleetEnvoys: new Gauge({
+      name: 'switchyard_event_streamer_fleet_envoys',
+      help: 'Envoys connected over HDS to any live replica: the fleet checks are assigned over.',
+      registers: [registry],
+    }),
     specifiersSent: new Counter({
       name: 'switchyard_event_streamer_hds_specifiers_sent_total',
       help: 'HealthCheckSpecifiers sent to Envoys (only when an assignment changed).',
@@ -37,7 +47,7 @@ function createMetrics(registry: Registry) {
     }),
     results: new Counter({
       name: 'switchyard_event_streamer_hds_results_total',
-      help: 'Endpoint results received over HDS by outcome; everything but "accepted" was dropped.',
+      help: 'Endpoint results by outcome, from this replica\'s Envoys or forwarded by another replica; "forwarded" went to the replica that aggregates the endpoint, everything but that and "accepted" was dropped.',
       labelNames: ['outcome'],
       registers: [registry],
     }),

@@ -14,7 +14,9 @@ const endpoint: TrackedEndpoint = {
 type Step =
   | { at: number; report: [checker: string, vote: Vote | 'abstain']; want?: HealthState; outcome?: string }
   | { at: number; tick: true; want?: HealthState }
-  | { at: number; checkers: string[] };
+  | { at: number; checkers: string[] }
+  | { at: number; aggregatedHere: boolean }
+  | { at: number; observe: HealthState; want?: HealthState };
 
 interface Case {
   label: string;
@@ -47,8 +49,12 @@ function run(c: Case) {
         transitions.push(`${t.previous}>${t.state}`);
         reasons.push(t.reason);
       }
-    } else {
+    } else if ('checkers' in step) {
       aggregator.setCheckers(endpoint.key, step.checkers, step.at);
+    } else if ('aggregatedHere' in step) {
+      aggregator.setAggregatedHere(endpoint.key, step.aggregatedHere, step.at);
+    } else {
+      aggregator.observe(endpoint.key, step.observe);
     }
     if ('want' in step && step.want !== undefined) expect(aggregator.stateOf(endpoint.key), `state at ${step.at}`).toBe(step.want);
   }
@@ -57,6 +63,61 @@ function run(c: Case) {
 
 describe('Aggregator', () => {
   const cases: Case[] = [
+    {
+      label: 'aggregated by another replica: votes refused, nothing published, the published state followed',
+      steps: [
+        { at: 0, aggregatedHere: false },
+        { at: 100, report: ['a', 'healthy'], outcome: 'not_aggregated_here' },
+        { at: 5000, tick: true, want: 'unknown' },
+        { at: 5100, observe: 'healthy', want: 'healthy' },
+        { at: 20_000, tick: true, want: 'healthy' },
+      ],
+      transitions: [],
+    },
+    {
+      label: 'taking over keeps the followed state and starts the silence clock afresh',
+      steps: [
+        { at: 0, aggregatedHere: false },
+        { at: 100, observe: 'healthy' },
+        { at: 10_000, aggregatedHere: true },
+        { at: 10_100, tick: true, want: 'healthy' },
+        { at: 10_200, report: ['a', 'healthy'] },
+        { at: 10_300, report: ['b', 'healthy'], want: 'healthy' },
+        { at: 10_400, report: ['c', 'unhealthy'], want: 'healthy' },
+      ],
+      transitions: [],
+    },
+    {
+      label: 'taken over and then silent: unknown after the staleness timeout, counted from the takeover',
+      steps: [
+        { at: 0, aggregatedHere: false },
+        { at: 100, observe: 'healthy' },
+        { at: 10_000, aggregatedHere: true },
+        { at: 12_900, tick: true, want: 'healthy' },
+        { at: 13_100, tick: true, want: 'unknown' },
+      ],
+      transitions: ['healthy>unknown'],
+    },
+    {
+      label: 'the state published by this replica itself is not overridden by its echo',
+      steps: [
+        { at: 100, report: ['a', 'healthy'] },
+        { at: 200, report: ['b', 'healthy'], want: 'healthy' },
+        { at: 300, observe: 'unhealthy', want: 'healthy' },
+      ],
+      transitions: ['unknown>healthy'],
+    },
+    {
+      label: 'giving an endpoint up drops the votes held for it',
+      steps: [
+        { at: 100, report: ['a', 'healthy'] },
+        { at: 200, aggregatedHere: false },
+        { at: 300, aggregatedHere: true },
+        { at: 400, report: ['b', 'healthy'], want: 'unknown' },
+        { at: 500, report: ['c', 'healthy'], want: 'healthy' },
+      ],
+      transitions: ['unknown>healthy'],
+    },
     {
       label: 'one healthy vote of one checker is a majority',
       checkers: ['a'],
