@@ -125,9 +125,11 @@ export {
 } from './envoy.js';
 export {
   startHost,
+  listenGrpcShared,
   stopOnSignals,
   runStandalone,
   type Runtime,
+  type ConnectionTaker,
   type ServiceHandle,
   type ServiceModule,
   type Host,
