@@ -13,7 +13,8 @@ import { fromWire, statusIntervalMs, type FromWorker, type ToWorker, type Worker
  * connections from the control plane (never listens itself). Ends when the control plane does.
  */
 
-const send = (message: FromWorker) => process.send?.(message);
+// A failed send means the control plane is gone; 'disconnect' below ends this process.
+const send = (message: FromWorker) => process.send?.(message, undefined, {}, () => undefined);
 const heartbeatTicks = Math.round(1000 / statusIntervalMs);
 
 interface Worker {
