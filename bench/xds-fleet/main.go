@@ -8,9 +8,11 @@
 //
 //	arm ROUND CLUSTER PORT -> {"event":"armed"}, then {"event":"received"} once every stream
 //	                          holds CLUSTER's endpoints with PORT (arrival times, wall-clock ms)
-//	storm                  -> every client drops its connection and reconnects empty at once
-//	                          (a reconnect storm): {"event":"storm_started"}, then
-//	                          {"event":"synced"} when every stream holds the full config again
+//	storm [K]              -> every client (or the last K: churning clients) drops its
+//	                          connection and reconnects empty at once (a reconnect storm):
+//	                          {"event":"storm_started"}, then {"event":"synced"} when every
+//	                          stream holds the full config again. After `storm K`, armed
+//	                          changes wait only for the steady clients (all but the last K).
 //	stop                   -> {"event":"stats"} (peak RSS), then exits
 //
 // Without a command it reports {"event":"started"} and {"event":"synced"} for the first sync.
@@ -84,6 +86,8 @@ type fleet struct {
 	generation int
 	awaiting   bool
 	armed      *arming
+	// steady clients (indices below it) are the ones an armed change waits for.
+	steady int
 }
 
 // streamSynced counts one more stream in sync; it returns the generation it was counted in.
@@ -107,30 +111,32 @@ func (f *fleet) streamLost(generation int) {
 	}
 }
 
-// storm makes every client drop its connection and reconnect empty, all at once.
-func (f *fleet) storm() {
+// storm makes the last k clients drop their connections and reconnect empty, all at once;
+// the others stay connected (and synced: a storm is started on a synced fleet).
+func (f *fleet) storm(k int) {
 	f.mu.Lock()
 	f.generation++
-	f.synced = 0
+	f.steady = len(f.clients) - k
+	f.synced = f.steady
 	f.awaiting = true
 	f.mu.Unlock()
 	at := wallMs()
-	for _, c := range f.clients {
+	for _, c := range f.clients[f.steady:] {
 		c.reconnect()
 	}
 	f.out.emit(map[string]any{"event": "storm_started", "at": at})
 }
 
-// arrived records that one stream received the armed change (once per stream and round).
-func (f *fleet) arrived(round int, at float64) {
+// arrived records that one steady stream received the armed change (once per stream and round).
+func (f *fleet) arrived(index int, round int, at float64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a := f.armed
-	if a == nil || a.round != round {
+	if a == nil || a.round != round || index >= f.steady {
 		return
 	}
 	a.arrivals = append(a.arrivals, at)
-	if len(a.arrivals) < len(f.clients) {
+	if len(a.arrivals) < f.steady {
 		return
 	}
 	sort.Float64s(a.arrivals)
@@ -208,6 +214,7 @@ func hasPort(value []byte, port uint32) bool {
 // client is one Envoy-like ADS client; its state lives as long as one stream.
 type client struct {
 	fleet     *fleet
+	index     int
 	conn      *grpc.ClientConn
 	node      *core.Node
 	clusters  bits
@@ -242,7 +249,7 @@ func (c *client) sawEndpoints(value []byte, at float64, armed *arming) {
 	c.mark(&c.endpoints, name, true)
 	if armed != nil && armed.round > c.lastRound && name == armed.cluster && hasPort(value, armed.port) {
 		c.lastRound = armed.round
-		c.fleet.arrived(armed.round, at)
+		c.fleet.arrived(c.index, armed.round, at)
 	}
 }
 
@@ -488,7 +495,15 @@ func (f *fleet) command(line string) error {
 		f.mu.Unlock()
 		f.out.emit(map[string]any{"event": "armed", "round": round})
 	case "storm":
-		f.storm()
+		k := len(f.clients)
+		if len(fields) == 2 {
+			n, err := strconv.Atoi(fields[1])
+			if err != nil || n <= 0 || n > len(f.clients) {
+				return fmt.Errorf("storm: K must be a number from 1 to %d: %q", len(f.clients), line)
+			}
+			k = n
+		}
+		f.storm(k)
 	case "stop":
 		var usage syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
@@ -510,7 +525,7 @@ func main() {
 	if *target == "" || (*mode != "sotw" && *mode != "delta") {
 		log.Fatal("usage: xds-fleet -target HOST:PORT [-streams N] [-clusters N] [-mode sotw|delta]")
 	}
-	f := &fleet{out: &events{enc: json.NewEncoder(os.Stdout)}, target: *target, index: map[string]int{}, awaiting: true}
+	f := &fleet{out: &events{enc: json.NewEncoder(os.Stdout)}, target: *target, index: map[string]int{}, awaiting: true, steady: *streams}
 	for i := 0; i < *clusters; i++ {
 		name := fmt.Sprintf(*nameFormat, i)
 		f.names = append(f.names, name)
@@ -519,7 +534,7 @@ func main() {
 	f.wire = newWire(f.names)
 	for i := 0; i < *streams; i++ {
 		node := &core.Node{Id: fmt.Sprintf("fleet-%d", i), Cluster: "fleet", UserAgentName: "envoy"}
-		f.clients = append(f.clients, &client{fleet: f, conn: dial(*target), node: node})
+		f.clients = append(f.clients, &client{fleet: f, index: i, conn: dial(*target), node: node})
 	}
 	f.out.emit(map[string]any{"event": "started", "at": wallMs()})
 	for _, c := range f.clients {

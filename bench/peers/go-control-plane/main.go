@@ -146,11 +146,14 @@ func (s *state) handleEds(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	// The reply (when the change starts) goes out first: with a thousand SotW watches,
-	// SetSnapshot can take longer than an HTTP client waits.
+	// The reply (when the change starts) goes out first, whole (its length set, so the client
+	// is done reading it): with a thousand SotW watches, SetSnapshot can take longer than an
+	// HTTP client waits for a body to end.
 	t0 := float64(time.Now().UnixNano()) / 1e6
+	reply, _ := json.Marshal(map[string]float64{"t0_ms": t0})
 	w.Header().Set("content-type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]float64{"t0_ms": t0})
+	w.Header().Set("content-length", strconv.Itoa(len(reply)))
+	_, _ = w.Write(reply)
 	w.(http.Flusher).Flush()
 	if err := s.publish(); err != nil {
 		log.Fatal(err)

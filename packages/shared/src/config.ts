@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -196,6 +197,18 @@ export const controlPlaneEnv = z.object({
   SWITCHYARD_REAP_UNHEALTHY_MS: millis(60_000),
   /** Upper bound on a stream's connection age; jittered so a fleet reconnects gradually. */
   XDS_MAX_CONNECTION_AGE_MS: millis(30 * 60_000),
+  /**
+   * Worker processes that serve xDS connections beside the control plane's own process, each
+   * with a replica of its cache (default: one per core beyond the first). 0 serves every
+   * stream in one process. Only a control plane alone in its process uses them (the
+   * all-in-one's gRPC port also carries LRS and HDS, which a worker does not serve).
+   */
+  XDS_WORKERS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(64)
+    .default(Math.max(0, availableParallelism() - 1)),
   /** Where the Envoys' shared listeners bind (sent to them over LDS). */
   ENVOY_LISTENER_ADDRESS: ipAddress('0.0.0.0'),
   ENVOY_HTTP_PORT: port(8080),

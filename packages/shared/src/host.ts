@@ -1,3 +1,4 @@
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -31,7 +32,18 @@ export interface Runtime {
   bindHost: string;
   /** True when the gRPC port requires a verified client certificate (mutual TLS). */
   grpcPeersAuthenticated: boolean;
+  /** How the gRPC port is secured (worker processes serving part of its connections need the same). */
+  grpcSecurity: GrpcSecurity;
+  /**
+   * Lets the service take a share of the gRPC port's connections before grpcServer sees them
+   * (`take` returns true for a connection it serves elsewhere, e.g. in an xDS worker process).
+   * Undefined when the host runs several services: a connection carries calls to all of them.
+   */
+  shareGrpcConnections?: (take: ConnectionTaker) => void;
 }
+
+/** Takes a connection not yet read from, or returns false to leave it to the host's gRPC server. */
+export type ConnectionTaker = (socket: Socket) => boolean;
 
 export interface ServiceHandle {
   /** Extra admin routes (e.g. /v1/nodes). */
@@ -95,6 +107,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, ...options.grpcOptions });
   let boundPort = 0;
   const bindHost = options.bindHost ?? '127.0.0.1';
+  let taker: ConnectionTaker | undefined;
+  let shared: NetServer | undefined;
   const runtime: Runtime = {
     logger,
     nc,
@@ -103,6 +117,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
     grpcPort: () => boundPort,
     bindHost,
     grpcPeersAuthenticated: security.mode === 'mtls',
+    grpcSecurity: security,
+    ...(options.services.length === 1 ? { shareGrpcConnections: (take: ConnectionTaker) => (taker = take) } : {}),
   };
   const handles: ServiceHandle[] = [];
   for (const service of options.services) {
@@ -110,9 +126,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
     handles.push(await service.start({ ...runtime, ...(own ? { nc: own } : {}), logger: logger.child({ component: service.name }) }));
   }
   if (options.grpcPort !== undefined) {
-    boundPort = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync(`${bindHost}:${options.grpcPort}`, credentials, (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    if (taker === undefined) {
+      boundPort = await new Promise<number>((resolve, reject) =>
+        grpcServer.bindAsync(`${bindHost}:${options.grpcPort}`, credentials, (err, port) => (err ? reject(err) : resolve(port))),
+      );
+    } else {
+      shared = await listenGrpcShared(grpcServer, credentials, bindHost, options.grpcPort, taker);
+      boundPort = (shared.address() as { port: number }).port;
+    }
     logger.info({ host: bindHost, port: boundPort, tls: security.mode }, 'gRPC server listening');
     if (security.mode === 'plaintext' && !isLoopback(bindHost)) {
       logger.warn(
@@ -137,6 +158,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       }
       // Clients reconnect as soon as a service ends their streams (an Envoy or grpc-js-xds client
       // reopens ADS/LRS on the same connection), so a graceful shutdown alone can wait forever.
+      shared?.close();
       const shutDown = new Promise<'done'>((resolve) => grpcServer.tryShutdown(() => resolve('done')));
       const late = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 3000).unref());
       if ((await Promise.race([shutDown, late])) === 'timeout') {
@@ -179,6 +201,29 @@ async function drainOrClose(nc: NatsConnection): Promise<void> {
   const drained = nc.drain().catch(() => undefined);
   const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref());
   if ((await Promise.race([drained, timedOut])) === 'timeout') await nc.close().catch(() => undefined);
+}
+
+/**
+ * The gRPC port as a plain TCP listener: each connection goes to `take` first, unread (so it
+ * can be handed to another process), and otherwise to the gRPC server with the port's credentials.
+ */
+export function listenGrpcShared(
+  grpcServer: grpc.Server,
+  credentials: grpc.ServerCredentials,
+  host: string,
+  port: number,
+  take: ConnectionTaker,
+): Promise<NetServer> {
+  const injector = grpcServer.createConnectionInjector(credentials);
+  const server = createServer({ pauseOnConnect: true }, (socket) => {
+    if (take(socket)) return;
+    injector.injectConnection(socket);
+    socket.resume();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
 }
 
 function isLoopback(host: string): boolean {

@@ -153,9 +153,11 @@ export {
 } from './envoy.js';
 export {
   startHost,
+  listenGrpcShared,
   stopOnSignals,
   runStandalone,
   type Runtime,
+  type ConnectionTaker,
   type ServiceHandle,
   type ServiceModule,
   type Host,

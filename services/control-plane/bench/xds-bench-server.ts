@@ -9,9 +9,14 @@ import { benchSnapshots } from './xds-bench-resources.js';
  * harness in bench/peers: it serves the benchmark's configuration, prints
  * {"xds_port", "control_port"} once it serves, and answers POST /eds?round=N on its control
  * port by setting round N's snapshot (cluster 0's endpoints changed), replying {"t0_ms"}.
+ * `--workers N` serves from N xDS worker processes besides this one, as XDS_WORKERS does.
  */
 
-const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, clusters: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { port: { type: 'string', default: '0' }, clusters: { type: 'string' }, workers: { type: 'string', default: '0' } },
+});
+const workers = Number(values.workers);
+if (!Number.isInteger(workers) || workers < 0) throw new Error('--workers must be 0 or more');
 const clusters = Number(values.clusters);
 if (!Number.isInteger(clusters) || clusters <= 0) throw new Error('--clusters must be a positive integer');
 const snapshotForRound = benchSnapshots(clusters);
@@ -29,7 +34,7 @@ function handleEds(engine: Engine, request: IncomingMessage, response: ServerRes
   response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ t0_ms: t0 }));
 }
 
-const engine = await startEngine(Number(values.port), snapshotForRound(0));
+const engine = await startEngine(Number(values.port), snapshotForRound(0), workers);
 const control = createServer((request, response) => handleEds(engine, request, response));
 control.listen(0, '127.0.0.1', () => {
   const address = control.address();

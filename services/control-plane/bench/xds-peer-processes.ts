@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,18 +33,42 @@ export function buildGoProgram(repoRoot: string, pkg: string, name: string): str
   return output;
 }
 
-/** CPU seconds (user + system) a process has used, from /proc (clock ticks are 1/100 s on Linux). */
-export function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+/** A process and its descendants (a server's worker processes), from /proc. */
+function processTree(pid: number): number[] {
+  const children = (p: number): number[] => {
+    try {
+      return readdirSync(`/proc/${p}/task`).flatMap((tid) =>
+        readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+      );
+    } catch {
+      return [];
+    }
+  };
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...children(tree[i]!));
+  return tree;
 }
 
-/** Peak resident set size of a process in MB (VmHWM). */
+/** CPU seconds (user + system) a process and its descendants have used, from /proc (clock ticks are 1/100 s on Linux). */
+export function cpuSecondsOf(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100;
+}
+
+/** Peak resident set size of a process in MB (VmHWM), summed over it and its descendants. */
 export function peakRssMbOf(pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (match === null) throw new Error(`no VmHWM for process ${pid}`);
-  return Number(match[1]) / 1024;
+  let kb = 0;
+  for (const p of processTree(pid)) {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+    if (match === null) throw new Error(`no VmHWM for process ${p}`);
+    kb += Number(match[1]);
+  }
+  return kb / 1024;
 }
 
 type Line = Record<string, unknown>;

@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -21,7 +21,8 @@ import { buildGoProgram, cpuSecondsOf, LineProcess, peakRssMbOf } from './xds-pe
  * per round, the time until the last stream has it (p50/p99 over rounds); a reconnect storm
  * (every client drops its connection and reconnects empty at once, as after a network
  * partition heals: s until all hold the full config again, server CPU-s); the server's peak
- * RSS. Ratios are ours / peer.
+ * RSS. CPU and RSS cover a server's worker processes too (`--workers`, as XDS_WORKERS).
+ * Ratios are ours / peer.
  */
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -32,6 +33,14 @@ const { values } = parseArgs({
     clusters: { type: 'string', default: '10000' },
     rounds: { type: 'string', default: '5' },
     modes: { type: 'string', default: 'sotw,delta' },
+    /**
+     * Storm check instead of the comparison: `--clients` steady streams plus this many churning
+     * ones; an EDS change's p99 to the steady streams, quiet and during a reconnect storm of
+     * the churning ones (target: storm ≤ 2× quiet).
+     */
+    'storm-check': { type: 'string' },
+    // As XDS_WORKERS: one worker process per core beyond the first.
+    workers: { type: 'string', default: String(Math.max(0, availableParallelism() - 1)) },
   },
 });
 const positive = (name: string, value: string) => {
@@ -42,6 +51,9 @@ const positive = (name: string, value: string) => {
 const clients = positive('clients', values.clients);
 const clusters = positive('clusters', values.clusters);
 const rounds = positive('rounds', values.rounds);
+const stormClients = values['storm-check'] === undefined ? undefined : positive('storm-check', values['storm-check']);
+const workers = Number(values.workers);
+if (!Number.isInteger(workers) || workers < 0) throw new Error('--workers must be 0 or more');
 const modes = values.modes.split(',').map((m) => {
   if (m !== 'sotw' && m !== 'delta') throw new Error(`--modes: ${m} is neither sotw nor delta`);
   return m;
@@ -80,7 +92,13 @@ interface Programs {
 async function startServer(kind: ServerKind, programs: Programs): Promise<RunningServer> {
   const child =
     kind === 'switchyard'
-      ? new LineProcess(kind, process.execPath, [join(here, 'xds-bench-server.js'), '--clusters', String(clusters)])
+      ? new LineProcess(kind, process.execPath, [
+          join(here, 'xds-bench-server.js'),
+          '--clusters',
+          String(clusters),
+          '--workers',
+          String(workers),
+        ])
       : new LineProcess(kind, programs.peer, ['-resources', programs.resources]);
   const ready = await child.next((line) => typeof line.xds_port === 'number');
   return { process: child, xdsPort: ready.xds_port as number, controlPort: ready.control_port as number };
@@ -98,20 +116,33 @@ function percentile(samples: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** Rounds of one EDS change each; returns the last stream's latency per measured round. */
-async function edsRounds(server: RunningServer, fleet: LineProcess, label: string): Promise<number[]> {
+/**
+ * Rounds of one EDS change each; returns the last (steady) stream's latency per measured
+ * round. `during` runs after arming and before the change (e.g. starts a storm); `after`
+ * once the change arrived.
+ */
+async function edsRounds(
+  server: RunningServer,
+  fleet: LineProcess,
+  label: string,
+  hooks: { during?: () => Promise<void>; after?: () => Promise<void> } = {},
+  // Round numbers only grow: a client counts a change once per round number.
+  firstRound = 1,
+): Promise<number[]> {
   const latencies: number[] = [];
-  for (let round = 1; round <= warmupRounds + rounds; round++) {
+  for (let round = firstRound; round < firstRound + warmupRounds + rounds; round++) {
     fleet.send(`arm ${round} ${clusterNameOf(0)} ${changedPort(round)}`);
     await fleet.nextEvent('armed');
+    await hooks.during?.();
     const received = fleet.next((line) => line.event === 'received' && line.round === round);
     const t0 = await changeEndpoints(server, round);
     const arrivals = await received;
     const last = (arrivals.last as number) - t0;
     log(
-      `${label} ${round <= warmupRounds ? 'warm-up' : 'round'} ${round}: last stream ${last.toFixed(1)} ms (median stream ${((arrivals.p50 as number) - t0).toFixed(1)} ms)`,
+      `${label} ${round < firstRound + warmupRounds ? 'warm-up' : 'round'} ${round}: last stream ${last.toFixed(1)} ms (median stream ${((arrivals.p50 as number) - t0).toFixed(1)} ms)`,
     );
-    if (round > warmupRounds) latencies.push(last);
+    if (round >= firstRound + warmupRounds) latencies.push(last);
+    await hooks.after?.();
     // Let the ACKs of this round land before the next change.
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -129,16 +160,20 @@ interface Figures {
   fleet_rss_mb: number;
 }
 
-async function measure(kind: ServerKind, mode: Mode, programs: Programs): Promise<Figures> {
-  const label = `${kind} ${mode}`;
+/** A server and a synced fleet of `streams` clients against it. */
+async function startPair(kind: ServerKind, mode: Mode, programs: Programs, streams: number) {
   const server = await startServer(kind, programs);
   const cpu0 = cpuSecondsOf(server.process.pid);
-  const fleetArgs = ['-target', `127.0.0.1:${server.xdsPort}`, '-streams', String(clients), '-clusters', String(clusters), '-mode', mode];
+  const fleetArgs = ['-target', `127.0.0.1:${server.xdsPort}`, '-streams', String(streams), '-clusters', String(clusters), '-mode', mode];
   const fleet = new LineProcess('xds-fleet', programs.fleet, fleetArgs);
   const started = (await fleet.nextEvent('started')).at as number;
   const synced = (await fleet.nextEvent('synced')).at as number;
-  const initialSyncS = (synced - started) / 1000;
-  const initialSyncCpuS = cpuSecondsOf(server.process.pid) - cpu0;
+  return { server, fleet, initialSyncS: (synced - started) / 1000, initialSyncCpuS: cpuSecondsOf(server.process.pid) - cpu0 };
+}
+
+async function measure(kind: ServerKind, mode: Mode, programs: Programs): Promise<Figures> {
+  const label = `${kind} ${mode}`;
+  const { server, fleet, initialSyncS, initialSyncCpuS } = await startPair(kind, mode, programs, clients);
   log(`${label}: initial sync of ${clients} streams ${initialSyncS.toFixed(2)} s, server CPU ${initialSyncCpuS.toFixed(1)} s`);
 
   const latencies = await edsRounds(server, fleet, label);
@@ -171,6 +206,48 @@ async function measure(kind: ServerKind, mode: Mode, programs: Programs): Promis
   return figures;
 }
 
+interface StormCheck {
+  quiet_p99_ms: number;
+  storm_p99_ms: number;
+  storm_to_quiet_ratio: number;
+}
+
+/**
+ * EDS p99 to the steady streams while the churning ones stay connected, then with each
+ * change made right as every churning stream reconnects empty (a storm per round).
+ */
+async function stormCheck(kind: ServerKind, mode: Mode, programs: Programs, churning: number): Promise<StormCheck> {
+  const label = `${kind} ${mode} storm check`;
+  const { server, fleet, initialSyncS } = await startPair(kind, mode, programs, clients + churning);
+  log(`${label}: ${clients} steady + ${churning} churning streams synced in ${initialSyncS.toFixed(2)} s`);
+  const quiet = await edsRounds(server, fleet, `${label} quiet`);
+  let stormSynced: Promise<unknown> = Promise.resolve();
+  const stormy = await edsRounds(
+    server,
+    fleet,
+    `${label} storm`,
+    {
+      during: async () => {
+        fleet.send(`storm ${churning}`);
+        await fleet.nextEvent('storm_started');
+        stormSynced = fleet.nextEvent('synced');
+      },
+      after: async () => {
+        await stormSynced;
+      },
+    },
+    warmupRounds + rounds + 1,
+  );
+  fleet.send('stop');
+  await fleet.nextEvent('stats');
+  await Promise.all([server.process.kill(), fleet.kill()]);
+  const quietP99 = percentile(quiet, 99);
+  const stormP99 = percentile(stormy, 99);
+  const result = { quiet_p99_ms: round2(quietP99), storm_p99_ms: round2(stormP99), storm_to_quiet_ratio: round2(stormP99 / quietP99) };
+  log(`${label}: ${JSON.stringify(result)}`);
+  return result;
+}
+
 function ratios(ours: Figures, peer: Figures) {
   return {
     eds_p99_ratio: round2(ours.eds_p99_ms / peer.eds_p99_ms),
@@ -191,7 +268,17 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'xds-vs-peer-'));
   programs.resources = join(dir, 'resources.json');
   writeResources(programs.resources);
-  log(`${clients} streams, ${clusters} clusters with EDS, ${rounds} rounds (+${warmupRounds} warm-up), modes ${modes.join(', ')}`);
+  log(
+    `${clients} streams, ${clusters} clusters with EDS, ${rounds} rounds (+${warmupRounds} warm-up), modes ${modes.join(', ')}, Switchyard with ${workers} xDS worker process(es)`,
+  );
+  if (stormClients !== undefined) {
+    try {
+      await runStormCheck(programs, stormClients);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   const byMode: Record<string, Record<ServerKind, Figures> & { ratios: Ratios }> = {};
   try {
     for (const mode of modes) {
@@ -210,12 +297,36 @@ async function main(): Promise<void> {
     clients,
     clusters,
     rounds,
+    switchyard_workers: workers,
     ...byMode,
     eds_p99_ratio: worst('eds_p99_ratio'),
     initial_sync_ratio: worst('initial_sync_ratio'),
     storm_ratio: worst('storm_ratio'),
     rss_ratio: worst('rss_ratio'),
     targets: { ratio: 1.0 },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+async function runStormCheck(programs: Programs, churning: number): Promise<void> {
+  const byMode: Record<string, Record<ServerKind, StormCheck>> = {};
+  for (const mode of modes) {
+    const ours = await stormCheck('switchyard', mode, programs, churning);
+    const peer = await stormCheck('go-control-plane', mode, programs, churning);
+    byMode[mode] = { switchyard: ours, 'go-control-plane': peer };
+  }
+  const worst = Math.max(...Object.values(byMode).map((m) => m.switchyard.storm_to_quiet_ratio));
+  const result = {
+    check: 'storm',
+    peer: 'go-control-plane',
+    steady_clients: clients,
+    churning_clients: churning,
+    clusters,
+    rounds,
+    switchyard_workers: workers,
+    ...byMode,
+    storm_to_quiet_ratio: worst,
+    targets: { storm_to_quiet_ratio: 2.0 },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

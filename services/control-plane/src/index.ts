@@ -1,7 +1,7 @@
-import { ensureStreams, publish, type ControlPlaneConfig, type ServiceModule } from '@switchyard/shared';
+import { ensureStreams, publish, type ControlPlaneConfig, type Runtime, type ServiceModule } from '@switchyard/shared';
 import { createApiServer, natsDeployPublisher, natsStatusPublisher, type ApiServer } from './api/index.js';
 import { ConfigStore, EndpointAllowlist } from './store/index.js';
-import { XdsCache, registerXdsServices, xdsAccess } from './xds/index.js';
+import { XdsCache, registerXdsServices, startXdsWorkers, xdsAccess, type XdsServer, type XdsServerDeps } from './xds/index.js';
 import { defaultTranslateOptions, type TranslateOptions } from './translator/index.js';
 import { BusInputs } from './controller/bus-inputs.js';
 import { TranslationLoop } from './controller/translation-loop.js';
@@ -57,7 +57,7 @@ export function createControlPlaneService(
         ...options.translate,
       };
       const loop = new TranslationLoop(store.view, inputs, cache, translateOptions, quarantine, logger, registry);
-      const xds = registerXdsServices(runtime.grpcServer, cache, {
+      const xds = await serveXds(runtime, cache, config, {
         logger: logger.child({ component: 'xds' }),
         registry,
         maxStreamAgeMs: config.XDS_MAX_CONNECTION_AGE_MS,
@@ -135,6 +135,29 @@ export function createControlPlaneService(
     },
   };
   return module;
+}
+
+/**
+ * The xDS services on the host's gRPC server, and, when the control plane has its process to
+ * itself, XDS_WORKERS worker processes that take turns with it in serving connections.
+ */
+async function serveXds(runtime: Runtime, cache: XdsCache, config: ControlPlaneConfig, deps: XdsServerDeps): Promise<XdsServer> {
+  const count = runtime.shareGrpcConnections === undefined ? 0 : config.XDS_WORKERS;
+  if (count === 0) return registerXdsServices(runtime.grpcServer, cache, deps);
+  const workers = startXdsWorkers(runtime.grpcServer, cache, deps, {
+    count,
+    settings: {
+      security: runtime.grpcSecurity,
+      peersAuthenticated: runtime.grpcPeersAuthenticated,
+      edgeIdentities: config.XDS_EDGE_IDENTITIES,
+      maxStreamAgeMs: config.XDS_MAX_CONNECTION_AGE_MS,
+      logLevel: config.LOG_LEVEL,
+    },
+  });
+  runtime.shareGrpcConnections?.(workers.take);
+  await workers.ready();
+  deps.logger.info({ workers: count }, 'xDS served from worker processes as well as this one');
+  return workers.server;
 }
 
 export { XdsCache } from './xds/index.js';

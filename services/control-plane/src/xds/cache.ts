@@ -17,6 +17,16 @@ export interface SnapshotChanges {
 
 export type CacheListener = (changes: SnapshotChanges[]) => void;
 
+/** Resources of one group and type replaced by name (undefined: removed), already encoded. */
+export interface ResourceBatch {
+  group: NodeGroup;
+  typeUrl: XdsTypeUrl;
+  resources: ReadonlyMap<string, EncodedResource | undefined>;
+}
+
+/** Sees every applied change with its resources, and whether the cache is ready (a replica follows both). */
+export type ReplicaListener = (batches: readonly ResourceBatch[], ready: boolean) => void;
+
 /**
  * The desired xDS state per node group. `setSnapshot` replaces it; each resource is compared
  * with the one it replaces (same object: unchanged, no work; otherwise its JSON, and only if
@@ -29,6 +39,7 @@ export class XdsCache {
   private isReady = false;
   private readonly readyWaiters: (() => void)[] = [];
   private readonly listeners = new Set<CacheListener>();
+  private readonly replicaListeners = new Set<ReplicaListener>();
 
   constructor() {
     for (const group of nodeGroups) this.groups.set(group, new Map(pushOrder.map((t) => [t, new TypeState(t)])));
@@ -46,10 +57,22 @@ export class XdsCache {
 
   /** Declares the current state complete (e.g. an empty desired state after loading). */
   markReady(): void {
-    if (this.isReady) return;
-    this.isReady = true;
-    for (const resolve of this.readyWaiters.splice(0)) resolve();
-    this.notify([]);
+    this.publish([], [], true);
+  }
+
+  /** Subscribes to applied resources (for replicas in xDS worker processes); runs synchronously, like onChange. */
+  onApplied(listener: ReplicaListener): () => void {
+    this.replicaListeners.add(listener);
+    return () => this.replicaListeners.delete(listener);
+  }
+
+  /** Every resource, one batch per group and type: where a new replica starts. */
+  contents(): ResourceBatch[] {
+    const batches: ResourceBatch[] = [];
+    for (const [group, types] of this.groups) {
+      for (const [typeUrl, state] of types) if (state.resources.size > 0) batches.push({ group, typeUrl, resources: state.resources });
+    }
+    return batches;
   }
 
   /** Subscribes to changes; listeners run synchronously, after the new state is in place. */
@@ -67,33 +90,65 @@ export class XdsCache {
    * Throws (changing nothing) if a resource cannot be encoded as its type.
    */
   setSnapshot(snapshot: Snapshot): SnapshotChanges[] {
-    const now = performance.now();
     // Groups often share objects (the same cluster for Envoy and gRPC): encode those once.
     const encodedThisTime = new Map<ProtoObject, EncodedResource>();
-    const planned: { state: TypeState; changes: Map<string, EncodedResource | undefined>; counts: SnapshotChanges }[] = [];
+    const batches: ResourceBatch[] = [];
     for (const group of nodeGroups) {
       const set = snapshot[group] as ResourceSet | undefined;
       // A missing group is a translator bug, not "delete everything for those clients".
       if (!(set instanceof Map)) throw new Error(`snapshot has no resource set for node group ${group}`);
       for (const typeUrl of pushOrder) {
         const state = this.typeState(group, typeUrl);
-        const counts: SnapshotChanges = { group, typeUrl, added: 0, updated: 0, removed: 0, revision: state.revision };
-        const changes = diffResources(state, set.get(typeUrl) ?? new Map(), counts, encodedThisTime);
-        if (changes.size > 0) planned.push({ state, changes, counts });
+        const resources = diffResources(state, set.get(typeUrl) ?? new Map(), { added: 0, updated: 0, removed: 0 }, encodedThisTime);
+        if (resources.size > 0) batches.push({ group, typeUrl, resources });
       }
     }
-    for (const { state, changes, counts } of planned) {
-      state.apply(changes, now);
+    return this.commit(batches);
+  }
+
+  /**
+   * Replaces resources that were encoded elsewhere: a replica of another process's cache (an
+   * xDS worker) applies what that cache applied, without diffing or encoding. `ready` marks
+   * the replica ready once its source is.
+   */
+  applyChanges(batches: readonly ResourceBatch[], ready: boolean): SnapshotChanges[] {
+    return this.commit(batches, ready);
+  }
+
+  private commit(batches: readonly ResourceBatch[], readyAfter = true): SnapshotChanges[] {
+    const now = performance.now();
+    const changed: SnapshotChanges[] = [];
+    for (const { group, typeUrl, resources } of batches) {
+      const state = this.typeState(group, typeUrl);
+      const counts: SnapshotChanges = { group, typeUrl, added: 0, updated: 0, removed: 0, revision: 0 };
+      for (const [name, next] of resources) {
+        const had = state.resources.has(name);
+        if (next === undefined) counts.removed += had ? 1 : 0;
+        else if (had) counts.updated++;
+        else counts.added++;
+      }
+      state.apply(resources, now);
       state.compact(Math.max(4096, 2 * state.resources.size));
       counts.revision = state.revision;
+      changed.push(counts);
     }
-    const changed = planned.map((p) => p.counts);
-    if (!this.isReady) this.markReady();
-    else if (changed.length > 0) this.notify(changed);
+    this.publish(changed, batches, readyAfter);
     return changed;
   }
 
-  private notify(changes: SnapshotChanges[]): void {
+  /**
+   * Tells replicas every change, and readiness; tells streams only once ready. Becoming ready
+   * tells streams with an empty change list: every held request is answered.
+   */
+  private publish(changes: SnapshotChanges[], batches: readonly ResourceBatch[], ready: boolean): void {
+    const becameReady = ready && !this.isReady;
+    if (becameReady) {
+      this.isReady = true;
+      for (const resolve of this.readyWaiters.splice(0)) resolve();
+    }
+    if (batches.length > 0 || becameReady) for (const listener of this.replicaListeners) listener(batches, this.isReady);
+    if (becameReady) changes = [];
+    else if (changes.length === 0 || !this.isReady) return;
     for (const listener of this.listeners) listener(changes);
   }
 

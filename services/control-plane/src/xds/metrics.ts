@@ -43,9 +43,22 @@ export function createXdsMetrics(registry: Registry, source: GaugeSources): XdsM
     gauge(name, help, [], function () {
       this.set(read(current()));
     });
-  gauge('switchyard_xds_resources', 'Resources in the xDS cache by node group and type.', ['group', 'type'], function () {
-    for (const row of current().cache.summary()) this.set({ group: row.group, type: row.type }, row.resources);
-  });
+  once(
+    registry,
+    'switchyard_xds_resources',
+    () =>
+      new Gauge({
+        name: 'switchyard_xds_resources',
+        help: 'Resources in the xDS cache by node group and type.',
+        labelNames: ['group', 'type'],
+        registers,
+        // xDS worker processes hold replicas: the same resources, counted once.
+        aggregator: 'first',
+        collect() {
+          for (const row of current().cache.summary()) this.set({ group: row.group, type: row.type }, row.resources);
+        },
+      }),
+  );
   return {
     streams: gauge('switchyard_xds_streams', 'Open xDS streams with an identified node.', ['mode', 'group']),
     pushes: counter('switchyard_xds_pushes_total', 'xDS responses sent.', ['type', 'mode']),

@@ -88,3 +88,19 @@ export function nodeStatuses(streams: Iterable<{ stream: XdsStream; api: string 
   }
   return [...byNode.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
 }
+
+/** One list from the statuses several processes (the control plane and its xDS workers) report, merged per node id. */
+export function mergeNodeStatuses(lists: readonly (readonly NodeStatus[])[]): NodeStatus[] {
+  const byNode = new Map<string, NodeStatus>();
+  for (const status of lists.flat()) {
+    const seen = byNode.get(status.nodeId);
+    if (seen === undefined) {
+      byNode.set(status.nodeId, { ...status, streams: [...status.streams], types: { ...status.types } });
+      continue;
+    }
+    if (Date.parse(status.connectedSince) < Date.parse(seen.connectedSince)) seen.connectedSince = status.connectedSince;
+    seen.streams.push(...status.streams);
+    Object.assign(seen.types, status.types);
+  }
+  return [...byNode.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+}

@@ -7,10 +7,20 @@
  * transport, and resumes as writes complete. That bounds memory when a thousand clients
  * reconnect at once and each needs the full config (a reconnect storm): they are served in
  * turn instead of all buffered at once.
+ *
+ * Work per new stream is bounded too, so a storm cannot starve the streams already connected
+ * (istio #35263): a stream still catching up (its first full config) goes after every
+ * connected stream's update, at most `newStreamsPerTurn` of them per turn of the event loop,
+ * and only while the bytes in flight are under half the budget — the other half is kept for
+ * updates to connected streams.
  */
 export interface Tickable {
   tick(): void;
+  /** True while the stream has yet to receive the full config of a type it asked for. */
+  readonly catchingUp?: boolean;
 }
+
+const newStreamsPerTurn = 16;
 
 export class PushScheduler<S extends Tickable> {
   private readonly dirty = new Set<S>();
@@ -58,11 +68,21 @@ export class PushScheduler<S extends Tickable> {
 
   flush(): void {
     this.scheduled = false;
+    let newStreams = 0;
     for (const stream of this.dirty) {
       if (this.bytesInFlight >= this.budgetBytes) break;
+      if (stream.catchingUp === true) continue;
       this.dirty.delete(stream);
       stream.tick();
     }
+    for (const stream of this.dirty) {
+      if (newStreams >= newStreamsPerTurn || this.bytesInFlight >= this.budgetBytes / 2) break;
+      this.dirty.delete(stream);
+      stream.tick();
+      newStreams++;
+    }
+    // More new streams wait: next turn, after whatever requests and changes arrived meanwhile.
+    if (newStreams === newStreamsPerTurn && this.dirty.size > 0) this.schedule();
     this.afterFlush();
   }
 }

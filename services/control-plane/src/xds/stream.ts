@@ -1,7 +1,7 @@
 import type { XdsTypeUrl } from '@switchyard/shared';
 import type { NodeGroup } from '../resources.js';
 import { nodeGroupOf, type XdsCache } from './cache.js';
-import { pendingFor, type Pending } from './type-state.js';
+import { noRevisionSynced, pendingFor, type Pending } from './type-state.js';
 import { isXdsTypeUrl, pushOrder, type ErrorDetail, type NodeInfo, type XdsMode } from './types.js';
 import { blame, type SentForBlame } from './rejections.js';
 import { advance, newView, type NackRecord, type TypeView } from './view.js';
@@ -110,6 +110,12 @@ export class XdsStream<R = unknown> {
 
   handle(request: R): void {
     this.policy.handle(this, request);
+  }
+
+  /** Some requested type has not had its first full config yet (a new stream, or a new type on it): the scheduler serves it after connected streams' updates. */
+  get catchingUp(): boolean {
+    for (const view of this.views.values()) if (view.synced === noRevisionSynced) return true;
+    return false;
   }
 
   /** Finishes what waited for the cache to be ready. */

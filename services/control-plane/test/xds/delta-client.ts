@@ -37,9 +37,10 @@ export class DeltaClient {
     port: number,
     private readonly nodeId: string,
     private readonly userAgent = 'envoy',
+    channelOptions: grpc.ChannelOptions = {},
   ) {
     const Ads = grpcService(loadGrpcPackage([protoFiles.ads]), 'envoy.service.discovery.v3.AggregatedDiscoveryService');
-    this.client = new Ads(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    this.client = new Ads(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), channelOptions);
     this.call = (
       this.client as unknown as { DeltaAggregatedResources(): grpc.ClientDuplexStream<object, DeltaResponse> }
     ).DeltaAggregatedResources();

@@ -51,4 +51,32 @@ describe('push scheduling', () => {
     await turn();
     expect(ticked).toEqual([]);
   });
+
+  it('serves connected streams before new ones, new ones a bounded number per turn and within half the budget', async () => {
+    const scheduler = new PushScheduler<{ tick(): void; catchingUp: boolean }>(1000);
+    const ticked: string[] = [];
+    const stream = (name: string, catchingUp: boolean, size: number) => ({
+      catchingUp,
+      tick: () => {
+        ticked.push(name);
+        scheduler.writing(size);
+      },
+    });
+    const fresh = Array.from({ length: 40 }, (_, i) => stream(`new${i}`, true, 1));
+    for (const s of fresh) scheduler.markDirty(s);
+    scheduler.markDirty(stream('connected', false, 1));
+    await turn();
+    expect(ticked[0]).toBe('connected');
+    expect(ticked).toHaveLength(17);
+    await turn();
+    expect(ticked).toHaveLength(33);
+    // Half the budget in flight: new streams wait, a connected stream's update still goes.
+    scheduler.writing(500);
+    scheduler.markDirty(stream('update', false, 1));
+    await turn();
+    expect(ticked.slice(33)).toEqual(['update']);
+    scheduler.written(500);
+    await turn();
+    expect(ticked).toHaveLength(42);
+  });
 });
