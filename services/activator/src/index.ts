@@ -74,10 +74,11 @@ async function startActivator(config: ActivatorSettings, options: ActivatorOptio
   const services = await followServices(nc, directory, logger);
   await Promise.all([endpoints.caughtUp, services.caughtUp]);
   const { server, close } = createProxyListener({ holding, directory, metrics, logger });
-  server.listen(config.ACTIVATOR_PORT);
+  // Where the host binds (127.0.0.1 in the all-in-one, every interface standalone).
+  server.listen(config.ACTIVATOR_PORT, runtime.bindHost);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port, replica, maxHeld: config.ACTIVATOR_MAX_HELD }, 'activator listening');
+  logger.info({ host: runtime.bindHost, port, replica, maxHeld: config.ACTIVATOR_MAX_HELD }, 'activator listening');
   options.onListening?.(port);
   return {
     adminRoutes: (app) => {

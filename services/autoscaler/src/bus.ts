@@ -1,3 +1,4 @@
+import { ZodError } from 'zod';
 import {
   publishDurable,
   streams,
@@ -100,6 +101,9 @@ export class BusPublisher {
       } catch (err) {
         this.failed('endpoints', err);
         queue.generation = generation;
+        // A set its own schema refuses can never be published: retrying it would only hold
+        // back the next one. Anything else (NATS, JetStream) is retried.
+        if (err instanceof ZodError) continue;
         queue.next ??= endpoints;
         await new Promise((resolve) => setTimeout(resolve, this.retryMs));
       }

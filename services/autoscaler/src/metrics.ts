@@ -59,7 +59,7 @@ export function autoscalerMetrics(registry: Registry) {
     }),
     publishFailures: new Counter({
       name: 'switchyard_autoscaler_publish_failures_total',
-      help: 'JetStream publishes that failed, by subject kind (endpoint sets are retried).',
+      help: 'JetStream publishes that failed, by subject kind (endpoint sets are retried unless their schema refuses them).',
       labelNames: ['kind'],
       registers: [registry],
     }),
