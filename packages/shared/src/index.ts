@@ -36,6 +36,7 @@ export { startTracing, stopTracing, tracer, injectTraceContext, extractTraceCont
 export {
   connectNats,
   ensureStreams,
+  isJetStreamUnavailable,
   openBucket,
   publish,
   publishDurable,

@@ -1,5 +1,14 @@
 import { connect } from '@nats-io/transport-node';
-import { headers as natsHeaders, PermissionViolationError, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  errors as natsErrors,
+  headers as natsHeaders,
+  PermissionViolationError,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/nats-core';
+// The error classes the client throws during a leader election are exported only here.
+import { JetStreamApiError, JetStreamStatusError, jserrors } from '@nats-io/jetstream/internal';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Counter, type Registry } from 'prom-client';
@@ -105,7 +114,7 @@ export async function ensureStreams(
   nc: NatsConnection,
   opts: { replicas?: number; logger?: Logger } = {},
 ): Promise<{ js: JetStreamClient; jsm: JetStreamManager }> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await whileJetStreamStarts('JetStream', opts.logger, () => jetstreamManager(nc));
   for (const def of Object.values(streams)) {
     const config = {
       name: def.name,
@@ -131,7 +140,11 @@ type StreamConfigWanted = Parameters<JetStreamManager['streams']['add']>[0] & { 
  * stream's owner: a stream this identity may not even look at is none of its business; one it
  * may not change is used as its owner left it; one it may not create is waited for.
  */
-async function ensureStream(jsm: JetStreamManager, config: StreamConfigWanted, logger: Logger | undefined): Promise<void> {
+function ensureStream(jsm: JetStreamManager, config: StreamConfigWanted, logger: Logger | undefined): Promise<void> {
+  return whileJetStreamStarts(`stream ${config.name}`, logger, () => ensureStreamOnce(jsm, config, logger));
+}
+
+async function ensureStreamOnce(jsm: JetStreamManager, config: StreamConfigWanted, logger: Logger | undefined): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     let current: Record<string, unknown> | undefined;
     try {
@@ -158,6 +171,47 @@ export function permissionDenied(err: unknown): boolean {
   return err instanceof PermissionViolationError || (err instanceof Error && err.cause instanceof PermissionViolationError);
 }
 
+/**
+ * Whether an error means "JetStream cannot take the request now" (worth retrying) rather than
+ * an answer or a bug: while a cluster forms or a stream elects a leader, requests time out or
+ * find no responders (which the client reports as JetStream not enabled), the server may answer
+ * 503, and a new cluster has no peers to place a replicated stream on yet.
+ */
+export function isJetStreamUnavailable(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.status === 503 || /no suitable peers/i.test(err.message);
+  if (err instanceof JetStreamStatusError) return err.code === 503 || err.code === 408;
+  return [
+    jserrors.JetStreamNotEnabled,
+    natsErrors.TimeoutError,
+    natsErrors.NoRespondersError,
+    natsErrors.ClosedConnectionError,
+    natsErrors.DrainingConnectionError,
+    natsErrors.ConnectionError,
+    natsErrors.RequestError,
+  ].some((type) => err instanceof type);
+}
+
+/** How long a service's start waits for JetStream (a cluster forming, a leader election) before it fails. */
+const jetStreamStartBudgetMs = 60_000;
+
+/**
+ * Runs a start-up step (create or check a stream or bucket), retried while JetStream is
+ * unavailable, so a service started with a cluster that is still forming waits instead of
+ * exiting. The steps are idempotent, so a retry after a lost answer is harmless.
+ */
+export async function whileJetStreamStarts<T>(what: string, logger: Logger | undefined, step: () => Promise<T>): Promise<T> {
+  const startedAt = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (!isJetStreamUnavailable(err) || Date.now() - startedAt > jetStreamStartBudgetMs) throw err;
+      if (attempt === 0) logger?.warn({ err, what }, 'JetStream is not available yet; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 5000)));
+    }
+  }
+}
+
 function isNotFound(err: unknown): boolean {
   return err instanceof Error && /not found/i.test(err.message);
 }
@@ -171,7 +225,7 @@ export async function openBucket(
   const settings = { history: opts.history ?? 5, replicas: opts.replicas ?? 1, ...(opts.ttl ? { ttl: opts.ttl } : {}) };
   for (let attempt = 0; ; attempt++) {
     try {
-      return await new Kvm(nc).create(bucket, settings);
+      return await whileJetStreamStarts(`bucket ${bucket}`, opts.logger, () => new Kvm(nc).create(bucket, settings));
     } catch (err) {
       if (!permissionDenied(err)) throw err;
       if (attempt === 0) opts.logger?.info({ bucket }, 'waiting for the writer of this bucket to create it');

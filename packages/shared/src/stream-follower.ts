@@ -2,7 +2,15 @@ import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } fr
 import type { NatsConnection, Status } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.js';
-import { decodeMessage, deliverOptions, messageCounters, withConsumerSpan, type ReplayFrom, type TypedMessage } from './nats.js';
+import {
+  decodeMessage,
+  deliverOptions,
+  messageCounters,
+  whileJetStreamStarts,
+  withConsumerSpan,
+  type ReplayFrom,
+  type TypedMessage,
+} from './nats.js';
 import type { SubjectKindName } from './messages.js';
 import { extractTraceContext } from './tracing.js';
 
@@ -100,7 +108,7 @@ export async function followStream(
   handle: (msg: JsMsg) => void | Promise<void>,
 ): Promise<StreamFollower> {
   const js = jetstream(nc);
-  const first = await openStreamReader(js, options);
+  const first = await whileJetStreamStarts(`a reader of ${options.stream}`, deps.logger, () => openStreamReader(js, options));
   let position = first.startAfter;
   let current: StreamReader | undefined = first;
   let stopped = false;

@@ -1,6 +1,4 @@
-import { errors as natsErrors } from '@nats-io/nats-core';
-// The error classes the client throws during a leader election are exported only here.
-import { JetStreamApiError, JetStreamStatusError, jserrors } from '@nats-io/jetstream/internal';
+import { isJetStreamUnavailable } from '@switchyard/shared';
 
 /**
  * The rules for retrying a config write while JetStream cannot take it (a stream leader
@@ -20,25 +18,9 @@ export class StoreUnavailable extends Error {
   }
 }
 
-/**
- * Whether an error means "JetStream could not take the request now" (worth retrying), as
- * opposed to an answer (a conflict, a bad request) or a bug. During a leader election requests
- * time out or find no responders (which the client reports as JetStream not enabled), and the
- * server may answer 503 itself.
- */
+/** Whether a write may be retried: the store said so, or JetStream is unavailable now (shared rule). */
 export function isTransientStoreError(err: unknown): boolean {
-  if (err instanceof JetStreamApiError) return err.status === 503;
-  if (err instanceof JetStreamStatusError) return err.code === 503 || err.code === 408;
-  return [
-    StoreUnavailable,
-    jserrors.JetStreamNotEnabled,
-    natsErrors.TimeoutError,
-    natsErrors.NoRespondersError,
-    natsErrors.ClosedConnectionError,
-    natsErrors.DrainingConnectionError,
-    natsErrors.ConnectionError,
-    natsErrors.RequestError,
-  ].some((type) => err instanceof type);
+  return err instanceof StoreUnavailable || isJetStreamUnavailable(err);
 }
 
 export interface RetryPolicy {

@@ -48,8 +48,9 @@ describe('the management API when a NATS node is lost', () => {
   beforeAll(async () => {
     cluster = await NatsCluster.start({ size: 3 });
     const nc = await connect();
-    // The cluster elects its JetStream meta leader first; until then stream creation fails.
-    await eventually(() => ensureStreams(nc, { replicas }).then(() => undefined), 60_000);
+    // Straight after start the cluster has no JetStream meta leader and no peers to place
+    // replicas on: ensureStreams waits for it, as a service started with the cluster does.
+    await ensureStreams(nc, { replicas });
     store = await ConfigStore.open({ nc, logger, registry: new Registry(), replicas });
     api = await createApiServer({
       store,
