@@ -85,8 +85,8 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
 /** What Envoy's shared listeners get whatever the services: built once per options object, so diffing them costs nothing. */
 interface SharedResources {
   httpListener: ProtoObject;
-  httpRouteConfig: ProtoObject;
-  httpsRouteConfig: ProtoObject;
+  /** Each shared route configuration with VHDS, and without (while no virtual host is in its namespace). */
+  routeConfigs: Record<'http' | 'https', { vhds: ProtoObject; empty: ProtoObject }>;
 }
 
 const sharedResources = new WeakMap<TranslateOptions, SharedResources>();
@@ -96,8 +96,16 @@ function sharedResourcesFor(options: TranslateOptions): SharedResources {
   if (shared === undefined) {
     shared = {
       httpListener: httpListener(options),
-      httpRouteConfig: sharedRouteConfig(EnvoyListener.http, options.http),
-      httpsRouteConfig: sharedRouteConfig(EnvoyListener.https, options.https),
+      routeConfigs: {
+        http: {
+          vhds: sharedRouteConfig(EnvoyListener.http, options.http, true),
+          empty: sharedRouteConfig(EnvoyListener.http, options.http, false),
+        },
+        https: {
+          vhds: sharedRouteConfig(EnvoyListener.https, options.https, true),
+          empty: sharedRouteConfig(EnvoyListener.https, options.https, false),
+        },
+      },
     };
     sharedResources.set(options, shared);
   }
@@ -123,6 +131,16 @@ class ResourceSetBuilder {
     if (resources.secret) this.add(TypeUrl.Secret, resources.secret);
   }
 
+  /**
+   * Whether a VHDS virtual host belongs to the route configuration. Envoy's VHDS init waits
+   * for a first virtual host, and an empty delta answer does not count: a route configuration
+   * with none would hold every new Envoy (and listener) for the 15 s initial fetch timeout.
+   */
+  hasVirtualHostsOf(routeConfig: 'http' | 'https'): boolean {
+    for (const name of (this.set.get(TypeUrl.VirtualHost) as ResourcesByName).keys()) if (name.startsWith(`${routeConfig}/`)) return true;
+    return false;
+  }
+
   /** Resources sorted by name within each type, so equal states give identical output. */
   build(): ResourceSet {
     for (const [url, resources] of this.set) this.set.set(url, new Map([...resources].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
@@ -139,11 +157,11 @@ function envoyResources(
   for (const service of services) set.addService(service, serviceResources(service, 'envoy', options), endpoints);
   const shared = sharedResourcesFor(options);
   set.add(TypeUrl.Listener, shared.httpListener);
-  set.add(TypeUrl.RouteConfiguration, shared.httpRouteConfig);
+  set.add(TypeUrl.RouteConfiguration, shared.routeConfigs.http[set.hasVirtualHostsOf('http') ? 'vhds' : 'empty']);
   const https = httpsListener(services, options);
   if (https !== undefined) {
     set.add(TypeUrl.Listener, https);
-    set.add(TypeUrl.RouteConfiguration, shared.httpsRouteConfig);
+    set.add(TypeUrl.RouteConfiguration, shared.routeConfigs.https[set.hasVirtualHostsOf('https') ? 'vhds' : 'empty']);
   }
   return set.build();
 }

@@ -58,10 +58,13 @@ function forwardedHeaders(scheme: 'http' | 'https', listener: ListenerOptions): 
  * The route configuration of one of Envoy's shared listeners (named like the listener and its
  * scheme). It holds no virtual host itself: each service's comes over VHDS on the same ADS
  * stream, so a change re-sends that service's virtual host alone and a virtual host Envoy
- * rejects stops no other (see docs/translation.md, "One route resource per service").
+ * rejects stops no other (see docs/translation.md, "One route resource per service"). While
+ * no virtual host is in its namespace it holds an empty list instead of VHDS (Envoy's VHDS
+ * init would wait for a first one).
  */
-export function sharedRouteConfig(name: 'http' | 'https', listener: ListenerOptions): ProtoObject {
-  return { name, vhds: { config_source: adsSource() }, request_headers_to_add: forwardedHeaders(name, listener) };
+export function sharedRouteConfig(name: 'http' | 'https', listener: ListenerOptions, vhds: boolean): ProtoObject {
+  const headers = { request_headers_to_add: forwardedHeaders(name, listener) };
+  return vhds ? { name, vhds: { config_source: adsSource() }, ...headers } : { name, virtual_hosts: [], ...headers };
 }
 
 /** A virtual host as a VHDS resource of a shared route configuration: named `<route configuration>/<service id>`, as Envoy's namespace matching needs. */
