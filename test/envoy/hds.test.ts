@@ -73,15 +73,18 @@ describe('HDS with three real Envoys', () => {
 
   it('assigns each endpoint to k of the three Envoys, and they really probe: k probes per endpoint per interval', async () => {
     expect(new Set(envoys.map((e) => e.adminUrl)).size).toBe(3);
+    let lastSeen: HealthChecks | undefined;
     const assigned = await eventually(
       async () => {
-        const checks = await healthChecks();
+        const checks = (lastSeen = await healthChecks());
         const ours = checks.envoys.filter((e) => envoys.some((envoy) => envoy.nodeId === e.node));
         return ours.length === 3 && ours.every((e) => e.endpoints > 0) && checks.unassigned === 0 ? checks : false;
       },
-      15_000,
+      30_000,
       100,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`HDS assignment never covered the three Envoys; last seen ${JSON.stringify(lastSeen)}`, { cause: err });
+    });
     expect(assigned.endpoints).toBe(3);
     expect(assigned.envoys.reduce((sum, e) => sum + e.endpoints, 0)).toBe(3 * k);
     // Probes counted at the backends over a few seconds once every Envoy checks.
