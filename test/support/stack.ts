@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
-import { freePort, type Host } from '@switchyard/shared';
+import type { Host } from '@switchyard/shared';
 import {
   activator,
   allServices,
@@ -13,6 +13,7 @@ import {
 } from '@switchyard/local';
 import type { NatsServer } from '@switchyard/shared/testing';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -87,6 +88,23 @@ export const fastEnv: Record<string, string> = {
 };
 
 /**
+ * A port free now, below Linux's ephemeral range (32768–60999). A port the OS hands out for
+ * `listen(0)` comes from that range, where any process's next outgoing connection may take it
+ * before the stack binds it (seen in CI beside kube-apiserver and etcd); one below it cannot be.
+ */
+async function stackPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/**
  * Runs services in one host as `syctl up` does (through the same composition): one gRPC
  * server, one admin server; every port free and chosen here, Envoy's listeners included. On a
  * server started with passwords each service connects as its own identity.
@@ -96,8 +114,8 @@ export async function startStack(
   modules: readonly ServiceFactory[],
   options: { grpcPort?: number; env?: Record<string, string>; ports?: StackPorts } = {},
 ): Promise<Stack> {
-  const apiPort = options.ports?.api ?? (await freePort());
-  const adminPort = options.ports?.admin ?? (await freePort());
+  const apiPort = options.ports?.api ?? (await stackPort());
+  const adminPort = options.ports?.admin ?? (await stackPort());
   const stack = await startAllInOne({
     natsUrl: nats.url,
     ...(nats.passwords ? { natsPasswords: nats.passwords } : {}),
@@ -108,10 +126,10 @@ export async function startStack(
       ...options.env,
     },
     services: modules,
-    grpcPort: options.grpcPort ?? (await freePort()),
+    grpcPort: options.grpcPort ?? (await stackPort()),
     adminPort,
     apiPort,
-    envoyListeners: { http: options.ports?.envoyHttp ?? (await freePort()), https: options.ports?.envoyHttps ?? (await freePort()) },
+    envoyListeners: { http: options.ports?.envoyHttp ?? (await stackPort()), https: options.ports?.envoyHttps ?? (await stackPort()) },
   });
   return {
     host: stack.host,
