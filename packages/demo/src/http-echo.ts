@@ -6,13 +6,16 @@ import type { DemoBehaviour } from './behaviour.js';
 
 /**
  * A small HTTP service: answers every path with JSON naming the instance and revision,
- * `/healthz` for health checks, and `?delay_ms=` to hold a request open.
+ * `/healthz` for health checks, and `?delay_ms=` to hold a request open. Every answer says in
+ * `x-demo-ready-after-ms` how long this process took from its start until it listened: the
+ * instance's own time to ready, which the cold-start benchmark subtracts.
  */
 export async function startHttpEcho(
   port: number,
   behaviour: DemoBehaviour,
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const startedAt = Date.now();
+  let readyAfterMs = 0;
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const instance = `${req.socket.localAddress}:${(server.address() as AddressInfo).port}`;
@@ -28,11 +31,17 @@ export async function startHttpEcho(
     const delay = Math.min(60_000, Math.max(0, Number(url.searchParams.get('delay_ms') ?? 0) || 0));
     setTimeout(() => {
       const fail = Math.random() < behaviour.failRate;
-      res.writeHead(fail ? 503 : 200, { 'content-type': 'application/json', 'x-demo-instance': instance });
+      res.writeHead(fail ? 503 : 200, {
+        'content-type': 'application/json',
+        'x-demo-instance': instance,
+        'x-demo-ready-after-ms': readyAfterMs.toFixed(1),
+      });
       res.end(JSON.stringify({ instance, revision: behaviour.revision, path: url.pathname, host: req.headers.host ?? null }));
     }, delay);
   });
   await new Promise<void>((resolve) => server.listen(port, behaviour.host, resolve));
+  // performance.now() counts from the process's start (Node's time origin).
+  readyAfterMs = performance.now();
   return {
     server,
     port: (server.address() as AddressInfo).port,

@@ -30,11 +30,14 @@ export class Poker {
     this.dirty.set(`${ref.tenant}/${ref.service}/${ref.revision}`, { ref, held });
     if (this.scheduled) return;
     this.scheduled = true;
-    setTimeout(() => {
+    const flush = () => {
       this.scheduled = false;
       for (const { ref: r, held: h } of this.dirty.values()) this.send(r, h);
       this.dirty.clear();
-    }, this.coalesceMs).unref();
+    };
+    // setImmediate runs right after this turn's I/O; a 0 ms timer would wait for the next timers phase (1 ms at least).
+    if (this.coalesceMs > 0) setTimeout(flush, this.coalesceMs).unref();
+    else setImmediate(flush);
   }
 
   stop(): void {

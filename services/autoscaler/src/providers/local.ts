@@ -31,6 +31,7 @@ export interface LocalProviderOptions {
   stopTimeoutMs: number;
   logger: Logger;
   backoff?: { initialMs: number; maxMs: number };
+  /** Longest wait between readiness probes of a starting instance (default 100 ms); see {@link probeWaitMs}. */
   probeIntervalMs?: number;
   /** Uids for tenants' instances when running as root (one per tenant). */
   tenantUids: UidRange;
@@ -324,7 +325,7 @@ class LocalRevision implements RevisionInstances {
         this.stop(m);
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, interval));
+      await new Promise((resolve) => setTimeout(resolve, probeWaitMs(Date.now() - m.startedAt, interval)));
     }
   }
 
@@ -352,6 +353,17 @@ class LocalRevision implements RevisionInstances {
     this.retryAt = Date.now() + delay;
     this.log.warn({ failures: this.failures, retryInMs: delay }, 'instance failed to start; backing off');
   }
+}
+
+/**
+ * The wait before the next readiness probe of an instance starting for `elapsedMs`: a twentieth
+ * of that, at least 2 ms and at most the probe interval. A request held for a cold start waits
+ * for readiness to be noticed, so the wait stays small next to the start itself (a 100 ms start
+ * is noticed within about 5 ms, not up to a whole interval later); probing a port nobody
+ * listens on yet costs one refused connect.
+ */
+export function probeWaitMs(elapsedMs: number, intervalMs: number): number {
+  return Math.min(intervalMs, Math.max(2, elapsedMs / 20));
 }
 
 function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
