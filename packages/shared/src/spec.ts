@@ -187,6 +187,12 @@ export const scalingSpec = z
     minInstances: z.number().int().min(0).max(1000).default(1),
     maxInstances: z.number().int().min(1).max(1000).default(25),
     maxConcurrency: z.number().int().min(1).max(1000).default(100),
+    /**
+     * Knative's target burst capacity, in concurrent requests: while the revision's spare
+     * capacity (ready instances × maxConcurrency − requests in flight) is below it, its traffic
+     * goes through the activator. 0: the activator only at zero ready instances; -1: always.
+     */
+    targetBurstCapacity: z.number().int().min(-1).max(100_000).default(0),
     targetUtilization: z.number().gt(0).max(1).default(0.7),
     stableWindow: duration.default(60_000),
     panicWindow: duration.default(6_000),

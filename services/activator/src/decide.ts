@@ -27,7 +27,8 @@ export interface OwnAnswer {
   retryAfterSeconds?: number;
 }
 
-export type Verdict = OwnAnswer | { kind: 'forward'; endpoint: Endpoint };
+/** `done` frees the request's slot on the instance: call it once the exchange with the instance is over (or never started). */
+export type Verdict = OwnAnswer | { kind: 'forward'; endpoint: Endpoint; done: () => void };
 
 /** gRPC status codes (grpc/doc/statuscodes.md) for the activator's own answers. */
 const grpcCodes = { invalidArgument: 3, deadlineExceeded: 4, notFound: 5, unavailable: 14 } as const;
@@ -39,7 +40,7 @@ export function decide(headers: IncomingHttpHeaders, deps: ProxyDeps): { verdict
     const grpcStatus = target.status === 404 ? grpcCodes.notFound : grpcCodes.invalidArgument;
     return { verdict: Promise.resolve({ kind: 'answer', status: target.status, grpcStatus, message: target.error }), cancel: () => {} };
   }
-  const { outcome, cancel } = deps.holding.route(target.ref, target.timeoutMs);
+  const { outcome, cancel } = deps.holding.route(target.ref, target.timeoutMs, target.maxConcurrency);
   const verdict = outcome.then((result): Verdict => {
     if (result.kind === 'reject') {
       deps.metrics.requests.inc({ outcome: 'rejected' });
@@ -53,7 +54,7 @@ export function decide(headers: IncomingHttpHeaders, deps: ProxyDeps): { verdict
       return { kind: 'answer', status: 504, grpcStatus: grpcCodes.deadlineExceeded, message };
     }
     deps.metrics.queueSeconds.observe({ outcome: 'forwarded' }, result.heldMs / 1000);
-    return { kind: 'forward', endpoint: result.endpoint };
+    return { kind: 'forward', endpoint: result.endpoint, done: result.done };
   });
   return { verdict, cancel };
 }

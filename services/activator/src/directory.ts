@@ -21,6 +21,8 @@ export interface ServiceEntry {
   split: readonly { revision: string; percent: number }[];
   /** The service's request timeout, for requests that carry none. */
   timeoutMs: number;
+  /** Requests one instance takes at once; the activator never sends it more. */
+  maxConcurrency: number;
 }
 
 export function serviceEntry(record: ServiceRecord): ServiceEntry {
@@ -32,6 +34,7 @@ export function serviceEntry(record: ServiceRecord): ServiceEntry {
     revisions: record.spec.revisions.map((r) => r.name),
     split: trafficSplit(record.spec),
     timeoutMs: record.spec.timeouts.request,
+    maxConcurrency: record.spec.scaling.maxConcurrency,
   };
 }
 

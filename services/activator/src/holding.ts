@@ -1,15 +1,27 @@
 import type { Endpoint, EndpointSet, RevisionRef } from '@switchyard/shared';
-import { abandon, admit, expire, nextDeadline, setReady, type QueueLimits, type RevisionQueue, emptyQueue } from './queue.js';
+import {
+  abandon,
+  admit,
+  emptyQueue,
+  expire,
+  finish,
+  nextDeadline,
+  setEndpoints,
+  type QueueLimits,
+  type Release,
+  type RevisionQueue,
+} from './queue.js';
 
 /**
  * The activator's state for every revision it has seen: the queue (src/queue.ts decides), the
- * waiting requests' callbacks, the ready endpoints from the latest endpoint set and the timer
- * for the next deadline. It applies the core's decisions; the HTTP proxy only asks it where a
- * request goes.
+ * waiting requests' callbacks, the ready endpoints from the latest endpoint set, the revision's
+ * maxConcurrency and the timer for the next deadline. It applies the core's decisions; the HTTP
+ * proxy only asks it where a request goes, and says when a forwarded one is done.
  */
 
+/** `done` frees the request's slot on its endpoint: call it once, when the exchange with the instance is over. */
 export type Outcome =
-  | { kind: 'forward'; endpoint: Endpoint; heldMs: number }
+  | { kind: 'forward'; endpoint: Endpoint; heldMs: number; done: () => void }
   | { kind: 'reject'; retryAfterSeconds: number; reason: string }
   | { kind: 'timeout'; heldMs: number };
 
@@ -17,8 +29,10 @@ interface Revision {
   ref: RevisionRef;
   queue: RevisionQueue;
   generation: number;
-  ready: Endpoint[];
-  next: number;
+  /** Ready endpoints by key (`address:port`). */
+  ready: Map<string, Endpoint>;
+  /** The service's maxConcurrency per instance, as the latest request's service record says. */
+  maxConcurrency: number;
   waiters: Map<number, (outcome: Outcome) => void>;
   timer: NodeJS.Timeout | undefined;
 }
@@ -39,18 +53,20 @@ export class Holding {
   ) {}
 
   /**
-   * Where a request for `ref` goes: at once to a ready endpoint, or once one is ready (the
-   * promise waits), or nowhere (rejected beyond the bound, or timed out). `cancel` takes a
-   * held request out of the queue when its client goes away.
+   * Where a request for `ref` goes: at once to a ready endpoint with a free slot (fewer than
+   * `maxConcurrency` of this activator's requests in flight), or once one frees (the promise
+   * waits), or nowhere (rejected beyond the bound, or timed out). `cancel` takes a held request
+   * out of the queue when its client goes away.
    */
-  route(ref: RevisionRef, timeoutMs: number | undefined): { outcome: Promise<Outcome>; cancel: () => void } {
+  route(ref: RevisionRef, timeoutMs: number | undefined, maxConcurrency: number): { outcome: Promise<Outcome>; cancel: () => void } {
     const revision = this.revision(ref);
+    revision.maxConcurrency = maxConcurrency;
     const id = this.nextId++;
     const arrivedAt = this.now();
-    const { queue, admission } = admit(revision.queue, { id, now: arrivedAt, timeoutMs }, this.limits);
+    const { queue, admission } = admit(revision.queue, { id, now: arrivedAt, timeoutMs }, this.limits, maxConcurrency);
     revision.queue = queue;
     if (admission.verdict === 'forward') {
-      return { outcome: Promise.resolve({ kind: 'forward', endpoint: this.pick(revision), heldMs: 0 }), cancel: () => {} };
+      return { outcome: Promise.resolve(this.forward(revision, admission.key, 0)), cancel: () => {} };
     }
     if (admission.verdict === 'reject') {
       const { retryAfterSeconds, reason } = admission;
@@ -67,25 +83,21 @@ export class Holding {
     return { outcome, cancel };
   }
 
-  /** A revision's new endpoint set: its ready endpoints become the targets, and held requests go to them. */
+  /** A revision's new endpoint set: its ready endpoints become the targets, and held requests take their free slots. */
   onEndpoints(set: EndpointSet): void {
     const revision = this.revision(set);
     if (set.generation <= revision.generation) return;
     revision.generation = set.generation;
-    revision.ready = set.endpoints.filter((e) => e.state === 'ready');
-    const { queue, release } = setReady(revision.queue, revision.ready.length > 0);
+    const ready = set.endpoints.filter((e) => e.state === 'ready');
+    revision.ready = new Map(ready.map((e) => [endpointKey(e), e]));
+    const { queue, release } = setEndpoints(revision.queue, [...revision.ready.keys()], revision.maxConcurrency);
     revision.queue = queue;
-    if (release.length === 0) return;
-    const now = this.now();
-    for (const request of release)
-      this.settle(revision, request.id, { kind: 'forward', endpoint: this.pick(revision), heldMs: now - request.arrivedAt });
-    this.schedule(revision);
-    this.events.heldChanged(revision.ref, 0);
+    this.releaseHeld(revision, release);
   }
 
   /** Whether the activator knows ready endpoints of the revision. */
   hasReady(ref: RevisionRef): boolean {
-    return this.revisions.get(`${ref.tenant}/${ref.service}/${ref.revision}`)?.queue.ready ?? false;
+    return (this.revisions.get(`${ref.tenant}/${ref.service}/${ref.revision}`)?.queue.slots.length ?? 0) > 0;
   }
 
   /** Requests held per revision (for the admin API and the pokes' heartbeat). */
@@ -108,23 +120,48 @@ export class Holding {
     let revision = this.revisions.get(key);
     if (revision === undefined) {
       const own = { tenant: ref.tenant, service: ref.service, revision: ref.revision };
-      revision = { ref: own, queue: emptyQueue, generation: -1, ready: [], next: 0, waiters: new Map(), timer: undefined };
+      revision = {
+        ref: own,
+        queue: emptyQueue,
+        generation: -1,
+        ready: new Map(),
+        maxConcurrency: Infinity,
+        waiters: new Map(),
+        timer: undefined,
+      };
       this.revisions.set(key, revision);
     }
     return revision;
   }
 
-  /** Round robin over the ready endpoints. */
-  private pick(revision: Revision): Endpoint {
-    const endpoint = revision.ready[revision.next % revision.ready.length] as Endpoint;
-    revision.next = (revision.next + 1) % revision.ready.length;
-    return endpoint;
+  /** A forward to the endpoint `key` names; its `done` frees the slot, which may release a held request. */
+  private forward(revision: Revision, key: string, heldMs: number): Outcome {
+    const endpoint = revision.ready.get(key) as Endpoint;
+    let finished = false;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      const { queue, release } = finish(revision.queue, key, revision.maxConcurrency);
+      revision.queue = queue;
+      this.releaseHeld(revision, release);
+    };
+    return { kind: 'forward', endpoint, heldMs, done };
+  }
+
+  private releaseHeld(revision: Revision, release: Release[]): void {
+    if (release.length === 0) return;
+    const now = this.now();
+    for (const { request, key } of release) this.settle(revision, request.id, this.forward(revision, key, now - request.arrivedAt));
+    this.schedule(revision);
+    this.events.heldChanged(revision.ref, revision.queue.held.length);
   }
 
   private settle(revision: Revision, id: number, outcome: Outcome): void {
     const resolve = revision.waiters.get(id);
     revision.waiters.delete(id);
-    resolve?.(outcome);
+    if (resolve !== undefined) resolve(outcome);
+    // A request whose client left in the meantime never uses its slot.
+    else if (outcome.kind === 'forward') outcome.done();
   }
 
   /** One timer per revision, for its earliest deadline. */
@@ -145,4 +182,8 @@ export class Holding {
     this.schedule(revision);
     if (expired.length > 0) this.events.heldChanged(revision.ref, queue.held.length);
   }
+}
+
+function endpointKey(endpoint: Pick<Endpoint, 'address' | 'port'>): string {
+  return `${endpoint.address}:${endpoint.port}`;
 }

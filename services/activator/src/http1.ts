@@ -11,9 +11,12 @@ export function createHttp1Server(deps: ProxyDeps): http.Server {
       if (!res.writableFinished) cancel();
     });
     void verdict.then((v) => {
-      if (res.destroyed) return;
       if (v.kind === 'answer') answer(res, v);
-      else forward(req, res, v.endpoint, agent, deps);
+      else if (res.destroyed) v.done();
+      else {
+        res.once('close', v.done);
+        forward(req, res, v.endpoint, agent, deps);
+      }
     });
   });
 }

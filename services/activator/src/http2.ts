@@ -17,9 +17,12 @@ export function createHttp2Server(deps: ProxyDeps): { server: http2.Http2Server;
       if (!stream.writableFinished) cancel();
     });
     void verdict.then((v) => {
-      if (stream.destroyed || stream.closed) return;
       if (v.kind === 'answer') answer(stream, headers, v);
-      else forward(stream, headers, v.endpoint, sessions, deps);
+      else if (stream.destroyed || stream.closed) v.done();
+      else {
+        stream.once('close', v.done);
+        forward(stream, headers, v.endpoint, sessions, deps);
+      }
     });
   });
   return { server, close: () => sessions.close() };

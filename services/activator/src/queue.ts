@@ -1,11 +1,13 @@
 /**
  * The activator's queueing rules for one revision, as pure functions of a queue value and the
- * time: no I/O, no clock, no timers. The proxy (src/proxy.ts) holds the real requests and
- * applies what these functions decide.
+ * time: no I/O, no clock, no timers. src/holding.ts holds the real requests and applies what
+ * these functions decide.
  *
- * - A request for a revision with ready endpoints is forwarded at once.
- * - Otherwise it is held, up to `maxHeld` per revision, until the revision has ready
- *   endpoints or its deadline (arrival + the route's timeout) passes.
+ * - A request is forwarded at once to the ready endpoint with the fewest requests in flight
+ *   from this activator, if one has fewer than the revision's maxConcurrency.
+ * - Otherwise it is held, up to `maxHeld` per revision, until a slot frees (a forwarded request
+ *   ends, or the endpoint set brings more ready endpoints) or its deadline (arrival + the
+ *   route's timeout) passes. Held requests take free slots oldest first.
  * - Beyond the bound it is rejected: 503 with `retry-after`.
  * - The held count is the revision's concurrency the autoscaler must size for.
  */
@@ -25,17 +27,25 @@ export interface HeldRequest {
   deadline: number;
 }
 
+/** A ready endpoint (by key) and the requests this activator has in flight to it. */
+export interface Slot {
+  key: string;
+  inFlight: number;
+}
+
 export interface RevisionQueue {
-  /** Whether the revision has at least one ready endpoint to forward to. */
-  ready: boolean;
+  /** The revision's ready endpoints, in the endpoint set's order. */
+  slots: readonly Slot[];
   /** Held requests, oldest first. */
   held: readonly HeldRequest[];
 }
 
-export const emptyQueue: RevisionQueue = { ready: false, held: [] };
+export const emptyQueue: RevisionQueue = { slots: [], held: [] };
 
 export type Admission =
-  { verdict: 'forward' } | { verdict: 'hold'; request: HeldRequest } | { verdict: 'reject'; retryAfterSeconds: number; reason: string };
+  | { verdict: 'forward'; key: string }
+  | { verdict: 'hold'; request: HeldRequest }
+  | { verdict: 'reject'; retryAfterSeconds: number; reason: string };
 
 export interface Arrival {
   id: number;
@@ -44,11 +54,25 @@ export interface Arrival {
   timeoutMs: number | undefined;
 }
 
+/** A held request and the endpoint it goes to now. */
+export interface Release {
+  request: HeldRequest;
+  key: string;
+}
+
 /** What happens to a request on arrival, and the queue after it. */
-export function admit(queue: RevisionQueue, arrival: Arrival, limits: QueueLimits): { queue: RevisionQueue; admission: Admission } {
-  if (queue.ready) return { queue, admission: { verdict: 'forward' } };
+export function admit(
+  queue: RevisionQueue,
+  arrival: Arrival,
+  limits: QueueLimits,
+  maxConcurrency: number,
+): { queue: RevisionQueue; admission: Admission } {
+  const slot = queue.held.length === 0 ? freeSlot(queue.slots, maxConcurrency) : undefined;
+  if (slot !== undefined) return { queue: { ...queue, slots: take(queue.slots, slot) }, admission: { verdict: 'forward', key: slot.key } };
   if (queue.held.length >= limits.maxHeld) {
-    const reason = `revision has no ready instance and already holds ${queue.held.length} requests (the bound is ${limits.maxHeld})`;
+    const why =
+      queue.slots.length === 0 ? 'revision has no ready instance' : `revision's ready instances are at maxConcurrency (${maxConcurrency})`;
+    const reason = `${why} and the activator already holds ${queue.held.length} requests (the bound is ${limits.maxHeld})`;
     return { queue, admission: { verdict: 'reject', retryAfterSeconds: limits.retryAfterSeconds, reason } };
   }
   const timeoutMs = arrival.timeoutMs !== undefined && arrival.timeoutMs > 0 ? arrival.timeoutMs : limits.defaultTimeoutMs;
@@ -56,10 +80,23 @@ export function admit(queue: RevisionQueue, arrival: Arrival, limits: QueueLimit
   return { queue: { ...queue, held: [...queue.held, request] }, admission: { verdict: 'hold', request } };
 }
 
-/** The revision's endpoint set changed: once it has ready endpoints, every held request is released, oldest first. */
-export function setReady(queue: RevisionQueue, ready: boolean): { queue: RevisionQueue; release: HeldRequest[] } {
-  if (!ready) return { queue: { ...queue, ready }, release: [] };
-  return { queue: { ready, held: [] }, release: [...queue.held] };
+/**
+ * The revision's ready endpoints changed: endpoints that stay keep their requests in flight,
+ * and held requests take the free slots, oldest first.
+ */
+export function setEndpoints(
+  queue: RevisionQueue,
+  keys: readonly string[],
+  maxConcurrency: number,
+): { queue: RevisionQueue; release: Release[] } {
+  const inFlight = new Map(queue.slots.map((s) => [s.key, s.inFlight]));
+  return fill({ ...queue, slots: keys.map((key) => ({ key, inFlight: inFlight.get(key) ?? 0 })) }, maxConcurrency);
+}
+
+/** A forwarded request to `key` ended: its slot goes to the oldest held request. */
+export function finish(queue: RevisionQueue, key: string, maxConcurrency: number): { queue: RevisionQueue; release: Release[] } {
+  const slots = queue.slots.map((s) => (s.key === key && s.inFlight > 0 ? { key, inFlight: s.inFlight - 1 } : s));
+  return fill({ ...queue, slots }, maxConcurrency);
 }
 
 /** Requests whose deadline has passed leave the queue (they are answered 504). */
@@ -79,4 +116,28 @@ export function nextDeadline(queue: RevisionQueue): number | undefined {
   let next: number | undefined;
   for (const r of queue.held) next = next === undefined ? r.deadline : Math.min(next, r.deadline);
   return next;
+}
+
+/** Held requests into free slots, oldest first. */
+function fill(queue: RevisionQueue, maxConcurrency: number): { queue: RevisionQueue; release: Release[] } {
+  let { slots } = queue;
+  const release: Release[] = [];
+  for (const request of queue.held) {
+    const slot = freeSlot(slots, maxConcurrency);
+    if (slot === undefined) break;
+    slots = take(slots, slot);
+    release.push({ request, key: slot.key });
+  }
+  return { queue: { slots, held: queue.held.slice(release.length) }, release };
+}
+
+/** The slot with the fewest requests in flight (the first of equals), if it has room. */
+function freeSlot(slots: readonly Slot[], maxConcurrency: number): Slot | undefined {
+  let best: Slot | undefined;
+  for (const s of slots) if (best === undefined || s.inFlight < best.inFlight) best = s;
+  return best !== undefined && best.inFlight < maxConcurrency ? best : undefined;
+}
+
+function take(slots: readonly Slot[], slot: Slot): Slot[] {
+  return slots.map((s) => (s === slot ? { key: s.key, inFlight: s.inFlight + 1 } : s));
 }

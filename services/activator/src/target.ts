@@ -5,10 +5,10 @@ import { chooseRevision, grpcTimeoutMs, type Directory } from './directory.js';
 /**
  * Where a request is for, from its headers alone (HTTP/1.1 or HTTP/2): the service its
  * authority names, the revision the route named (or, from a proxyless gRPC client, one the
- * split picks) and how long it may be held: the route's timeout from Envoy, else the client's
- * gRPC deadline, else the service's request timeout.
+ * split picks), how long it may be held (the route's timeout from Envoy, else the client's
+ * gRPC deadline, else the service's request timeout) and how many requests one instance takes.
  */
-export type Target = { ref: RevisionRef; timeoutMs: number } | { status: 400 | 404; error: string };
+export type Target = { ref: RevisionRef; timeoutMs: number; maxConcurrency: number } | { status: 400 | 404; error: string };
 
 const revisionHeader = activatorHeaders.revision;
 const timeoutHeader = activatorHeaders.timeoutMs;
@@ -33,9 +33,13 @@ export function readTarget(
   if (rawTimeout !== undefined) {
     if (typeof rawTimeout !== 'string' || !/^\d{1,10}$/.test(rawTimeout))
       return { status: 400, error: `header ${timeoutHeader} must be a whole number of milliseconds` };
-    return { ref: choice.ref, timeoutMs: Number(rawTimeout) === 0 ? entry.timeoutMs : Number(rawTimeout) };
+    return {
+      ref: choice.ref,
+      timeoutMs: Number(rawTimeout) === 0 ? entry.timeoutMs : Number(rawTimeout),
+      maxConcurrency: entry.maxConcurrency,
+    };
   }
   const deadline = headers['grpc-timeout'];
   const grpcMs = grpcTimeoutMs(typeof deadline === 'string' ? deadline : undefined);
-  return { ref: choice.ref, timeoutMs: Math.min(grpcMs ?? entry.timeoutMs, entry.timeoutMs) };
+  return { ref: choice.ref, timeoutMs: Math.min(grpcMs ?? entry.timeoutMs, entry.timeoutMs), maxConcurrency: entry.maxConcurrency };
 }

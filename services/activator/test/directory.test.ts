@@ -8,6 +8,7 @@ const entry = (service: string, domains: string[], createdAt = 1, split = [{ rev
   domains,
   revisions: split.map((t) => t.revision),
   split,
+  maxConcurrency: 100,
   timeoutMs: 120_000,
 });
 

@@ -76,6 +76,7 @@ export function createControlPlaneService(
       loop.runNow();
       const unsubscribeView = store.view.onChange(() => loop.schedule());
       const unsubscribeInputs = inputs.onChange(() => loop.schedule());
+      const unsubscribeLoad = inputs.onLoad((cluster, sample) => loop.observeLoad(cluster, sample));
       stateLoaded();
       logger.info(
         { services: store.view.services().length, tenants: store.view.tenants().length },
@@ -125,6 +126,7 @@ export function createControlPlaneService(
           deployments.stop();
           unsubscribeView();
           unsubscribeInputs();
+          unsubscribeLoad();
           loop.stop();
           await api.close();
           xds.close();

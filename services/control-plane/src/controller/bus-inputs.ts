@@ -29,6 +29,7 @@ export class BusInputs {
   /** Revisions (by cluster name) the instance provider reported it cannot run, with its reason. */
   readonly notRunnable = new Map<string, string>();
   private readonly listeners = new Set<() => void>();
+  private readonly loadListeners = new Set<(cluster: string, sample: LoadSample) => void>();
   private stops: (() => Promise<void> | void)[] = [];
 
   private constructor(private readonly deps: { logger: Logger; registry: Registry }) {}
@@ -53,7 +54,9 @@ export class BusInputs {
       },
     );
     const load: Subscription = subscribe(nc, 'load', subjectPattern('load'), deps, ({ payload }) => {
-      inputs.load.set(clusterName(payload), payload);
+      const cluster = clusterName(payload);
+      inputs.load.set(cluster, payload);
+      for (const listener of inputs.loadListeners) listener(cluster, payload);
     });
     const instances: Subscription = subscribe(nc, 'instance', subjectPattern('instance'), deps, ({ payload }) => {
       if (payload.event === 'not_runnable') inputs.notRunnable.set(clusterName(payload), payload.detail);
@@ -87,6 +90,12 @@ export class BusInputs {
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Called with every load sample (which does not call the onChange listeners: most change no config). */
+  onLoad(listener: (cluster: string, sample: LoadSample) => void): () => void {
+    this.loadListeners.add(listener);
+    return () => this.loadListeners.delete(listener);
   }
 
   private notify(): void {

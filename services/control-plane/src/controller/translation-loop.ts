@@ -1,9 +1,17 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { TypeUrl, type Logger, type ServiceRecord } from '@switchyard/shared';
+import { TypeUrl, type LoadSample, type Logger, type ServiceRecord } from '@switchyard/shared';
 import type { NackQuarantine } from './nack-quarantine.js';
 import type { ConfigView } from '../store/index.js';
 import type { XdsCache } from '../xds/index.js';
-import { serviceKey, translate, type TranslateOptions, type TranslationError } from '../translator/index.js';
+import {
+  burstState,
+  inFlight,
+  serviceKey,
+  translate,
+  type BurstEntry,
+  type TranslateOptions,
+  type TranslationError,
+} from '../translator/index.js';
 import type { BusInputs } from './bus-inputs.js';
 
 /**
@@ -18,6 +26,8 @@ export class TranslationLoop {
   private errorsByService = new Map<string, TranslationError[]>();
   /** Each service's last record that translated: what Envoy keeps when a newer one fails. */
   private lastGood = new Map<string, ServiceRecord>();
+  /** Revisions with a positive target burst capacity, as last translated, with their state kept current by load samples. */
+  private burst = new Map<string, BurstEntry>();
   private readonly translations: Counter;
   private readonly duration: Histogram;
   private readonly rejected: Gauge;
@@ -64,9 +74,12 @@ export class TranslationLoop {
         health: this.inputs.health,
         now,
         lastGood: this.lastGood,
+        load: this.inputs.load,
+        burst: new Map([...this.burst].map(([cluster, entry]) => [cluster, entry.state])),
       },
       this.options,
     );
+    this.burst = result.burst;
     this.keepLastGood(result.accepted);
     this.cache.setSnapshot(result.snapshot);
     this.quarantine.translated(new Map(Object.values(TypeUrl).map((url) => [url, this.cache.typeState('envoy', url).version])), services);
@@ -92,6 +105,19 @@ export class TranslationLoop {
         this.logger.error({ err }, 'translation failed; serving the previous config');
       }
     });
+  }
+
+  /**
+   * A load sample arrived: translates again only when it moves its revision into or out of
+   * the activator's path (burst capacity), else only keeps the revision's burst state current.
+   */
+  observeLoad(cluster: string, sample: LoadSample): void {
+    const entry = this.burst.get(cluster);
+    if (entry === undefined) return;
+    const now = Date.now();
+    const state = burstState(entry.state, { target: entry.target, capacity: entry.capacity, concurrency: inFlight(sample, now), now });
+    this.burst.set(cluster, { ...entry, state });
+    if (state.short !== entry.state.short) this.schedule();
   }
 
   /** Why parts of a service are left out of the config (empty when all of it is served). */

@@ -8,9 +8,9 @@ import {
   type ServiceSpec,
   type TenantRecord,
 } from '@switchyard/shared';
-import type { DesiredState, TranslateOptions, TranslationError } from './desired-state.js';
+import type { BurstEntry, DesiredState, TranslateOptions, TranslationError } from './desired-state.js';
 import { DomainClaims, grantsCover } from '../domains.js';
-import { resolveEndpoints, throughActivator } from './endpoints.js';
+import { resolveEndpoints, revisionBurst, throughActivator } from './endpoints.js';
 import type { EndpointIR, PathMatchIR, RouteIR, ServiceIR } from './ir.js';
 import { specProblems, type Problem } from '../validation/spec.js';
 
@@ -22,6 +22,7 @@ export interface IRResult {
   /** The records translated as they are (neither refused nor replaced by their last good record). */
   accepted: ServiceRecord[];
   nextChangeAt?: number;
+  burst: Map<string, BurstEntry>;
 }
 
 /**
@@ -35,6 +36,7 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
   const errors: TranslationError[] = [];
   const services: ServiceIR[] = [];
   const endpoints = new Map<string, EndpointIR[]>();
+  const burst = new Map<string, BurstEntry>();
   const claims = new DomainClaims<string>();
   let nextChangeAt: number | undefined;
 
@@ -84,13 +86,22 @@ export function buildIR(state: DesiredState, options: TranslateOptions): IRResul
       const resolved = resolveEndpoints(revision, cluster, state, options);
       report(resolved.dropped);
       if (resolved.nextReapAt !== undefined) nextChangeAt = Math.min(nextChangeAt ?? Infinity, resolved.nextReapAt);
-      endpoints.set(cluster, throughActivator(revision, spec, resolved.endpoints, options.activator));
+      let entry: BurstEntry | undefined;
+      if (options.activator !== undefined && revision.endpoints === undefined && spec.scaling.targetBurstCapacity > 0) {
+        const computed = revisionBurst(spec.scaling, resolved.endpoints, state.burst?.get(cluster), state.load?.get(cluster), state.now);
+        entry = computed.entry;
+        burst.set(cluster, entry);
+        if (computed.changeAt !== undefined) nextChangeAt = Math.min(nextChangeAt ?? Infinity, computed.changeAt);
+      }
+      endpoints.set(cluster, throughActivator(revision, spec, resolved.endpoints, options.activator, entry));
     });
     services.push(service);
   }
   errors.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.service.localeCompare(b.service) || a.field.localeCompare(b.field));
   services.sort((a, b) => a.id.localeCompare(b.id));
-  return nextChangeAt === undefined ? { services, endpoints, errors, accepted } : { services, endpoints, errors, accepted, nextChangeAt };
+  return nextChangeAt === undefined
+    ? { services, endpoints, errors, accepted, burst }
+    : { services, endpoints, errors, accepted, nextChangeAt, burst };
 }
 
 /** The key of a service in {@link DesiredState.lastGood}. */

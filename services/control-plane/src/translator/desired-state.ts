@@ -1,4 +1,4 @@
-import type { EndpointSet, ServiceRecord, TenantRecord } from '@switchyard/shared';
+import type { EndpointSet, LoadSample, ServiceRecord, TenantRecord } from '@switchyard/shared';
 import type { Snapshot } from '../resources.js';
 
 /** An endpoint's health as aggregated from the checkers (the `health` subject). */
@@ -26,6 +26,24 @@ export interface DesiredState {
    * the errors still reported.
    */
   lastGood?: ReadonlyMap<string, ServiceRecord>;
+  /** The latest load sample of each managed revision, keyed by cluster name: requests in flight for the target burst capacity. */
+  load?: ReadonlyMap<string, LoadSample>;
+  /** Each revision's burst state from the previous translation ({@link TranslationResult.burst}): the exit hold runs on. */
+  burst?: ReadonlyMap<string, BurstState>;
+}
+
+/** Whether a revision is short of its target burst capacity (its traffic goes through the activator). */
+export interface BurstState {
+  short: boolean;
+  /** When spare capacity was last below the target (ms since the epoch). */
+  lastShortAt: number;
+}
+
+/** A revision with a positive target burst capacity: its state, capacity (ready endpoints × maxConcurrency) and target. */
+export interface BurstEntry {
+  state: BurstState;
+  capacity: number;
+  target: number;
 }
 
 /** The key of an endpoint in {@link DesiredState.health}. IPv6 addresses are bracketed, as in a URL. */
@@ -64,7 +82,7 @@ export interface TranslateOptions {
    * multiplies probe load by the fleet size. Useful for a small fleet without an event-streamer.
    */
   activeHealthChecks?: { eventLogPath: string };
-  /** The activator's replicas, where EDS sends the traffic of revisions scaled to zero (services with minInstances 0). */
+  /** The activator's replicas, where EDS sends the traffic of revisions at zero or short of burst capacity (`throughActivator`). */
   activator?: readonly { address: string; port: number }[];
   /** OpenTelemetry tracing of every request through a collector cluster defined in the bootstrap. */
   tracing?: { collectorCluster: string; serviceName: string; samplingPercent: number };
@@ -92,6 +110,8 @@ export interface TranslationResult {
   errors: TranslationError[];
   /** The records translated as they are; the caller keeps them as the next {@link DesiredState.lastGood}. */
   accepted: ServiceRecord[];
-  /** The earliest future time at which the same state translates differently (an endpoint reaped); translate again then. */
+  /** The earliest future time at which the same state translates differently (an endpoint reaped, a burst hold ended); translate again then. */
   nextChangeAt?: number;
+  /** Burst entries by cluster name (revisions with a positive target burst capacity, with an activator configured). */
+  burst: Map<string, BurstEntry>;
 }

@@ -1,6 +1,13 @@
 import { isIP } from 'node:net';
-import type { EndpointSet, RevisionSpec, ServiceSpec } from '@switchyard/shared';
-import { endpointKey, type DesiredState, type EndpointHealth, type TranslateOptions } from './desired-state.js';
+import type { EndpointSet, LoadSample, RevisionSpec, ScalingSpec, ServiceSpec } from '@switchyard/shared';
+import {
+  endpointKey,
+  type BurstEntry,
+  type BurstState,
+  type DesiredState,
+  type EndpointHealth,
+  type TranslateOptions,
+} from './desired-state.js';
 import type { EndpointIR, EndpointStatus } from './ir.js';
 
 export interface ResolvedEndpoints {
@@ -51,21 +58,79 @@ export function resolveEndpoints(
 }
 
 /**
- * Scale from zero: a managed revision (HTTP or gRPC) allowed to scale to zero whose endpoints include none
- * that can take requests (ready, not draining, not unhealthy) is sent to the activator, which
- * holds its requests until instances are ready (every activator replica is an endpoint). Once
- * one is, EDS carries the instances again.
+ * Whether a managed revision's traffic goes through the activator (every activator replica is
+ * an endpoint), which holds its requests and forwards them within each instance's
+ * maxConcurrency; the one rule for it:
+ * - scale from zero: a revision allowed to scale to zero whose endpoints include none that can
+ *   take requests (ready, not draining, not unhealthy);
+ * - target burst capacity (Knative's): `-1` always; a positive one while the revision is
+ *   short of spare capacity ({@link burstState}).
+ * Otherwise EDS carries the instances.
  */
 export function throughActivator(
   revision: RevisionSpec,
   service: Pick<ServiceSpec, 'scaling'>,
   endpoints: EndpointIR[],
   activators: readonly { address: string; port: number }[] | undefined,
+  burst: BurstEntry | undefined,
 ): EndpointIR[] {
   if (activators === undefined || revision.endpoints !== undefined) return endpoints;
-  if (service.scaling.minInstances > 0) return endpoints;
-  if (endpoints.some((e) => e.status === 'HEALTHY' || e.status === 'UNKNOWN')) return endpoints;
+  const { minInstances, targetBurstCapacity } = service.scaling;
+  const atZero = minInstances === 0 && !endpoints.some(routable);
+  if (!atZero && targetBurstCapacity !== -1 && burst?.state.short !== true) return endpoints;
   return activators.map(({ address, port }) => ({ address, port, status: 'HEALTHY' }));
+}
+
+/** How long spare capacity must stay at or above the target burst capacity before the activator leaves the path (so it does not flap). */
+export const burstExitHoldMs = 3000;
+
+/** A load sample counts for this many of its report windows; after that, nothing is in flight (no report came). */
+const loadSampleWindows = 3;
+
+/**
+ * The burst state of a revision with a positive target burst capacity: short while spare
+ * capacity (capacity − requests in flight) is below the target, and still short until it has
+ * stayed at or above the target for {@link burstExitHoldMs}.
+ */
+export function burstState(
+  previous: BurstState | undefined,
+  input: { target: number; capacity: number; concurrency: number; now: number },
+): BurstState {
+  if (input.capacity - input.concurrency < input.target) return { short: true, lastShortAt: input.now };
+  if (previous?.short === true && input.now - previous.lastShortAt < burstExitHoldMs) return previous;
+  return { short: false, lastShortAt: previous?.lastShortAt ?? 0 };
+}
+
+/** Requests in flight by the revision's latest load sample; 0 once the sample is older than its windows allow. */
+export function inFlight(sample: LoadSample | undefined, now: number): number {
+  if (sample === undefined || now - sample.ts > loadSampleWindows * sample.windowMs) return 0;
+  return sample.concurrency;
+}
+
+/**
+ * A revision's burst entry (positive target burst capacity, activator configured): its
+ * capacity from the endpoints that can take requests, its state, and when it would change
+ * with no new input (the exit hold ends, or the load sample goes stale).
+ */
+export function revisionBurst(
+  scaling: Pick<ScalingSpec, 'targetBurstCapacity' | 'maxConcurrency'>,
+  endpoints: EndpointIR[],
+  previous: BurstState | undefined,
+  sample: LoadSample | undefined,
+  now: number,
+): { entry: BurstEntry; changeAt?: number } {
+  const target = scaling.targetBurstCapacity;
+  const capacity = endpoints.filter(routable).length * scaling.maxConcurrency;
+  const concurrency = inFlight(sample, now);
+  const entry = { state: burstState(previous, { target, capacity, concurrency, now }), capacity, target };
+  const changes: number[] = [];
+  if (entry.state.short && capacity - concurrency >= target) changes.push(entry.state.lastShortAt + burstExitHoldMs);
+  if (concurrency > 0 && sample !== undefined) changes.push(sample.ts + loadSampleWindows * sample.windowMs + 1);
+  return changes.length === 0 ? { entry } : { entry, changeAt: Math.min(...changes) };
+}
+
+function routable(endpoint: EndpointIR): boolean {
+  return endpoint.status === 'HEALTHY' || endpoint.status === 'UNKNOWN';
 }
 
 function managedCandidates(set: EndpointSet | undefined, revision: string, result: ResolvedEndpoints) {

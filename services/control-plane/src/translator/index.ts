@@ -4,6 +4,7 @@ export { serviceKey } from './build-ir.js';
 export {
   defaultTranslateOptions,
   endpointKey,
+  type BurstEntry,
   type DesiredState,
   type EndpointHealth,
   type EndpointPolicy,
@@ -14,4 +15,5 @@ export {
   type TranslationResult,
 } from './desired-state.js';
 export { EnvoyListener } from './envoy/listeners.js';
+export { burstState, inFlight } from './endpoints.js';
 export { recordEndpointSet, recordHealth } from './inputs.js';

@@ -26,6 +26,7 @@ export function translate(state: DesiredState, options: TranslateOptions = defau
     },
     errors: ir.errors,
     accepted: ir.accepted,
+    burst: ir.burst,
   };
   if (ir.nextChangeAt !== undefined) result.nextChangeAt = ir.nextChangeAt;
   return result;

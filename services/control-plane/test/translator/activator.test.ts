@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { serviceSpec, type RevisionSpec } from '@switchyard/shared';
 import type { ProtoObject } from '../../src/resources.js';
 import { defaultTranslateOptions } from '../../src/translator/desired-state.js';
-import { throughActivator } from '../../src/translator/endpoints.js';
+import { burstExitHoldMs, burstState, revisionBurst, throughActivator } from '../../src/translator/endpoints.js';
+import type { BurstEntry } from '../../src/translator/desired-state.js';
 import { activatorRouting } from '../../src/translator/envoy/features/activator-headers.js';
 import type { EndpointIR, RouteIR, ServiceIR } from '../../src/translator/ir.js';
 
@@ -19,6 +20,9 @@ const staticRevision: RevisionSpec = { name: 'v1', env: {}, endpoints: [{ addres
 const base = { domains: ['api.acme.test'], revisions: [managed] };
 const toZero = serviceSpec.parse({ ...base, scaling: { minInstances: 0 } });
 const one = (status: EndpointIR['status']): EndpointIR[] => [{ address: '10.0.0.2', port: 80, status }];
+const withBurst = (targetBurstCapacity: number, minInstances = 1) =>
+  serviceSpec.parse({ ...base, scaling: { minInstances, maxConcurrency: 10, targetBurstCapacity } });
+const burstEntry = (short: boolean): BurstEntry => ({ state: { short, lastShortAt: 0 }, capacity: 10, target: 20 });
 
 describe('throughActivator', () => {
   const cases: {
@@ -27,6 +31,7 @@ describe('throughActivator', () => {
     spec?: object;
     endpoints: EndpointIR[];
     configured?: boolean;
+    burst?: BurstEntry;
     want: EndpointIR[];
   }[] = [
     { label: 'no endpoint at all: every activator replica', endpoints: [], want: viaActivator },
@@ -43,13 +48,122 @@ describe('throughActivator', () => {
       want: viaActivator,
     },
     { label: 'static revision: unchanged', revision: staticRevision, endpoints: [], want: [] },
+    { label: 'burst capacity -1: the activator with ready instances', endpoints: one('HEALTHY'), spec: withBurst(-1), want: viaActivator },
+    {
+      label: 'short of burst capacity: the activator with ready instances',
+      endpoints: one('HEALTHY'),
+      spec: withBurst(20),
+      burst: burstEntry(true),
+      want: viaActivator,
+    },
+    {
+      label: 'not short of burst capacity: the instances',
+      endpoints: one('HEALTHY'),
+      spec: withBurst(20),
+      burst: burstEntry(false),
+      want: one('HEALTHY'),
+    },
+    {
+      label: 'short of burst capacity, minInstances 1, no instance ready: the activator',
+      endpoints: [],
+      spec: withBurst(20),
+      burst: burstEntry(true),
+      want: viaActivator,
+    },
+    {
+      label: 'short of burst capacity without an activator configured: unchanged',
+      endpoints: one('HEALTHY'),
+      spec: withBurst(-1),
+      configured: false,
+      want: one('HEALTHY'),
+    },
   ];
   for (const c of cases) {
     it(c.label, () => {
       const spec = (c.spec ?? toZero) as typeof toZero;
-      expect(throughActivator(c.revision ?? managed, spec, c.endpoints, c.configured === false ? undefined : activator)).toEqual(c.want);
+      const activators = c.configured === false ? undefined : activator;
+      expect(throughActivator(c.revision ?? managed, spec, c.endpoints, activators, c.burst)).toEqual(c.want);
     });
   }
+});
+
+describe('burstState: spare capacity (capacity − in flight) against the target burst capacity', () => {
+  const hold = burstExitHoldMs;
+  it.each([
+    {
+      label: 'spare below the target: short',
+      previous: undefined,
+      capacity: 10,
+      concurrency: 0,
+      now: 50,
+      want: { short: true, lastShortAt: 50 },
+    },
+    {
+      label: 'spare at the target: not short',
+      previous: undefined,
+      capacity: 20,
+      concurrency: 0,
+      now: 50,
+      want: { short: false, lastShortAt: 0 },
+    },
+    {
+      label: 'in flight eat the spare: short again',
+      previous: { short: false, lastShortAt: 0 },
+      capacity: 40,
+      concurrency: 25,
+      now: 70,
+      want: { short: true, lastShortAt: 70 },
+    },
+    {
+      label: 'back at the target within the hold: still short',
+      previous: { short: true, lastShortAt: 100 },
+      capacity: 40,
+      concurrency: 0,
+      now: 100 + hold - 1,
+      want: { short: true, lastShortAt: 100 },
+    },
+    {
+      label: 'at the target for the whole hold: leaves',
+      previous: { short: true, lastShortAt: 100 },
+      capacity: 40,
+      concurrency: 0,
+      now: 100 + hold,
+      want: { short: false, lastShortAt: 100 },
+    },
+  ])('$label', ({ previous, capacity, concurrency, now, want }) => {
+    expect(burstState(previous, { target: 20, capacity, concurrency, now })).toEqual(want);
+  });
+});
+
+describe('revisionBurst', () => {
+  const scaling = { targetBurstCapacity: 20, maxConcurrency: 10 };
+  const ready = (n: number, status: EndpointIR['status'] = 'UNKNOWN'): EndpointIR[] =>
+    Array.from({ length: n }, (_, i) => ({ address: `10.0.0.${i + 1}`, port: 80, status }));
+  const sample = (concurrency: number, ts: number) =>
+    ({ schemaVersion: 1, tenant: 'acme', service: 'api', revision: 'v1', concurrency, rps: 1, ts, windowMs: 1000 }) as never;
+
+  it('counts the endpoints that take requests × maxConcurrency as capacity (not draining or unhealthy ones)', () => {
+    const endpoints = [...ready(2), ...ready(1, 'DRAINING'), ...ready(1, 'UNHEALTHY')];
+    expect(revisionBurst(scaling, endpoints, undefined, undefined, 0).entry).toEqual({
+      state: { short: false, lastShortAt: 0 },
+      capacity: 20,
+      target: 20,
+    });
+  });
+
+  it('short on a fresh sample; a stale one counts as nothing in flight, and says when it goes stale', () => {
+    expect(revisionBurst(scaling, ready(3), undefined, sample(15, 1000), 1500)).toEqual({
+      entry: { state: { short: true, lastShortAt: 1500 }, capacity: 30, target: 20 },
+      changeAt: 1000 + 3000 + 1,
+    });
+    expect(revisionBurst(scaling, ready(3), undefined, sample(15, 1000), 4500).entry.state.short).toBe(false);
+  });
+
+  it('says when the exit hold ends', () => {
+    const { entry, changeAt } = revisionBurst(scaling, ready(3), { short: true, lastShortAt: 2000 }, undefined, 2500);
+    expect(entry.state).toEqual({ short: true, lastShortAt: 2000 });
+    expect(changeAt).toBe(2000 + burstExitHoldMs);
+  });
 });
 
 describe('activator headers on the route', () => {
