@@ -23,7 +23,13 @@ describe('serviceSpec', () => {
   it('accepts the minimal body and fills App Runner defaults', () => {
     const spec = serviceSpec.parse(minimal);
     expect(spec.timeouts.request).toBe(120_000);
-    expect(spec.scaling).toMatchObject({ minInstances: 1, maxInstances: 25, maxConcurrency: 100, targetUtilization: 0.7 });
+    expect(spec.scaling).toMatchObject({
+      minInstances: 1,
+      maxInstances: 25,
+      maxConcurrency: 100,
+      targetUtilization: 0.7,
+      targetBurstCapacity: 0,
+    });
     expect(spec.retries).toMatchObject({ attempts: 2, statusCodes: [429] });
     expect(spec.routes).toEqual([{ match: { prefix: '/', headers: [], queryParams: [] } }]);
   });
@@ -38,6 +44,8 @@ describe('serviceSpec', () => {
     ['traffic to a missing revision', { ...minimal, traffic: [{ revision: 'red', percent: 100 }] }, 'traffic[0].revision'],
     ['min above max', { ...minimal, scaling: { minInstances: 5, maxInstances: 2 } }, 'scaling.minInstances'],
     ['maxConcurrency above 1000', { ...minimal, scaling: { maxConcurrency: 5000 } }, 'scaling.maxConcurrency'],
+    ['targetBurstCapacity below -1', { ...minimal, scaling: { targetBurstCapacity: -2 } }, 'scaling.targetBurstCapacity'],
+    ['targetBurstCapacity not whole', { ...minimal, scaling: { targetBurstCapacity: 2.5 } }, 'scaling.targetBurstCapacity'],
     [
       'a reserved header',
       { ...minimal, headers: { request: { add: [{ name: 'x-envoy-upstream-rq-timeout-ms', value: '1' }] } } },

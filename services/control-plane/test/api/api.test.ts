@@ -425,6 +425,13 @@ describe('services', () => {
       fields: ['scaling.maxConcurrency'],
     },
     {
+      label: 'targetBurstCapacity below -1',
+      url: '/v1/tenants/svc/services/s400',
+      body: { ...spec(['a.svc.test']), scaling: { targetBurstCapacity: -2 } },
+      status: 400,
+      fields: ['scaling.targetBurstCapacity'],
+    },
+    {
       label: 'a panic window longer than the stable window',
       url: '/v1/tenants/svc/services/s400',
       body: { ...spec(['a.svc.test']), scaling: { stableWindow: '10s', panicWindow: '20s' } },
