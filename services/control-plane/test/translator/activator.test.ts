@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { serviceSpec, type RevisionSpec } from '@switchyard/shared';
+import { serviceSpec, TypeUrl, type EndpointSet, type LoadSample, type RevisionSpec } from '@switchyard/shared';
 import type { ProtoObject } from '../../src/resources.js';
 import { defaultTranslateOptions } from '../../src/translator/desired-state.js';
 import { burstExitHoldMs, burstState, revisionBurst, throughActivator } from '../../src/translator/endpoints.js';
 import type { BurstEntry } from '../../src/translator/desired-state.js';
+import { translate } from '../../src/translator/index.js';
+import { serviceRecord, tenantRecord } from './harness.js';
 import { activatorRouting } from '../../src/translator/envoy/features/activator-headers.js';
 import type { EndpointIR, RouteIR, ServiceIR } from '../../src/translator/ir.js';
 
@@ -196,5 +198,57 @@ describe('activator headers on the route', () => {
     const action = split();
     activatorRouting.routeAction?.(action, route, service(protocol), { group, options });
     expect(clusters(action).every((c) => c.request_headers_to_add === undefined)).toBe(true);
+  });
+});
+
+describe('translate: target burst capacity from load samples', () => {
+  const cluster = 'sy_acme_api_v1';
+  const spec = {
+    domains: ['api.acme.test'],
+    scaling: { minInstances: 1, maxConcurrency: 10, targetBurstCapacity: 20 },
+    revisions: [managed],
+  };
+  const set = (ready: number): EndpointSet => ({
+    schemaVersion: 1,
+    tenant: 'acme',
+    service: 'api',
+    revision: 'v1',
+    generation: 1,
+    ts: 0,
+    endpoints: Array.from({ length: ready }, (_, i) => ({ id: `i${i}`, address: `10.0.0.${i + 1}`, port: 80, state: 'ready' as const })),
+  });
+  const sample = (concurrency: number, ts: number): LoadSample =>
+    ({ schemaVersion: 1, tenant: 'acme', service: 'api', revision: 'v1', concurrency, rps: 1, ts, windowMs: 1000 }) as LoadSample;
+  function run(ready: number, load: LoadSample | undefined, now: number, burst?: Map<string, BurstEntry['state']>) {
+    const result = translate(
+      {
+        tenants: [tenantRecord('acme', ['acme.test'])],
+        services: [serviceRecord('acme', 'api', spec)],
+        endpointSets: new Map([[cluster, set(ready)]]),
+        health: new Map(),
+        now,
+        ...(load === undefined ? {} : { load: new Map([[cluster, load]]) }),
+        ...(burst === undefined ? {} : { burst }),
+      },
+      { ...defaultTranslateOptions, activator },
+    );
+    const assignment = result.snapshot.envoy.get(TypeUrl.ClusterLoadAssignment)?.get(cluster) as ProtoObject | undefined;
+    const hosts = JSON.stringify(assignment).match(/10\.\d+\.\d+\.\d+/g) ?? [];
+    return { hosts: [...new Set(hosts)], result };
+  }
+
+  it('one ready instance of 10 is short of 20: EDS carries the activator; three are not: the instances', () => {
+    expect(run(1, undefined, 1000).hosts).toEqual(['10.1.0.9', '10.1.0.10']);
+    expect(run(3, undefined, 1000).hosts).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+  });
+
+  it('requests in flight eat the spare capacity; back at the target, the activator stays for the hold, then leaves', () => {
+    const busy = run(3, sample(15, 1000), 1000);
+    expect(busy.hosts).toEqual(['10.1.0.9', '10.1.0.10']);
+    const states = new Map([...busy.result.burst].map(([c, e]) => [c, e.state]));
+    const quiet = run(3, sample(0, 1500), 1500, states);
+    expect(quiet.hosts).toEqual(['10.1.0.9', '10.1.0.10']);
+    expect(quiet.result.nextChangeAt).toBe(1000 + burstExitHoldMs);
+    expect(run(3, sample(0, 1500), 1000 + burstExitHoldMs, states).hosts).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
   });
 });
