@@ -1,9 +1,10 @@
 /**
- * activator: takes the requests of revisions that have no ready instance (the control plane
- * points their EDS at it), holds them in a bounded queue per revision (src/queue.ts decides),
- * pokes the autoscaler at once with the held count, and forwards the held requests as soon
- * as the revision's endpoint set has ready endpoints. One port takes HTTP/1.1 and HTTP/2 (h2c,
- * gRPC) and forwards with the protocol it received.
+ * activator: takes the requests of revisions that have no ready instance or too little spare
+ * capacity for their target burst capacity (the control plane points their EDS at it), holds
+ * them in a bounded queue per revision (src/queue.ts decides), pokes the autoscaler at once
+ * with the held count, and forwards them to the revision's ready endpoints, at most
+ * maxConcurrency at a time to each. One port takes HTTP/1.1 and HTTP/2 (h2c, gRPC) and
+ * forwards with the protocol it received.
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
