@@ -24,7 +24,7 @@ import { recordEndpointSet, recordHealth } from '../translator/inputs.js';
  */
 export class BusInputs {
   readonly endpointSets = new Map<string, EndpointSet>();
-  readonly health = new Map<string, Map<string, EndpointHealth>>();
+  readonly health = new Map<string, ReadonlyMap<string, EndpointHealth>>();
   readonly load = new Map<string, LoadSample>();
   /** Revisions (by cluster name) the instance provider reported it cannot run, with its reason. */
   readonly notRunnable = new Map<string, string>();
@@ -82,7 +82,8 @@ export class BusInputs {
     const byEndpoint = this.health.get(clusterName(set));
     if (byEndpoint !== undefined) {
       const current = new Set(set.endpoints.map((e) => endpointKey(e.address, e.port)));
-      for (const key of byEndpoint.keys()) if (!current.has(key)) byEndpoint.delete(key);
+      const kept = new Map([...byEndpoint].filter(([key]) => current.has(key)));
+      if (kept.size < byEndpoint.size) this.health.set(clusterName(set), kept);
     }
     this.notify();
   }

@@ -30,12 +30,39 @@ export function resolveEndpoints(
   state: Pick<DesiredState, 'endpointSets' | 'health' | 'now'>,
   options: Pick<TranslateOptions, 'reapUnhealthyAfterMs' | 'endpointAllowlist'>,
 ): ResolvedEndpoints {
-  const health = state.health.get(cluster);
+  const inputs: ResolveInputs = { cluster, set: state.endpointSets.get(cluster), health: state.health.get(cluster), options };
+  const known = resolved.get(revision);
+  if (known !== undefined && sameInputs(known.inputs, inputs) && (known.result.nextReapAt ?? Infinity) > state.now) return known.result;
+  const result = resolveAnew(revision, inputs, state.now);
+  resolved.set(revision, { inputs, result });
+  return result;
+}
+
+interface ResolveInputs {
+  cluster: string;
+  set: EndpointSet | undefined;
+  health: ReadonlyMap<string, EndpointHealth> | undefined;
+  options: Pick<TranslateOptions, 'reapUnhealthyAfterMs' | 'endpointAllowlist'>;
+}
+
+/**
+ * The last resolution per revision spec, with what it was resolved from. Every translation
+ * resolves every revision; from the same objects (endpoint sets and health maps are replaced,
+ * never changed in place) the result is the same array, so its load assignment is not built
+ * or compared again. Valid until the next unhealthy endpoint is due to be reaped.
+ */
+const resolved = new WeakMap<RevisionSpec, { inputs: ResolveInputs; result: ResolvedEndpoints }>();
+
+function sameInputs(a: ResolveInputs, b: ResolveInputs): boolean {
+  return a.cluster === b.cluster && a.set === b.set && a.health === b.health && a.options === b.options;
+}
+
+function resolveAnew(revision: RevisionSpec, { set, health, options }: ResolveInputs, now: number): ResolvedEndpoints {
   const result: ResolvedEndpoints = { endpoints: [], dropped: [] };
   const seen = new Set<string>();
   const candidates = revision.endpoints
     ? revision.endpoints.map((e) => ({ address: e.address, port: e.port, draining: false, id: undefined }))
-    : managedCandidates(state.endpointSets.get(cluster), revision.name, result);
+    : managedCandidates(set, revision.name, result);
   for (const candidate of candidates) {
     const key = endpointKey(candidate.address, candidate.port);
     const refusal = options.endpointAllowlist?.refusal(candidate.address);
@@ -49,7 +76,7 @@ export function resolveEndpoints(
     const observed = health?.get(key);
     if (observed?.state === 'unhealthy') {
       const reapAt = observed.since + options.reapUnhealthyAfterMs;
-      if (state.now >= reapAt) continue;
+      if (now >= reapAt) continue;
       result.nextReapAt = Math.min(result.nextReapAt ?? Infinity, reapAt);
     }
     result.endpoints.push({ address: candidate.address, port: candidate.port, status: status(candidate.draining, observed) });

@@ -19,18 +19,18 @@ export function recordEndpointSet(sets: Map<string, EndpointSet>, set: EndpointS
   return 'recorded';
 }
 
-/** Records an endpoint's health transition; one older than the state held is ignored. */
-export function recordHealth(health: Map<string, Map<string, EndpointHealth>>, transition: HealthTransition): boolean {
+/**
+ * Records an endpoint's health transition; one older than the state held is ignored. A
+ * revision's map is replaced, never changed in place: the translator remembers what it
+ * resolved from each map by identity.
+ */
+export function recordHealth(health: Map<string, ReadonlyMap<string, EndpointHealth>>, transition: HealthTransition): boolean {
   const cluster = clusterName(transition);
-  let byEndpoint = health.get(cluster);
-  if (byEndpoint === undefined) {
-    byEndpoint = new Map();
-    health.set(cluster, byEndpoint);
-  }
+  const byEndpoint = health.get(cluster);
   const key = endpointKey(transition.endpoint.address, transition.endpoint.port);
-  const held = byEndpoint.get(key);
+  const held = byEndpoint?.get(key);
   if (held !== undefined && held.since > transition.ts) return false;
   if (held?.state === transition.state) return false;
-  byEndpoint.set(key, { state: transition.state, since: transition.ts });
+  health.set(cluster, new Map(byEndpoint).set(key, { state: transition.state, since: transition.ts }));
   return true;
 }

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { EndpointSet, RevisionSpec } from '@switchyard/shared';
 import { endpointKey, type EndpointHealth } from '../../src/translator/desired-state.js';
 import { resolveEndpoints } from '../../src/translator/endpoints.js';
+import { buildLoadAssignment } from '../../src/translator/envoy/cluster.js';
+import { recordHealth } from '../../src/translator/inputs.js';
 import { EndpointAllowlist } from '../../src/store/index.js';
 
 const cluster = 'sy_acme_api_v1';
@@ -134,6 +136,53 @@ describe('resolveEndpoints with the endpoint allowlist', () => {
       endpoints: [],
       dropped: [{ field: 'endpoints.v1[169.254.169.254:80]', message: expect.stringContaining('link-local') }],
     });
+  });
+});
+
+describe('resolveEndpoints from unchanged inputs', () => {
+  const ready = (address: string) => ({ id: address, address, port: 80, state: 'ready' as const });
+  const revision: RevisionSpec = { name: 'v1', command: './server', env: {} };
+
+  it('gives the same endpoints and load assignment objects until the set, the health or the options change', () => {
+    const endpointSets = endpointSet([ready('10.0.0.1'), ready('10.0.0.2')]);
+    const healthByCluster = new Map<string, ReadonlyMap<string, EndpointHealth>>();
+    const state = { endpointSets, health: healthByCluster, now: 0 };
+    const first = resolveEndpoints(revision, cluster, state, reap);
+    expect(resolveEndpoints(revision, cluster, { ...state, now: 5 }, reap)).toBe(first);
+    expect(buildLoadAssignment(cluster, first.endpoints)).toBe(buildLoadAssignment(cluster, first.endpoints));
+    expect(buildLoadAssignment('sy_acme_api_v2', first.endpoints).cluster_name).toBe('sy_acme_api_v2');
+
+    const scope = { schemaVersion: 1 as const, tenant: 'acme', service: 'api', revision: 'v1' };
+    recordHealth(healthByCluster, {
+      ...scope,
+      endpoint: { address: '10.0.0.2', port: 80 },
+      state: 'healthy',
+      previous: 'unknown',
+      reason: '',
+      votes: [],
+      ts: 1,
+    });
+    const afterHealth = resolveEndpoints(revision, cluster, state, reap);
+    expect(afterHealth).not.toBe(first);
+    expect(afterHealth.endpoints.map((e) => e.status)).toEqual(['UNKNOWN', 'HEALTHY']);
+    expect(resolveEndpoints(revision, cluster, state, { ...reap })).not.toBe(afterHealth);
+
+    const next = { ...state, endpointSets: endpointSet([ready('10.0.0.3')]) };
+    expect(resolveEndpoints(revision, cluster, next, reap).endpoints).toEqual([{ address: '10.0.0.3', port: 80, status: 'UNKNOWN' }]);
+  });
+
+  it('resolves again once an unhealthy endpoint is due to be reaped', () => {
+    const state = {
+      endpointSets: endpointSet([ready('10.0.0.1'), ready('10.0.0.2')]),
+      health: health([['10.0.0.2', 80, { state: 'unhealthy', since: 0 }]]),
+      now: 1000,
+    };
+    const before = resolveEndpoints(revision, cluster, state, reap);
+    expect(before.endpoints).toHaveLength(2);
+    expect(resolveEndpoints(revision, cluster, { ...state, now: 59_999 }, reap)).toBe(before);
+    expect(resolveEndpoints(revision, cluster, { ...state, now: 60_000 }, reap).endpoints).toEqual([
+      { address: '10.0.0.1', port: 80, status: 'UNKNOWN' },
+    ]);
   });
 });
 

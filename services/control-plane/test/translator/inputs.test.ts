@@ -49,7 +49,7 @@ describe('recordEndpointSet', () => {
 
 describe('recordHealth', () => {
   it('records transitions by cluster and endpoint, ignoring stale and repeated ones', () => {
-    const health = new Map<string, Map<string, EndpointHealth>>();
+    const health = new Map<string, ReadonlyMap<string, EndpointHealth>>();
     expect(recordHealth(health, transition('unhealthy', 10))).toBe(true);
     expect(recordHealth(health, transition('unhealthy', 20))).toBe(false);
     expect(recordHealth(health, transition('healthy', 5))).toBe(false);

@@ -22,6 +22,21 @@ export function buildCluster(revision: RevisionIR, service: ServiceIR, context: 
  * stats show them; neither Envoy nor gRPC clients send them new requests.
  */
 export function buildLoadAssignment(cluster: string, endpoints: readonly EndpointIR[]): ProtoObject {
+  const known = loadAssignments.get(endpoints);
+  if (known?.cluster_name === cluster) return known;
+  const built = loadAssignmentOf(cluster, endpoints);
+  loadAssignments.set(endpoints, built);
+  return built;
+}
+
+/**
+ * Load assignments by the endpoint list they were built from: resolved endpoints are the same
+ * array while nothing they depend on changed, and the same object lets the cache skip the
+ * assignment without serialising it (thousands per translation otherwise).
+ */
+const loadAssignments = new WeakMap<readonly EndpointIR[], ProtoObject>();
+
+function loadAssignmentOf(cluster: string, endpoints: readonly EndpointIR[]): ProtoObject {
   if (endpoints.length === 0) return { cluster_name: cluster, endpoints: [] };
   return {
     cluster_name: cluster,
