@@ -148,7 +148,7 @@ export class SwitchyardSystem {
           new ServiceProcess(
             name,
             service,
-            { ...common, ...serviceEnv(service, name, ports.grpc, ports.admin, api) },
+            { ...common, ...serviceEnv(service, name, ports.grpc, ports.admin, api, logDir) },
             { ...ports, ...(api === undefined ? {} : { api }) },
             join(logDir, `${name}.log`),
           ),
@@ -205,6 +205,7 @@ function serviceEnv(
   grpc: number | undefined,
   admin: number,
   api: number | undefined,
+  logDir: string,
 ): Record<string, string> {
   switch (service) {
     case 'control-plane':
@@ -219,6 +220,8 @@ function serviceEnv(
         AUTOSCALER_REPLICA_ID: name,
         INSTANCE_PROVIDER: 'local',
         LOCAL_INSTANCE_HOST: '127.0.0.1',
+        // Shared by both replicas, as on one machine: the next leader adopts the instances a killed one left.
+        LOCAL_STATE_DIR: join(logDir, 'local-instances'),
       };
   }
 }

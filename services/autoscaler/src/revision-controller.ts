@@ -58,7 +58,11 @@ export class RevisionController {
     this.log = ctx.logger.child({ ...plan.ref });
   }
 
-  /** Takes charge: opens the revision in the provider at the last known decision and publishes its endpoint set. */
+  /**
+   * Takes charge: opens the revision in the provider (which takes over the instances still
+   * running for it) and only then publishes its endpoint set, so that the set never drops
+   * them; resumes at the last known decision.
+   */
   async lead(): Promise<void> {
     const term = ++this.term;
     const last = await this.ctx.bus.lastDecision(this.plan.ref).catch((err: unknown) => {
@@ -66,21 +70,31 @@ export class RevisionController {
       return undefined;
     });
     if (term !== this.term || !this.ctx.isLeader()) return;
+    const runtime = await this.ctx.provider.open(this.plan, this.hooks()).catch((err: unknown) => {
+      this.log.error({ err }, 'could not open the revision in the instance provider');
+      return undefined;
+    });
+    if (runtime === undefined) return;
+    if (term !== this.term || !this.ctx.isLeader()) {
+      runtime.release();
+      return;
+    }
+    runtime.update(this.plan);
     const { minInstances, maxInstances } = this.plan.scaling;
     const resume = this.serving ? Math.min(maxInstances, Math.max(minInstances, last?.desired ?? minInstances)) : 0;
     this.decider = initialDeciderState(resume, this.ctx.now(), this.decider.points);
-    this.runtime = this.ctx.provider.open(this.plan, this.hooks());
-    this.runtime.scale(resume);
+    this.runtime = runtime;
+    runtime.scale(resume);
     this.lastDecisionAt = this.ctx.now();
     this.queueEndpoints();
   }
 
-  /** Steps back after losing the lease: instances keep serving for the drain timeout, then stop; nothing is published. */
+  /** Steps back after losing the lease: the instances keep serving, handed over to the next leader; nothing is published. */
   follow(): void {
     this.term++;
     const runtime = this.runtime;
     this.runtime = undefined;
-    void runtime?.close();
+    runtime?.release();
   }
 
   update(plan: RevisionPlan): void {
@@ -245,7 +259,10 @@ export class RevisionController {
 
   private hooks(): RevisionHooks {
     return {
-      changed: () => this.queueEndpoints(),
+      // Not before `lead` has the provider's first full view: a set published during adoption would drop instances.
+      changed: () => {
+        if (this.runtime !== undefined) this.queueEndpoints();
+      },
       event: (instance, event, detail) => this.instanceEvent(instance, event, detail),
       drained: (instance) => this.waitDrained(instance),
     };
