@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,7 +21,7 @@ import {
 import { NatsServer } from '@switchyard/shared/testing';
 import { Autoscaler } from '../src/autoscaler.js';
 import { localProvider } from '../src/providers/local.js';
-import { httpGet, instancePid, instanceServer, serviceRecordFor, until } from './helpers.js';
+import { httpGet, instancePid, instanceServer, processRunning, serviceRecordFor, until } from './helpers.js';
 
 /**
  * Two replicas on one machine, one killed: replica A is the real standalone autoscaler
@@ -141,5 +141,12 @@ describe('leader failover between two autoscaler replicas', () => {
     const bPids = await Promise.all(ready(fromB).map((e) => instancePid(e.port)));
     expect(bPids.sort()).toEqual([...aPids].sort());
     expect(sets.filter((s) => s.generation > fromA.generation).every((s) => ready(s).length >= 2)).toBe(true);
+
+    // A graceful stop of the (now lone) autoscaler stops its instances, adopted ones included, and forgets them.
+    await autoscaler.stop();
+    replicaB = undefined;
+    await bNc.close();
+    for (const pid of bPids) expect(processRunning(pid!)).toBe(false);
+    expect(readdirSync(stateDir)).toEqual([]);
   });
 });
