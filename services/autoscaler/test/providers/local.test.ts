@@ -312,7 +312,7 @@ function recordFile(stateDir: string, id: string): string {
 }
 
 describe('local instances outliving the autoscaler', () => {
-  it('adopts the instances of a killed autoscaler as ready, before anything is published, and stops them on close', async () => {
+  it('adopts the instances of a killed autoscaler as ready members by the time open resolves, and stops them on close', async () => {
     const stateDir = await freshStateDir();
     const left = await crashedAutoscaler(stateDir, 2);
     const pids = await Promise.all(left.map((i) => instancePid(i.port)));
