@@ -184,6 +184,7 @@ export class Autoscaler {
       provider: this.options.provider,
       drainTimeoutMs: this.options.drainTimeoutMs,
       isLeader: () => this.lease.isLeader,
+      leaderElsewhere: () => this.lease.leaderElsewhere,
     };
   }
 

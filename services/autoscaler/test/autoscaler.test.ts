@@ -29,7 +29,7 @@ import { Autoscaler } from '../src/autoscaler.js';
 import { localProvider } from '../src/providers/local.js';
 import { httpGet, instancePid, instanceServer, processRunning, serviceRecordFor, until } from './helpers.js';
 
-const logger = createLogger('autoscaler-test', 'silent');
+const logger = createLogger('autoscaler-test', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent');
 const node = process.execPath;
 
 /** Fast settings: target 5 in flight per instance, 4 s stable and 1 s panic windows. */
