@@ -64,7 +64,7 @@ const healthCheck: HealthCheckSpec = {
   gracePeriod: 0,
 };
 
-function open(tenant: string, quotaPods = 10) {
+async function open(tenant: string, quotaPods = 10) {
   const events: { instance: string; event: string; detail: string }[] = [];
   const provider = kubernetesProvider({
     kubeConfig: autoscaler,
@@ -76,7 +76,7 @@ function open(tenant: string, quotaPods = 10) {
     startTimeoutMs: 60_000,
     backoff: { initialMs: 200, maxMs: 1000 },
   });
-  const revision: RevisionInstances = provider.open(
+  const revision: RevisionInstances = await provider.open(
     {
       ref: { tenant, service: 'web', revision: 'blue' },
       source: { kind: 'image', image: 'registry.test/demo/http-echo:1', env: { GREETING: 'hi' } },
@@ -125,7 +125,7 @@ async function pods(namespace: string, revision = 'blue'): Promise<string[]> {
 
 describe('the kubernetes provider against a real API server', () => {
   it('runs an image revision as pods in the tenant namespace; ready pod IPs serve', async () => {
-    const { revision, events } = open('acme');
+    const { revision, events } = await open('acme');
     revision.scale(2);
     const instances = await until(
       'two ready pods',
@@ -165,7 +165,7 @@ describe('the kubernetes provider against a real API server', () => {
   }, 180_000);
 
   it('replaces a pod whose container dies', async () => {
-    const { revision, events } = open('globex');
+    const { revision, events } = await open('globex');
     revision.scale(1);
     const [first] = await until(
       'a ready pod',
@@ -184,7 +184,7 @@ describe('the kubernetes provider against a real API server', () => {
   }, 180_000);
 
   it("honours the tenant namespace's quota", async () => {
-    const { revision, events } = open('initech', 2);
+    const { revision, events } = await open('initech', 2);
     revision.scale(3);
     await until(
       'two ready pods',

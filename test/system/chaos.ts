@@ -99,6 +99,8 @@ async function main(): Promise<void> {
       deployment: { started: deployment.status, phase: finalDeployment?.body?.phase ?? null },
       worstRecoveryMs: worstRecovery(faults),
       crashes: Object.fromEntries(system.services.filter((s) => s.crashes > 0).map((s) => [s.name, s.crashes])),
+      // Local instances the autoscalers left behind at the final stop (0 unless one was killed while stopping).
+      leftoverInstances: system.leftoverInstances,
       ...(process.env.KEEP_LOGS === undefined ? {} : { logs: system.logDir }),
     }),
   );

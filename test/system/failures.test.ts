@@ -8,7 +8,8 @@ import { BusAudit, scaledDomain, setUpServices, steadyDomain, Traffic, untilServ
  * 3 replicas, 2 replicas of each service, a real Envoy whose xDS, stats and HDS clusters list
  * both replicas), under continuous traffic and API writes. One replica of each service is
  * SIGKILLed in turn and started again, a NATS node too, and the autoscaler leader while a
- * service scales out under load. Then: no request to the static-backend service failed, no
+ * service scales out under load. Then: no request to the static-backend service or to the
+ * autoscaled one failed (the new leader adopts the killed one's instances), no
  * acknowledged write is missing, every endpoint set seen on the bus is in JetStream, every
  * service is ready without having been restarted by hand after the NATS node came back, and
  * Envoy is still connected to a control plane.
@@ -69,6 +70,8 @@ describe('losing any one component', () => {
     console.log(JSON.stringify(report));
     expect(steadyTally.errors).toEqual([]);
     expect(steadyTally.sent).toBeGreaterThan(100);
+    expect(scaledTally.errors).toEqual([]);
+    expect(scaledTally.sent).toBeGreaterThan(50);
     expect(writer.acknowledged.length).toBeGreaterThan(10);
     expect(lostWrites).toEqual([]);
     expect(lostSets).toEqual([]);

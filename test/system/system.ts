@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dyingWithParent, freePort } from '@switchyard/shared';
+import { localProvider } from '@switchyard/autoscaler';
+import { createLogger, dyingWithParent, freePort } from '@switchyard/shared';
 import { NatsCluster } from '@switchyard/shared/testing';
 import { EnvoyProcess, findEnvoy, localBootstrap } from '@switchyard/local';
 import { httpRequest, type HttpAnswer, type HttpRequestOptions } from '@switchyard/demo';
@@ -76,7 +77,9 @@ export class ServiceProcess {
     this.stopping = true;
     if (!this.running) return;
     this.child?.kill('SIGTERM');
-    const timer = setTimeout(() => this.child?.kill('SIGKILL'), 10_000);
+    // An autoscaler leader's graceful stop drains and stops its instances (DRAIN_TIMEOUT_MS, then
+    // INSTANCE_STOP_TIMEOUT_MS); killing it sooner would leave them running for nobody to adopt.
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), 30_000);
     await this.exited;
     clearTimeout(timer);
   }
@@ -103,6 +106,8 @@ export interface SystemOptions {
 }
 
 export class SwitchyardSystem {
+  /** Local instances still recorded once every service stopped (an autoscaler killed during its graceful stop); `stop` stops them. */
+  leftoverInstances = 0;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 512 });
 
   private constructor(
@@ -148,7 +153,7 @@ export class SwitchyardSystem {
           new ServiceProcess(
             name,
             service,
-            { ...common, ...serviceEnv(service, name, ports.grpc, ports.admin, api) },
+            { ...common, ...serviceEnv(service, name, ports.grpc, ports.admin, api, logDir) },
             { ...ports, ...(api === undefined ? {} : { api }) },
             join(logDir, `${name}.log`),
           ),
@@ -194,9 +199,30 @@ export class SwitchyardSystem {
     this.agent.destroy();
     await this.envoy?.stop();
     await Promise.all(this.services.map((s) => s.stop()));
+    this.leftoverInstances = await stopLeftoverInstances(join(this.logDir, localStateDir));
     await this.nats.dispose();
     if (process.env.KEEP_LOGS === undefined) await rm(this.logDir, { recursive: true, force: true });
   }
+}
+
+/** The autoscaler replicas' shared LOCAL_STATE_DIR, under the log directory. */
+const localStateDir = 'local-instances';
+
+/** Stops what the autoscalers left recorded in `stateDir` (as a new leader would for revisions it does not run); how many there were. */
+async function stopLeftoverInstances(stateDir: string): Promise<number> {
+  if (!existsSync(stateDir)) return 0;
+  const left = readdirSync(stateDir).length;
+  const logger = createLogger('system-stop', 'silent');
+  const provider = localProvider({
+    host: '127.0.0.1',
+    stateDir,
+    startTimeoutMs: 1,
+    stopTimeoutMs: 2000,
+    logger,
+    tenantUids: { base: 2_000_000, count: 1 },
+  });
+  await provider.stopUnwanted?.(() => false);
+  return left;
 }
 
 function serviceEnv(
@@ -205,6 +231,7 @@ function serviceEnv(
   grpc: number | undefined,
   admin: number,
   api: number | undefined,
+  logDir: string,
 ): Record<string, string> {
   switch (service) {
     case 'control-plane':
@@ -219,6 +246,8 @@ function serviceEnv(
         AUTOSCALER_REPLICA_ID: name,
         INSTANCE_PROVIDER: 'local',
         LOCAL_INSTANCE_HOST: '127.0.0.1',
+        // Shared by both replicas, as on one machine: the next leader adopts the instances a killed one left.
+        LOCAL_STATE_DIR: join(logDir, localStateDir),
       };
   }
 }

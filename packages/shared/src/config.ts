@@ -324,6 +324,13 @@ export const autoscalerEnv = z.object({
   DRAIN_TIMEOUT_MS: millis(30_000),
   /** Address local instances listen on and are published with. */
   LOCAL_INSTANCE_HOST: z.string().default('127.0.0.1').refine(isHost, 'must be an IP address or a host name, e.g. 127.0.0.1'),
+  /**
+   * Where the local provider records this machine's running instances, so that they outlive
+   * the autoscaler and the next leader adopts them. Replicas that should adopt each other's
+   * instances share it. Default: `$TMPDIR/switchyard-local-<uid>/<hash of NATS_URL>` (one per
+   * installation); `syctl up` uses `<data dir>/instances`.
+   */
+  LOCAL_STATE_DIR: optionalString,
   /** How long a local instance may take to pass its first health check. */
   INSTANCE_START_TIMEOUT_MS: millis(60_000),
   /** SIGTERM to SIGKILL for a local instance being stopped. */

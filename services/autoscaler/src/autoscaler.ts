@@ -184,6 +184,7 @@ export class Autoscaler {
       provider: this.options.provider,
       drainTimeoutMs: this.options.drainTimeoutMs,
       isLeader: () => this.lease.isLeader,
+      leaderElsewhere: () => this.lease.leaderElsewhere,
     };
   }
 
@@ -272,7 +273,13 @@ export class Autoscaler {
       if (leader) void controller.lead();
       else controller.follow();
     }
-    if (leader) for (const { plan, reason } of this.notRunnable.values()) this.reportNotRunnable(plan, reason);
+    if (!leader) return;
+    for (const { plan, reason } of this.notRunnable.values()) this.reportNotRunnable(plan, reason);
+    this.options.provider
+      .stopUnwanted?.((ref) => this.controllers.has(revisionKey(ref)))
+      .catch((err: unknown) => {
+        this.options.logger.error({ err }, 'could not stop the instances left running for revisions no longer wanted');
+      });
   }
 
   private logDropOnce(key: string, fields: Record<string, unknown>, message: string): void {

@@ -1,5 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AutoscalerConfig, Logger, ServiceModule } from '@switchyard/shared';
 import { Autoscaler } from './autoscaler.js';
 import { staticProvider, type InstanceProvider } from './provider.js';
@@ -60,6 +61,7 @@ async function instanceProvider(config: AutoscalerConfig, logger: Logger): Promi
     case 'local':
       return localProvider({
         host: config.LOCAL_INSTANCE_HOST,
+        stateDir: config.LOCAL_STATE_DIR ?? defaultLocalStateDir(config.NATS_URL),
         startTimeoutMs: config.INSTANCE_START_TIMEOUT_MS,
         stopTimeoutMs: config.INSTANCE_STOP_TIMEOUT_MS,
         tenantUids: { base: config.LOCAL_INSTANCE_UID_BASE, count: config.LOCAL_INSTANCE_UID_COUNT },
@@ -80,4 +82,10 @@ async function instanceProvider(config: AutoscalerConfig, logger: Logger): Promi
     case 'static':
       return staticProvider;
   }
+}
+
+/** One state directory per user and installation (NATS_URL): two Switchyards on one machine never adopt or stop each other's instances. */
+function defaultLocalStateDir(natsUrl: string): string {
+  const installation = createHash('sha256').update(natsUrl).digest('hex').slice(0, 12);
+  return join(tmpdir(), `switchyard-local-${process.getuid?.() ?? 'user'}`, installation);
 }

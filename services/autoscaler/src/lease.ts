@@ -36,6 +36,8 @@ export class LeaderLease {
   private leader = false;
   private revision = 0;
   private renewedAt = 0;
+  /** When this replica last read a fresh lease of another holder (by its own clock). */
+  private otherSeenAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -51,6 +53,11 @@ export class LeaderLease {
 
   get holder(): string {
     return this.options.holder;
+  }
+
+  /** Whether another replica held a live lease at this replica's last look (within one TTL). */
+  get leaderElsewhere(): boolean {
+    return !this.leader && this.now() - this.otherSeenAt <= this.options.ttlMs;
   }
 
   start(): void {
@@ -126,7 +133,10 @@ export class LeaderLease {
         this.revision = await kv.create(key, this.encode(now));
       } else {
         const current = leaseValue.safeParse(safeJson(entry.string()));
-        if (current.success && now - current.data.renewedAt <= current.data.ttlMs) return;
+        if (current.success && now - current.data.renewedAt <= current.data.ttlMs) {
+          if (current.data.holder !== this.options.holder) this.otherSeenAt = now;
+          return;
+        }
         this.revision = await kv.update(key, this.encode(now), entry.revision);
       }
     } catch (err) {

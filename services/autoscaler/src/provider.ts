@@ -1,4 +1,4 @@
-import type { InstanceEvent } from '@switchyard/shared';
+import type { InstanceEvent, RevisionRef } from '@switchyard/shared';
 import type { RevisionPlan } from './revision-plans.js';
 
 /**
@@ -54,6 +54,11 @@ export interface RevisionInstances {
   instances(): InstanceView[];
   /** Retires every instance (ready ones drain) and resolves when all have stopped. */
   close(): Promise<void>;
+  /**
+   * Hands the instances over to the next leader: they keep running and this object stops
+   * acting on them (no restarts, stops or drains). Used when this replica loses the lease.
+   */
+  release(): void;
 }
 
 export type RunnableSource = 'command' | 'image';
@@ -62,7 +67,17 @@ export interface InstanceProvider {
   readonly name: string;
   /** The revision sources this provider runs. */
   readonly runs: readonly RunnableSource[];
-  open(plan: RevisionPlan, hooks: RevisionHooks): RevisionInstances;
+  /**
+   * Takes charge of a revision. Resolves once the instances already running for it (started
+   * by an earlier leader) are known, so that the first endpoint set published includes them.
+   */
+  open(plan: RevisionPlan, hooks: RevisionHooks): Promise<RevisionInstances>;
+  /**
+   * Run when this replica becomes the leader, with the revisions it manages: stops what an
+   * earlier autoscaler left running for any other revision (the local provider; the
+   * kubernetes provider has none).
+   */
+  stopUnwanted?(wanted: (ref: RevisionRef) => boolean): Promise<void>;
 }
 
 /** Every INSTANCE_PROVIDER and the revision sources it runs; each provider's `runs` is its entry here. */

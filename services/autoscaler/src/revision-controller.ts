@@ -21,6 +21,8 @@ export interface RevisionContext {
   provider: InstanceProvider;
   drainTimeoutMs: number;
   isLeader: () => boolean;
+  /** Whether another replica holds the lease (it owns the instances this one handed over). */
+  leaderElsewhere: () => boolean;
 }
 
 interface PendingDrain {
@@ -46,6 +48,10 @@ export class RevisionController {
   private readonly unhealthy = new Map<string, { since: number; reason: string }>();
   private endpointsQueued = false;
   private closing: Promise<void> | undefined;
+  /** The provider opening the revision for a takeover in progress. */
+  private opening: Promise<RevisionInstances | undefined> | undefined;
+  /** This replica released its instances on losing the lease and has not led since. */
+  private handedOver = false;
   /** Bumped on every leadership change, so a slow takeover that was overtaken gives up. */
   private term = 0;
   private readonly log: Logger;
@@ -58,7 +64,11 @@ export class RevisionController {
     this.log = ctx.logger.child({ ...plan.ref });
   }
 
-  /** Takes charge: opens the revision in the provider at the last known decision and publishes its endpoint set. */
+  /**
+   * Takes charge: opens the revision in the provider (which takes over the instances still
+   * running for it) and only then publishes its endpoint set, so that the set never drops
+   * them; resumes at the last known decision.
+   */
   async lead(): Promise<void> {
     const term = ++this.term;
     const last = await this.ctx.bus.lastDecision(this.plan.ref).catch((err: unknown) => {
@@ -66,21 +76,40 @@ export class RevisionController {
       return undefined;
     });
     if (term !== this.term || !this.ctx.isLeader()) return;
+    this.opening = this.open();
+    const runtime = await this.opening;
+    this.opening = undefined;
+    // Closed meanwhile: `closeNow` took the runtime over.
+    if (runtime === undefined || this.closing !== undefined) return;
+    if (term !== this.term || !this.ctx.isLeader()) {
+      runtime.release();
+      return;
+    }
+    runtime.update(this.plan);
+    this.handedOver = false;
     const { minInstances, maxInstances } = this.plan.scaling;
     const resume = this.serving ? Math.min(maxInstances, Math.max(minInstances, last?.desired ?? minInstances)) : 0;
     this.decider = initialDeciderState(resume, this.ctx.now(), this.decider.points);
-    this.runtime = this.ctx.provider.open(this.plan, this.hooks());
-    this.runtime.scale(resume);
+    this.runtime = runtime;
+    runtime.scale(resume);
     this.lastDecisionAt = this.ctx.now();
     this.queueEndpoints();
   }
 
-  /** Steps back after losing the lease: instances keep serving for the drain timeout, then stop; nothing is published. */
+  /** Steps back after losing the lease: the instances keep serving, handed over to the next leader; nothing is published. */
   follow(): void {
     this.term++;
     const runtime = this.runtime;
     this.runtime = undefined;
-    void runtime?.close();
+    runtime?.release();
+    if (runtime !== undefined) this.handedOver = true;
+  }
+
+  private open(): Promise<RevisionInstances | undefined> {
+    return this.ctx.provider.open(this.plan, this.hooks()).catch((err: unknown) => {
+      this.log.error({ err }, 'could not open the revision in the instance provider');
+      return undefined;
+    });
   }
 
   update(plan: RevisionPlan): void {
@@ -159,8 +188,15 @@ export class RevisionController {
   private async closeNow(): Promise<void> {
     this.term++;
     this.unhealthy.clear();
-    const runtime = this.runtime;
-    if (runtime !== undefined) {
+    // Instances this replica does not run right now (a takeover still adopting them, or handed
+    // over on losing the lease) are stopped too, unless another replica leads: then they are its.
+    const elsewhere = this.ctx.leaderElsewhere();
+    let runtime = this.runtime ?? (await this.opening);
+    if (runtime === undefined && this.handedOver && !elsewhere) runtime = await this.open();
+    if (runtime !== undefined && this.runtime !== runtime && elsewhere) {
+      runtime.release();
+    } else if (runtime !== undefined) {
+      this.runtime = runtime;
       await runtime.close();
       if (this.runtime === runtime) this.queueEndpoints();
       this.runtime = undefined;
@@ -245,7 +281,10 @@ export class RevisionController {
 
   private hooks(): RevisionHooks {
     return {
-      changed: () => this.queueEndpoints(),
+      // Not before `lead` has the provider's first full view: a set published during adoption would drop instances.
+      changed: () => {
+        if (this.runtime !== undefined) this.queueEndpoints();
+      },
       event: (instance, event, detail) => this.instanceEvent(instance, event, detail),
       drained: (instance) => this.waitDrained(instance),
     };

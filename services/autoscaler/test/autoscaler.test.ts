@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,7 +29,7 @@ import { Autoscaler } from '../src/autoscaler.js';
 import { localProvider } from '../src/providers/local.js';
 import { httpGet, instancePid, instanceServer, processRunning, serviceRecordFor, until } from './helpers.js';
 
-const logger = createLogger('autoscaler-test', 'silent');
+const logger = createLogger('autoscaler-test', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent');
 const node = process.execPath;
 
 /** Fast settings: target 5 in flight per instance, 4 s stable and 1 s panic windows. */
@@ -64,12 +65,15 @@ describe('autoscaler against a real nats-server with real instances', () => {
   const decisions: ScaleDecision[] = [];
   const instanceEvents: InstanceEvent[] = [];
   const loadTimers: NodeJS.Timeout[] = [];
+  let stateDir = '';
 
   async function startReplica(name: string) {
     const observability = createObservability(name);
     const replicaNc = await connectNats({ servers: server.url, name, logger, observability });
+    stateDir = await mkdtemp(join(tmpdir(), 'switchyard-local-state-'));
     const provider = localProvider({
       host: '127.0.0.1',
+      stateDir,
       startTimeoutMs: 10_000,
       stopTimeoutMs: 2000,
       logger,
@@ -112,6 +116,7 @@ describe('autoscaler against a real nats-server with real instances', () => {
     await leader.nc.close();
     await nc.close();
     await server.dispose();
+    await rm(stateDir, { recursive: true, force: true });
   });
 
   const put = (tenant: string, service: string, spec: ServiceSpecInput) =>

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -21,9 +24,10 @@ import { localProvider } from '../src/providers/local.js';
 import { httpGet, instancePid, instanceServer, processRunning, serviceRecordFor, until } from './helpers.js';
 
 /**
- * Two replicas, one killed: replica A is the real standalone autoscaler (dist/src/main.js,
- * built by `pnpm build`) in its own process, replica B runs in this process. SIGKILL on A
- * must hand the revision to B within a few seconds, and A's instances must die with it.
+ * Two replicas on one machine, one killed: replica A is the real standalone autoscaler
+ * (dist/src/main.js, built by `pnpm build`) in its own process, replica B runs in this process;
+ * both share LOCAL_STATE_DIR. SIGKILL on A must hand the revision to B within a few seconds,
+ * and B must adopt A's instances, which kept serving, rather than start new ones.
  */
 
 const logger = createLogger('failover-test', 'silent');
@@ -36,10 +40,12 @@ describe('leader failover between two autoscaler replicas', () => {
   let processA: ChildProcess | undefined;
   let replicaB: { autoscaler: Autoscaler; nc: NatsConnection } | undefined;
   const sets: EndpointSet[] = [];
+  let stateDir = '';
 
   beforeAll(async () => {
     if (!existsSync(standalone)) throw new Error(`${standalone} is missing: run "pnpm build" first`);
     server = await NatsServer.start();
+    stateDir = join(await mkdtemp(join(tmpdir(), 'switchyard-failover-')), 'instances');
     nc = await connectNats({ servers: server.url, name: 'driver', logger, observability: createObservability('driver') });
     await ensureStreams(nc);
     subscribe(nc, 'endpoints', 'switchyard.endpoints.>', { logger, registry: createObservability('rec').registry }, (m) => {
@@ -53,6 +59,7 @@ describe('leader failover between two autoscaler replicas', () => {
     await replicaB?.nc.close();
     await nc.close();
     await server.dispose();
+    await rm(dirname(stateDir), { recursive: true, force: true });
   });
 
   it('hands over within a few seconds when the leader process is killed', async () => {
@@ -73,6 +80,7 @@ describe('leader failover between two autoscaler replicas', () => {
         AUTOSCALER_ADMIN_PORT: String(adminPort),
         AUTOSCALER_REPLICA_ID: 'replica-a',
         AUTOSCALER_LEASE_TTL_MS: String(leaseTtlMs),
+        LOCAL_STATE_DIR: stateDir,
         LOG_LEVEL: 'warn',
       },
       stdio: 'ignore',
@@ -93,6 +101,7 @@ describe('leader failover between two autoscaler replicas', () => {
       readiness: observability.readiness,
       provider: localProvider({
         host: '127.0.0.1',
+        stateDir,
         startTimeoutMs: 10_000,
         stopTimeoutMs: 2000,
         logger,
@@ -117,14 +126,27 @@ describe('leader failover between two autoscaler replicas', () => {
     const fromB = await until(
       () => {
         const last = sets.at(-1);
-        return ready(last).length === 2 && ready(last).every((e) => !aEndpoints.some((a) => a.id === e.id)) && last;
+        return last !== undefined && last.generation > fromA.generation && last;
       },
       20_000,
-      'replica B to publish its own two instances',
+      'replica B to publish its first set',
     );
-    expect(fromB.generation).toBeGreaterThan(fromA.generation);
+    // B's first set already holds A's two instances, ready: adopted, not started anew.
+    expect(
+      ready(fromB)
+        .map((e) => [e.id, e.port])
+        .sort(),
+    ).toEqual(aEndpoints.map((e) => [e.id, e.port]).sort());
     for (const endpoint of ready(fromB)) expect((await httpGet(endpoint.port, '/'))?.status).toBe(200);
-    // A's instances died with it (parent-death signal), not left as orphans.
-    for (const pid of aPids) await until(() => !processRunning(pid!), 10_000, `instance ${pid} of the killed replica to exit`);
+    const bPids = await Promise.all(ready(fromB).map((e) => instancePid(e.port)));
+    expect(bPids.sort()).toEqual([...aPids].sort());
+    expect(sets.filter((s) => s.generation > fromA.generation).every((s) => ready(s).length >= 2)).toBe(true);
+
+    // A graceful stop of the (now lone) autoscaler stops its instances, adopted ones included, and forgets them.
+    await autoscaler.stop();
+    replicaB = undefined;
+    await bNc.close();
+    for (const pid of bPids) expect(processRunning(pid!)).toBe(false);
+    expect(readdirSync(stateDir)).toEqual([]);
   });
 });

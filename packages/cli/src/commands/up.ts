@@ -86,7 +86,7 @@ async function up(cli: Cli, opts: UpOptions): Promise<void> {
   try {
     const nats = await natsFor(cli, data, say, stops);
     const token = await adminToken(cli, data);
-    const stack = await startServices(cli, nats, token.value, ports, opts.bind).catch((err: unknown) => {
+    const stack = await startServices(cli, nats, token.value, ports, opts.bind, data).catch((err: unknown) => {
       throw err instanceof ConfigError ? usageError(err.message) : err;
     });
     stops.push(() => stack.stop());
@@ -209,12 +209,20 @@ async function adminToken(cli: Cli, data: string): Promise<AdminToken> {
   return { value: (await readFile(file, 'utf8')).trim(), where: `admin token in ${file}`, file };
 }
 
-function startServices(cli: Cli, nats: NatsTarget, token: string, ports: Record<string, number>, bindHost: string): Promise<AllInOne> {
+function startServices(
+  cli: Cli,
+  nats: NatsTarget,
+  token: string,
+  ports: Record<string, number>,
+  bindHost: string,
+  data: string,
+): Promise<AllInOne> {
+  const defaults = { SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8', LOG_LEVEL: 'warn', LOCAL_STATE_DIR: join(data, 'instances') };
   return startAllInOne({
     bindHost,
     natsUrl: nats.url,
     natsPasswords: nats.passwords,
-    env: { SWITCHYARD_ENDPOINT_CIDRS: '127.0.0.0/8', LOG_LEVEL: 'warn', ...cli.io.env, SWITCHYARD_ADMIN_TOKEN: token },
+    env: { ...defaults, ...cli.io.env, SWITCHYARD_ADMIN_TOKEN: token },
     grpcPort: ports.grpc!,
     adminPort: ports.admin!,
     apiPort: ports.api!,

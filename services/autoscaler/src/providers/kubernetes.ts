@@ -51,7 +51,12 @@ export function kubernetesProvider(options: KubernetesProviderOptions): Instance
   return {
     name: 'kubernetes',
     runs: ['image'],
-    open: (plan, hooks) => new KubeRevision(options, clients, tenants, plan, hooks),
+    open: async (plan, hooks) => {
+      const revision = new KubeRevision(options, clients, tenants, plan, hooks);
+      // The pod watch lists the revision's existing pods before `setup` resolves: the first set includes them.
+      await revision.setup.catch(() => undefined);
+      return revision;
+    },
   };
 }
 
@@ -132,7 +137,7 @@ class KubeRevision implements RevisionInstances {
   private readonly backoff: { initialMs: number; maxMs: number };
   private informer: Informer<V1Pod> | undefined;
   private anchorUid: string | undefined;
-  private readonly setup: Promise<void>;
+  readonly setup: Promise<void>;
   /** Pods asked for whose create call has not returned yet (the watch may already have reported them). */
   private readonly creating = new Set<string>();
   private target = 0;
@@ -142,6 +147,7 @@ class KubeRevision implements RevisionInstances {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly timeoutTimer: NodeJS.Timeout;
   private closed = false;
+  private released = false;
 
   constructor(
     private readonly options: KubernetesProviderOptions,
@@ -208,6 +214,16 @@ class KubeRevision implements RevisionInstances {
     }
   }
 
+  /** Leaves the pods to the next leader, whose pod watch finds them. */
+  release(): void {
+    this.released = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.timeoutTimer);
+    const informer = this.informer;
+    this.informer = undefined;
+    void informer?.stop();
+  }
+
   private view(id: string, m: Member): InstanceView {
     const state = m.draining ? 'draining' : (m.state as InstanceState);
     return { id, address: m.pod.status?.podIP ?? '', port: this.options.containerPort, state, startedAt: m.startedAt };
@@ -236,6 +252,7 @@ class KubeRevision implements RevisionInstances {
       });
       this.informer = informer;
       await informer.start();
+      if (this.released) await informer.stop();
     } catch (err) {
       this.hooks.event(ref.revision, 'start_failed', `could not set up the revision in namespace ${this.namespace}: ${messageOf(err)}`);
       throw err;
@@ -308,7 +325,7 @@ class KubeRevision implements RevisionInstances {
 
   /** Moves the pods towards `target` serving pods of the current spec. */
   private reconcile(): void {
-    if (this.anchorUid === undefined) return;
+    if (this.anchorUid === undefined || this.released) return;
     const target = this.closed ? 0 : this.target;
     const entries = [...this.members.entries()].filter(([, m]) => !m.deleting && m.state !== 'gone');
     const serving = entries.filter(([, m]) => !m.draining);
@@ -394,7 +411,7 @@ class KubeRevision implements RevisionInstances {
     this.hooks.event(id, 'draining', '');
     this.hooks.changed();
     void this.hooks.drained(this.view(id, m)).then(() => {
-      if (m.draining) void this.deletePod(id);
+      if (m.draining && !this.released) void this.deletePod(id);
     });
   }
 

@@ -81,6 +81,11 @@ export async function createSandbox(identity: InstanceIdentity | undefined): Pro
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+  return sandboxAt(dir, identity);
+}
+
+/** The sandbox in `dir`, e.g. of an instance an earlier autoscaler started. */
+export function sandboxAt(dir: string, identity?: InstanceIdentity): Sandbox {
   return { dir, identity, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 

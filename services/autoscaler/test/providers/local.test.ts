@@ -1,11 +1,14 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RevisionPlan } from '../../src/revision-plans.js';
 import type { InstanceEventKind, InstanceView, RevisionHooks, RevisionInstances } from '../../src/provider.js';
-import { localProvider } from '../../src/providers/local.js';
+import { localProvider, type LocalProviderOptions } from '../../src/providers/local.js';
 import { capturingLogger, defaultScaling, httpGet, instancePid, instanceServer, processRunning, tenantProbe, until } from '../helpers.js';
 
 /** Records what a provider reports; drains finish when the test says so (at once by default). */
@@ -69,20 +72,40 @@ function plan(
 const node = process.execPath;
 const open: RevisionInstances[] = [];
 
-function start(p: RevisionPlan, hooks: RevisionHooks, options: { stopTimeoutMs?: number; startTimeoutMs?: number } = {}) {
-  const { logger, lines } = capturingLogger();
-  const provider = localProvider({
+interface StartOptions {
+  stopTimeoutMs?: number;
+  startTimeoutMs?: number;
+  /** Shared by providers that should adopt each other's instances; a fresh one by default. */
+  stateDir?: string;
+}
+
+function providerOptions(stateDir: string, options: StartOptions = {}): LocalProviderOptions {
+  return {
     host: '127.0.0.1',
+    stateDir,
     startTimeoutMs: options.startTimeoutMs ?? 10_000,
     stopTimeoutMs: options.stopTimeoutMs ?? 5000,
-    logger,
+    logger: capturingLogger().logger,
     tenantUids: { base: 2_100_000, count: 1_000_000 },
     backoff: { initialMs: 200, maxMs: 1600 },
     probeIntervalMs: 50,
-  });
-  const revision = provider.open(p, hooks);
+    exitPollMs: 100,
+  };
+}
+
+async function start(p: RevisionPlan, hooks: RevisionHooks, options: StartOptions = {}) {
+  const stateDir = options.stateDir ?? (await freshStateDir());
+  const revision = await localProvider(providerOptions(stateDir, options)).open(p, hooks);
   open.push(revision);
-  return { revision, lines };
+  return { revision, stateDir };
+}
+
+const stateDirs: string[] = [];
+
+async function freshStateDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-local-state-'));
+  stateDirs.push(dir);
+  return join(dir, 'instances');
 }
 
 const ready = (revision: RevisionInstances) => revision.instances().filter((i) => i.state === 'ready');
@@ -90,13 +113,14 @@ const ready = (revision: RevisionInstances) => revision.instances().filter((i) =
 afterEach(async () => {
   recorders.splice(0).forEach((rec) => rec.stopHolding());
   await Promise.all(open.splice(0).map((r) => r.close()));
+  await Promise.all(stateDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
 describe('local provider', () => {
   it('runs instances with PORT, the revision env and nothing else from the autoscaler, and logs their output', async () => {
     process.env.LEAK_CHECK = 'must-not-reach-instances';
     const rec = recorder();
-    const { revision, lines } = start(plan([node, instanceServer], { GREETING: 'hello' }), rec.hooks);
+    const { revision, stateDir } = await start(plan([node, instanceServer], { GREETING: 'hello' }), rec.hooks);
     revision.scale(2);
     await until(() => ready(revision).length === 2, 15_000, 'two ready instances');
     const instances = ready(revision);
@@ -107,15 +131,21 @@ describe('local provider', () => {
     }
     expect(rec.of('starting')).toHaveLength(2);
     expect(rec.of('ready')).toHaveLength(2);
-    const output = await until(() => lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('listening on')));
-    expect(output).toMatchObject({ tenant: 'acme', service: 'web', revision: 'blue', stream: 'stdout' });
-    expect(instances.map((i) => i.id)).toContain(output.instance);
+    for (const instance of instances) {
+      const output = join(stateDir, `acme.web.${instance.id}`, 'stdout.log');
+      await until(
+        () => existsSync(output) && readFileSync(output, 'utf8').includes(`listening on`),
+        15_000,
+        'the instance output in its file',
+      );
+      expect(statSync(output).mode & 0o777).toBe(0o600);
+    }
     delete process.env.LEAK_CHECK;
   });
 
   it('runs a string command through the shell', async () => {
     const rec = recorder();
-    const { revision } = start(plan(`GREETING=from-shell exec "${node}" "${instanceServer}"`, {}, { protocol: 'tcp' }), rec.hooks);
+    const { revision } = await start(plan(`GREETING=from-shell exec "${node}" "${instanceServer}"`, {}, { protocol: 'tcp' }), rec.hooks);
     revision.scale(1);
     const [instance] = await until(() => ready(revision).length === 1 && ready(revision));
     const answer = await httpGet(instance!.port, '/env');
@@ -124,7 +154,7 @@ describe('local provider', () => {
 
   it('waits for the health check before an instance is ready', async () => {
     const rec = recorder();
-    const { revision } = start(plan([node, instanceServer], { READY_AFTER_MS: '600' }), rec.hooks);
+    const { revision } = await start(plan([node, instanceServer], { READY_AFTER_MS: '600' }), rec.hooks);
     revision.scale(1);
     await until(() => ready(revision).length === 1);
     const startedAt = rec.of('starting')[0]!.at;
@@ -133,7 +163,7 @@ describe('local provider', () => {
 
   it('restarts an instance that crashes', async () => {
     const rec = recorder();
-    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    const { revision } = await start(plan([node, instanceServer]), rec.hooks);
     revision.scale(1);
     const [first] = await until(() => ready(revision).length === 1 && ready(revision));
     await httpGet(first!.port, '/crash');
@@ -145,7 +175,7 @@ describe('local provider', () => {
   it('drains before stopping on scale-down: SIGTERM, newest first', async () => {
     const rec = recorder();
     rec.holdDrains();
-    const { revision, lines } = start(plan([node, instanceServer]), rec.hooks);
+    const { revision } = await start(plan([node, instanceServer]), rec.hooks);
     revision.scale(2);
     await until(() => ready(revision).length === 2);
     const [older, newer] = [...ready(revision)].sort((a, b) => a.startedAt - b.startedAt);
@@ -156,15 +186,15 @@ describe('local provider', () => {
     expect((await httpGet(newer!.port, '/'))?.status).toBe(200);
     rec.releaseDrains();
     await until(() => rec.of('stopped').length === 1);
+    // Exit code 0, not "killed by SIGTERM": the instance got SIGTERM and closed by itself.
     expect(rec.of('stopped')[0]).toMatchObject({ instance: newer!.id, detail: 'exited with code 0' });
-    expect(lines.some((l) => l.instance === newer!.id && l.msg === 'SIGTERM: closing')).toBe(true);
     expect(revision.instances().map((i) => i.id)).toEqual([older!.id]);
   });
 
   it('puts a draining instance back into service instead of starting a new one', async () => {
     const rec = recorder();
     rec.holdDrains();
-    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    const { revision } = await start(plan([node, instanceServer]), rec.hooks);
     revision.scale(2);
     await until(() => ready(revision).length === 2);
     revision.scale(1);
@@ -179,7 +209,7 @@ describe('local provider', () => {
 
   it('kills an instance that ignores SIGTERM after the stop timeout', async () => {
     const rec = recorder();
-    const { revision } = start(plan([node, instanceServer], { IGNORE_SIGTERM: '1' }), rec.hooks, { stopTimeoutMs: 300 });
+    const { revision } = await start(plan([node, instanceServer], { IGNORE_SIGTERM: '1' }), rec.hooks, { stopTimeoutMs: 300 });
     revision.scale(1);
     await until(() => ready(revision).length === 1);
     revision.scale(0);
@@ -189,10 +219,10 @@ describe('local provider', () => {
 
   it('retries a command that fails to start with growing backoff, without holding up another revision', async () => {
     const failing = recorder();
-    const { revision: broken } = start(plan([node, instanceServer], { FAIL_START: '1' }), failing.hooks);
+    const { revision: broken } = await start(plan([node, instanceServer], { FAIL_START: '1' }), failing.hooks);
     broken.scale(1);
     const healthy = recorder();
-    const { revision: fine } = start(plan([node, instanceServer]), healthy.hooks);
+    const { revision: fine } = await start(plan([node, instanceServer]), healthy.hooks);
     fine.scale(1);
     await until(() => ready(fine).length === 1, 15_000, 'the healthy revision');
     await until(() => failing.of('start_failed').length >= 4, 15_000, 'four failed starts');
@@ -208,7 +238,7 @@ describe('local provider', () => {
 
   it('reports a command that cannot be executed', async () => {
     const rec = recorder();
-    const { revision } = start(plan(['/nonexistent/binary']), rec.hooks);
+    const { revision } = await start(plan(['/nonexistent/binary']), rec.hooks);
     revision.scale(1);
     await until(() => rec.of('start_failed').length >= 1);
     expect(revision.instances().filter((i) => i.state === 'ready')).toHaveLength(0);
@@ -216,7 +246,7 @@ describe('local provider', () => {
 
   it('gives up on an instance that does not become healthy in time', async () => {
     const rec = recorder();
-    const { revision } = start(plan([node, instanceServer], { READY_AFTER_MS: '60000' }), rec.hooks, { startTimeoutMs: 400 });
+    const { revision } = await start(plan([node, instanceServer], { READY_AFTER_MS: '60000' }), rec.hooks, { startTimeoutMs: 400 });
     revision.scale(1);
     const failure = await until(() => rec.of('start_failed')[0]);
     expect(failure.detail).toBe('not ready within 400 ms');
@@ -225,7 +255,7 @@ describe('local provider', () => {
   it('replaces instances one by one when the launch settings change', async () => {
     const rec = recorder();
     const first = plan([node, instanceServer], { GREETING: 'v1' });
-    const { revision } = start(first, rec.hooks);
+    const { revision } = await start(first, rec.hooks);
     revision.scale(2);
     await until(() => ready(revision).length === 2);
     const old = ready(revision).map((i) => i.id);
@@ -239,7 +269,7 @@ describe('local provider', () => {
 
   it('replaces an instance on request: the new one first, then the old one drains', async () => {
     const rec = recorder();
-    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    const { revision } = await start(plan([node, instanceServer]), rec.hooks);
     revision.scale(1);
     const [sick] = await until(() => ready(revision).length === 1 && ready(revision));
     revision.replace(sick!.id);
@@ -252,13 +282,100 @@ describe('local provider', () => {
 
   it('stops everything on close', async () => {
     const rec = recorder();
-    const { revision } = start(plan([node, instanceServer]), rec.hooks);
+    const { revision } = await start(plan([node, instanceServer]), rec.hooks);
     revision.scale(3);
     await until(() => ready(revision).length === 3);
     const pids = await Promise.all(ready(revision).map((i) => instancePid(i.port)));
     await revision.close();
     expect(revision.instances()).toHaveLength(0);
     for (const pid of pids) expect(processRunning(pid!)).toBe(false);
+  });
+});
+
+const providerHost = fileURLToPath(new URL('../fixtures/provider-host.mjs', import.meta.url));
+
+/** Runs the provider in a process of its own (an autoscaler), `count` instances ready, then SIGKILLs it. */
+async function crashedAutoscaler(stateDir: string, count: number): Promise<InstanceView[]> {
+  const host = spawn(node, [providerHost, stateDir, String(count), instanceServer], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: host.stdout }).once('line', resolve);
+    host.once('exit', (code) => reject(new Error(`the provider host exited with ${code}`)));
+  });
+  const exited = new Promise((resolve) => host.once('exit', resolve));
+  host.kill('SIGKILL');
+  await exited;
+  return JSON.parse(line) as InstanceView[];
+}
+
+function recordFile(stateDir: string, id: string): string {
+  return join(stateDir, `acme.web.${id}`, 'instance.json');
+}
+
+describe('local instances outliving the autoscaler', () => {
+  it('adopts the instances of a killed autoscaler as ready members by the time open resolves, and stops them on close', async () => {
+    const stateDir = await freshStateDir();
+    const left = await crashedAutoscaler(stateDir, 2);
+    const pids = await Promise.all(left.map((i) => instancePid(i.port)));
+    // The autoscaler is gone; its instances still serve.
+    for (const instance of left) expect((await httpGet(instance.port, '/'))?.status).toBe(200);
+    const record = JSON.parse(readFileSync(recordFile(stateDir, left[0]!.id), 'utf8')) as Record<string, unknown>;
+    expect(record).toMatchObject({ id: left[0]!.id, pid: pids[0], pgid: pids[0], port: left[0]!.port, host: '127.0.0.1' });
+    expect(statSync(recordFile(stateDir, left[0]!.id)).mode & 0o777).toBe(0o600);
+
+    const rec = recorder();
+    const { revision } = await start(plan([node, instanceServer]), rec.hooks, { stateDir });
+    // Open resolved: both are members already, ready, with their ids and ports (no scale() yet).
+    expect(
+      ready(revision)
+        .map((i) => [i.id, i.port])
+        .sort(),
+    ).toEqual(left.map((i) => [i.id, i.port]).sort());
+    expect(rec.of('ready').map((e) => e.detail)).toEqual([expect.stringContaining('adopted'), expect.stringContaining('adopted')]);
+    revision.scale(2);
+    expect(rec.of('starting')).toHaveLength(0);
+
+    // An adopted instance is not our child: its exit is noticed by polling, and it is replaced.
+    await httpGet(left[0]!.port, '/crash');
+    await until(() => rec.of('exited').some((e) => e.instance === left[0]!.id), 15_000, 'the adopted instance exit');
+    await until(() => ready(revision).length === 2 && !ready(revision).some((i) => i.id === left[0]!.id), 15_000, 'a replacement');
+    expect(existsSync(recordFile(stateDir, left[0]!.id))).toBe(false);
+
+    await revision.close();
+    expect(processRunning(pids[1]!)).toBe(false);
+    expect(readdirSync(stateDir)).toEqual([]);
+  });
+
+  it('forgets dead instances and never adopts a pid now used by another process', async () => {
+    const stateDir = await freshStateDir();
+    const [dead, reused] = await crashedAutoscaler(stateDir, 2);
+    const deadPid = (await instancePid(dead!.port))!;
+    const deadRecord = JSON.parse(readFileSync(recordFile(stateDir, dead!.id), 'utf8')) as { sandboxDir: string };
+    process.kill(deadPid, 'SIGKILL');
+    await until(() => !processRunning(deadPid), 10_000, 'the instance to die');
+    // The other record now names a process that is not the one it recorded (as after pid reuse): same pid, another start time.
+    const reusedPid = (await instancePid(reused!.port))!;
+    const file = recordFile(stateDir, reused!.id);
+    const forged = { ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>), startTime: '1' };
+    writeFileSync(file, JSON.stringify(forged));
+
+    const rec = recorder();
+    const { revision } = await start(plan([node, instanceServer]), rec.hooks, { stateDir });
+    expect(revision.instances()).toEqual([]);
+    expect(existsSync(recordFile(stateDir, dead!.id))).toBe(false);
+    expect(existsSync(deadRecord.sandboxDir)).toBe(false);
+    expect(existsSync(file)).toBe(false);
+    // Not ours any more: left alone, not signalled.
+    expect(processRunning(reusedPid)).toBe(true);
+    process.kill(-reusedPid, 'SIGKILL');
+  });
+
+  it('a new leader stops recorded instances of revisions it no longer runs', async () => {
+    const stateDir = await freshStateDir();
+    const left = await crashedAutoscaler(stateDir, 1);
+    const pid = (await instancePid(left[0]!.port))!;
+    await localProvider(providerOptions(stateDir)).stopUnwanted!((ref) => ref.revision !== 'blue');
+    expect(processRunning(pid)).toBe(false);
+    expect(readdirSync(stateDir)).toEqual([]);
   });
 });
 
@@ -282,7 +399,7 @@ async function probeJson<T>(port: number, path: string): Promise<T> {
 
 async function runProbe(tenant: string): Promise<{ revision: RevisionInstances; port: number; identity: ProbeIdentity }> {
   const rec = recorder();
-  const { revision } = start(
+  const { revision } = await start(
     { ...plan([node, tenantProbe], { GREETING: 'hello' }), ref: { tenant, service: 'web', revision: 'blue' } },
     rec.hooks,
   );
