@@ -7,7 +7,17 @@ import { AggregatorRegistry, Registry, type Metric } from 'prom-client';
 import type { XdsCache } from './cache.js';
 import { mergeNodeStatuses } from './node-status.js';
 import { registerXdsServices, type XdsServer, type XdsServerDeps } from './server.js';
-import { toWire, type FromWorker, type ToWorker, type WorkerSettings, type WorkerStatus } from './worker-protocol.js';
+import type { Writable } from 'node:stream';
+import {
+  controlFd,
+  controlFrame,
+  toWire,
+  type ConnectionMessage,
+  type FromWorker,
+  type ToWorker,
+  type WorkerSettings,
+  type WorkerStatus,
+} from './worker-protocol.js';
 
 /**
  * xDS served from every core: worker processes, each with a replica of this process's cache
@@ -42,6 +52,8 @@ class WorkerProcess {
   child!: ChildProcess;
   status = noStatus;
   listening!: Promise<void>;
+  private control!: Writable;
+  private started = false;
   private closing = false;
 
   constructor(
@@ -53,12 +65,18 @@ class WorkerProcess {
     this.spawn();
   }
 
+  /** Serving: started (it said so) and not going away. */
   get up(): boolean {
-    return this.child.connected && !this.closing;
+    return this.started && this.child.connected && !this.closing;
   }
 
-  send(message: ToWorker, socket?: Socket): void {
-    if (this.child.connected) this.child.send(message, socket);
+  send(message: ToWorker): void {
+    if (this.child.connected) this.control.write(controlFrame(message));
+  }
+
+  hand(socket: Socket): void {
+    const message: ConnectionMessage = { kind: 'connection' };
+    this.child.send(message, socket);
   }
 
   close(): void {
@@ -67,13 +85,20 @@ class WorkerProcess {
   }
 
   private spawn(): void {
-    const child = fork(this.script, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    const stdio = ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'] as const;
+    const child = fork(this.script, [], { serialization: 'advanced', stdio: [...stdio], execArgv: [] });
     this.child = child;
+    this.control = child.stdio[controlFd] as Writable;
+    // A worker that died takes its end of the pipe with it; its exit is handled below.
+    this.control.on('error', () => undefined);
     this.status = noStatus;
+    this.started = false;
     this.listening = new Promise((resolve) => {
       child.on('message', (message: FromWorker) => {
-        if (message.kind === 'listening') resolve();
-        else if (message.kind === 'event') this.deps.onEvent?.(message.event);
+        if (message.kind === 'listening') {
+          this.started = true;
+          resolve();
+        } else if (message.kind === 'event') this.deps.onEvent?.(message.event);
         else this.status = message.status;
       });
     });
@@ -139,7 +164,7 @@ export function startXdsWorkers(grpcServer: grpc.Server, cache: XdsCache, deps: 
       turn = (turn + 1) % (workers.length + 1);
       const worker = workers[turn - 1];
       if (worker === undefined || !worker.up) return false;
-      worker.send({ kind: 'connection' }, socket);
+      worker.hand(socket);
       return true;
     },
     ready: () => Promise.all(workers.map((w) => w.listening)).then(() => undefined),
