@@ -521,6 +521,7 @@ func main() {
 	clusters := flag.Int("clusters", 10000, "clusters the server serves, named by -name-format")
 	nameFormat := flag.String("name-format", "c%05d", "cluster name for index i (fmt verb)")
 	mode := flag.String("mode", "sotw", "sotw or delta")
+	idPrefix := flag.String("id-prefix", "fleet", "node ids are PREFIX-0, PREFIX-1, …")
 	flag.Parse()
 	if *target == "" || (*mode != "sotw" && *mode != "delta") {
 		log.Fatal("usage: xds-fleet -target HOST:PORT [-streams N] [-clusters N] [-mode sotw|delta]")
@@ -533,7 +534,7 @@ func main() {
 	}
 	f.wire = newWire(f.names)
 	for i := 0; i < *streams; i++ {
-		node := &core.Node{Id: fmt.Sprintf("fleet-%d", i), Cluster: "fleet", UserAgentName: "envoy"}
+		node := &core.Node{Id: fmt.Sprintf("%s-%d", *idPrefix, i), Cluster: "fleet", UserAgentName: "envoy"}
 		f.clients = append(f.clients, &client{fleet: f, index: i, conn: dial(*target), node: node})
 	}
 	f.out.emit(map[string]any{"event": "started", "at": wallMs()})

@@ -39,6 +39,10 @@ const { values } = parseArgs({
      * the churning ones (target: storm ≤ 2× quiet).
      */
     'storm-check': { type: 'string' },
+    /** No reconnect storm (storm_s and storm_cpu_s are null): the scaling table's large cells. */
+    'skip-storm': { type: 'boolean', default: false },
+    /** Which servers to run (e.g. `switchyard` alone while profiling); ratios need both. */
+    servers: { type: 'string', default: 'switchyard,go-control-plane' },
     // As XDS_WORKERS: one worker process per core beyond the first.
     workers: { type: 'string', default: String(Math.max(0, availableParallelism() - 1)) },
   },
@@ -60,6 +64,10 @@ const modes = values.modes.split(',').map((m) => {
 });
 const warmupRounds = 1;
 type ServerKind = 'switchyard' | 'go-control-plane';
+const servers = values.servers.split(',').map((s): ServerKind => {
+  if (s !== 'switchyard' && s !== 'go-control-plane') throw new Error(`--servers: ${s} is neither switchyard nor go-control-plane`);
+  return s;
+});
 type Mode = 'sotw' | 'delta';
 
 const log = (message: string) => process.stderr.write(`[xds-vs-peer] ${message}\n`);
@@ -154,21 +162,37 @@ interface Figures {
   eds_p99_ms: number;
   initial_sync_s: number;
   initial_sync_cpu_s: number;
-  storm_s: number;
-  storm_cpu_s: number;
+  storm_s: number | null;
+  storm_cpu_s: number | null;
   peak_rss_mb: number;
   fleet_rss_mb: number;
 }
 
-/** A server and a synced fleet of `streams` clients against it. */
-async function startPair(kind: ServerKind, mode: Mode, programs: Programs, streams: number) {
-  const server = await startServer(kind, programs);
-  const cpu0 = cpuSecondsOf(server.process.pid);
+/** A fleet of `streams` clients against a server, once every stream holds the full config. */
+async function startFleet(server: RunningServer, mode: Mode, programs: Programs, streams: number, idPrefix = 'fleet') {
   const fleetArgs = ['-target', `127.0.0.1:${server.xdsPort}`, '-streams', String(streams), '-clusters', String(clusters), '-mode', mode];
+  fleetArgs.push('-id-prefix', idPrefix);
   const fleet = new LineProcess('xds-fleet', programs.fleet, fleetArgs);
   const started = (await fleet.nextEvent('started')).at as number;
   const synced = (await fleet.nextEvent('synced')).at as number;
-  return { server, fleet, initialSyncS: (synced - started) / 1000, initialSyncCpuS: cpuSecondsOf(server.process.pid) - cpu0 };
+  return { fleet, initialSyncS: (synced - started) / 1000 };
+}
+
+/** A server and a synced fleet of `streams` clients against it. */
+async function startPair(kind: ServerKind, mode: Mode, programs: Programs, streams: number, idPrefix?: string) {
+  const server = await startServer(kind, programs);
+  const cpu0 = cpuSecondsOf(server.process.pid);
+  const { fleet, initialSyncS } = await startFleet(server, mode, programs, streams, idPrefix);
+  return { server, fleet, initialSyncS, initialSyncCpuS: cpuSecondsOf(server.process.pid) - cpu0 };
+}
+
+/** Every client drops its connection and reconnects empty at once; until all hold the full config again. */
+async function reconnectStorm(server: RunningServer, fleet: LineProcess): Promise<{ s: number; cpuS: number }> {
+  const cpu0 = cpuSecondsOf(server.process.pid);
+  fleet.send('storm');
+  const start = (await fleet.nextEvent('storm_started')).at as number;
+  const synced = (await fleet.nextEvent('synced')).at as number;
+  return { s: (synced - start) / 1000, cpuS: cpuSecondsOf(server.process.pid) - cpu0 };
 }
 
 async function measure(kind: ServerKind, mode: Mode, programs: Programs): Promise<Figures> {
@@ -178,16 +202,13 @@ async function measure(kind: ServerKind, mode: Mode, programs: Programs): Promis
 
   const latencies = await edsRounds(server, fleet, label);
 
-  const stormCpu0 = cpuSecondsOf(server.process.pid);
-  fleet.send('storm');
-  const stormStart = (await fleet.nextEvent('storm_started')).at as number;
-  const stormSynced = (await fleet.nextEvent('synced')).at as number;
-  const stormS = (stormSynced - stormStart) / 1000;
-  const stormCpuS = cpuSecondsOf(server.process.pid) - stormCpu0;
+  const storm = values['skip-storm'] ? undefined : await reconnectStorm(server, fleet);
   const peakRss = peakRssMbOf(server.process.pid);
-  log(
-    `${label}: reconnect storm, all ${clients} streams hold the full config again after ${stormS.toFixed(2)} s, server CPU ${stormCpuS.toFixed(1)} s`,
-  );
+  if (storm !== undefined) {
+    log(
+      `${label}: reconnect storm, all ${clients} streams hold the full config again after ${storm.s.toFixed(2)} s, server CPU ${storm.cpuS.toFixed(1)} s`,
+    );
+  }
 
   fleet.send('stop');
   const fleetRss = (await fleet.nextEvent('stats')).rss_mb as number;
@@ -197,8 +218,8 @@ async function measure(kind: ServerKind, mode: Mode, programs: Programs): Promis
     eds_p99_ms: round2(percentile(latencies, 99)),
     initial_sync_s: round2(initialSyncS),
     initial_sync_cpu_s: round2(initialSyncCpuS),
-    storm_s: round2(stormS),
-    storm_cpu_s: round2(stormCpuS),
+    storm_s: storm === undefined ? null : round2(storm.s),
+    storm_cpu_s: storm === undefined ? null : round2(storm.cpuS),
     peak_rss_mb: Math.round(peakRss),
     fleet_rss_mb: Math.round(fleetRss),
   };
@@ -214,23 +235,29 @@ interface StormCheck {
 
 /**
  * EDS p99 to the steady streams while the churning ones stay connected, then with each
- * change made right as every churning stream reconnects empty (a storm per round).
+ * change made right as every churning stream reconnects empty (a storm per round). Steady and
+ * churning clients are two fleet processes, as Envoys are processes of their own: in one Go
+ * process, a steady client's read would wait for a core behind thousands of goroutines
+ * parsing their full configs, and the figure would be the fleet's scheduling, not the server's.
  */
 async function stormCheck(kind: ServerKind, mode: Mode, programs: Programs, churning: number): Promise<StormCheck> {
   const label = `${kind} ${mode} storm check`;
-  const { server, fleet, initialSyncS } = await startPair(kind, mode, programs, clients + churning);
-  log(`${label}: ${clients} steady + ${churning} churning streams synced in ${initialSyncS.toFixed(2)} s`);
-  const quiet = await edsRounds(server, fleet, `${label} quiet`);
+  const { server, fleet: steady, initialSyncS } = await startPair(kind, mode, programs, clients, 'steady');
+  const churn = await startFleet(server, mode, programs, churning, 'churning');
+  log(
+    `${label}: ${clients} steady streams synced in ${initialSyncS.toFixed(2)} s, then ${churning} churning ones in ${churn.initialSyncS.toFixed(2)} s`,
+  );
+  const quiet = await edsRounds(server, steady, `${label} quiet`);
   let stormSynced: Promise<unknown> = Promise.resolve();
   const stormy = await edsRounds(
     server,
-    fleet,
+    steady,
     `${label} storm`,
     {
       during: async () => {
-        fleet.send(`storm ${churning}`);
-        await fleet.nextEvent('storm_started');
-        stormSynced = fleet.nextEvent('synced');
+        churn.fleet.send('storm');
+        await churn.fleet.nextEvent('storm_started');
+        stormSynced = churn.fleet.nextEvent('synced');
       },
       after: async () => {
         await stormSynced;
@@ -238,9 +265,11 @@ async function stormCheck(kind: ServerKind, mode: Mode, programs: Programs, chur
     },
     warmupRounds + rounds + 1,
   );
-  fleet.send('stop');
-  await fleet.nextEvent('stats');
-  await Promise.all([server.process.kill(), fleet.kill()]);
+  for (const fleet of [steady, churn.fleet]) {
+    fleet.send('stop');
+    await fleet.nextEvent('stats');
+  }
+  await Promise.all([server.process.kill(), steady.kill(), churn.fleet.kill()]);
   const quietP99 = percentile(quiet, 99);
   const stormP99 = percentile(stormy, 99);
   const result = { quiet_p99_ms: round2(quietP99), storm_p99_ms: round2(stormP99), storm_to_quiet_ratio: round2(stormP99 / quietP99) };
@@ -252,7 +281,7 @@ function ratios(ours: Figures, peer: Figures) {
   return {
     eds_p99_ratio: round2(ours.eds_p99_ms / peer.eds_p99_ms),
     initial_sync_ratio: round2(ours.initial_sync_s / peer.initial_sync_s),
-    storm_ratio: round2(ours.storm_s / peer.storm_s),
+    storm_ratio: ours.storm_s === null || peer.storm_s === null ? null : round2(ours.storm_s / peer.storm_s),
     rss_ratio: round2(ours.peak_rss_mb / peer.peak_rss_mb),
   };
 }
@@ -279,18 +308,28 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const byMode: Record<string, Record<ServerKind, Figures> & { ratios: Ratios }> = {};
+  const byMode: Record<string, Partial<Record<ServerKind, Figures>> & { ratios?: Ratios }> = {};
   try {
     for (const mode of modes) {
-      const ours = await measure('switchyard', mode, programs);
-      const peer = await measure('go-control-plane', mode, programs);
-      byMode[mode] = { switchyard: ours, 'go-control-plane': peer, ratios: ratios(ours, peer) };
+      const figures: Partial<Record<ServerKind, Figures>> = {};
+      for (const kind of servers) figures[kind] = await measure(kind, mode, programs);
+      const { switchyard: ours, 'go-control-plane': peer } = figures;
+      byMode[mode] = ours && peer ? { ...figures, ratios: ratios(ours, peer) } : figures;
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  // The headline ratios are the worst over the modes measured.
-  const worst = (key: keyof Ratios) => Math.max(...Object.values(byMode).map((m) => m.ratios[key]));
+  // The headline ratios are the worst over the modes measured (only when both servers ran).
+  const worst = (key: keyof Ratios) => {
+    const each = Object.values(byMode).map((m) => m.ratios?.[key] ?? null);
+    return each.includes(null) ? null : Math.max(...(each as number[]));
+  };
+  const headline = servers.length === 2 && {
+    eds_p99_ratio: worst('eds_p99_ratio'),
+    initial_sync_ratio: worst('initial_sync_ratio'),
+    storm_ratio: worst('storm_ratio'),
+    rss_ratio: worst('rss_ratio'),
+  };
   const result = {
     peer: 'go-control-plane',
     peer_version: /github\.com\/envoyproxy\/go-control-plane (v\S+)/.exec(readFileSync(join(repoRoot, 'bench', 'go.mod'), 'utf8'))?.[1],
@@ -299,23 +338,20 @@ async function main(): Promise<void> {
     rounds,
     switchyard_workers: workers,
     ...byMode,
-    eds_p99_ratio: worst('eds_p99_ratio'),
-    initial_sync_ratio: worst('initial_sync_ratio'),
-    storm_ratio: worst('storm_ratio'),
-    rss_ratio: worst('rss_ratio'),
+    ...headline,
     targets: { ratio: 1.0 },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 async function runStormCheck(programs: Programs, churning: number): Promise<void> {
-  const byMode: Record<string, Record<ServerKind, StormCheck>> = {};
+  if (!servers.includes('switchyard')) throw new Error('--storm-check measures Switchyard: --servers must include it');
+  const byMode: Record<string, Partial<Record<ServerKind, StormCheck>>> = {};
   for (const mode of modes) {
-    const ours = await stormCheck('switchyard', mode, programs, churning);
-    const peer = await stormCheck('go-control-plane', mode, programs, churning);
-    byMode[mode] = { switchyard: ours, 'go-control-plane': peer };
+    byMode[mode] = {};
+    for (const kind of servers) byMode[mode][kind] = await stormCheck(kind, mode, programs, churning);
   }
-  const worst = Math.max(...Object.values(byMode).map((m) => m.switchyard.storm_to_quiet_ratio));
+  const worst = Math.max(...Object.values(byMode).map((m) => m.switchyard!.storm_to_quiet_ratio));
   const result = {
     check: 'storm',
     peer: 'go-control-plane',

@@ -1,6 +1,6 @@
-import { encodeDeltaResponse, type DeltaRequest, type EncodedResource } from './encoding.js';
+import { decodeNames, encodeDeltaResponse, type DeltaRequest, type EncodedResource } from './encoding.js';
 import { nextNonce, type OutgoingResponse, type ResponsePolicy, type XdsStream } from './stream.js';
-import { nameSetKey } from './type-state.js';
+import { nameSetKey, type Subscription } from './type-state.js';
 import { TypeUrl } from '@switchyard/shared';
 import { isFullSetType, usesNamespaces } from './types.js';
 import { setSubscription, trackNewNames, type TypeView } from './view.js';
@@ -61,16 +61,35 @@ function updateSubscription(view: TypeView, req: DeltaRequest): void {
   const current = view.subscription;
   const first = current === undefined;
   // A plain ACK changes nothing; skip copying and re-keying a large name set.
-  if (!first && req.subscribe.length === 0 && req.unsubscribe.length === 0) return;
-  let wildcard = current?.wildcard ?? (req.subscribe.length === 0 && isFullSetType(view.typeUrl));
-  const names = new Set(current?.names ?? []);
+  if (!first && req.subscribeCount === 0 && req.unsubscribe.length === 0) return;
   if (first) {
     for (const [name, version] of Object.entries(req.initialVersions)) view.overrides.set(name, { name, version });
     view.resumed = view.overrides.size > 0;
   }
   // What a VHDS client gets follows its route configurations (followRouteConfigurations).
   if (usesNamespaces(view.typeUrl)) return;
-  for (const name of req.subscribe) {
+  const next =
+    first && req.subscribeCount > 0 && req.unsubscribe.length === 0 ? firstSubscription(view, req) : changedSubscription(view, req);
+  if (next === current) return;
+  setSubscription(view, next);
+  if (current !== undefined) trackNewNames(view, current, next);
+  else view.mustRespond = next.wildcard;
+}
+
+/**
+ * A stream's first subscribe list is the whole subscription, as a State-of-the-World request's
+ * names are: interned by its raw bytes, which a fleet of alike Envoys sends byte for byte.
+ */
+function firstSubscription(view: TypeView, req: DeltaRequest): Subscription {
+  return view.state.internRaw(req.subscribeNames, req.subscribeKey);
+}
+
+function changedSubscription(view: TypeView, req: DeltaRequest): Subscription {
+  const current = view.subscription;
+  const first = current === undefined;
+  let wildcard = current?.wildcard ?? (req.subscribeCount === 0 && isFullSetType(view.typeUrl));
+  const names = new Set(current?.names ?? []);
+  for (const name of decodeNames(req.subscribeNames)) {
     if (name === '*') wildcard = true;
     else names.add(name);
   }
@@ -80,11 +99,7 @@ function updateSubscription(view: TypeView, req: DeltaRequest): void {
     // The client forgets what it unsubscribed from; a later subscribe must send it again.
     if (name !== '*' && !first) view.overrides.delete(name);
   }
-  const next = view.state.intern(`${wildcard ? '*' : ''}${nameSetKey(names)}`, () => ({ names, wildcard }));
-  if (next === current) return;
-  setSubscription(view, next);
-  if (current !== undefined) trackNewNames(view, current, next);
-  else view.mustRespond = next.wildcard;
+  return view.state.intern(`${wildcard ? '*' : ''}${nameSetKey(names)}`, () => ({ names, wildcard }));
 }
 
 /**

@@ -17,11 +17,11 @@ interface WireTypes {
   node: protobuf.Type;
   status: protobuf.Type;
   resource: protobuf.Type;
-  deltaRequest: protobuf.Type;
   response: FieldTags;
   deltaResponse: FieldTags;
   deltaResource: FieldTags;
   request: Record<'version_info' | 'node' | 'resource_names' | 'type_url' | 'response_nonce' | 'error_detail', number>;
+  deltaRequestFields: FieldTags;
 }
 
 type FieldTags = Record<string, number>;
@@ -38,7 +38,7 @@ function wire(): WireTypes {
     node: lookupType('envoy.config.core.v3.Node'),
     status: lookupType('google.rpc.Status'),
     resource: lookupType('envoy.service.discovery.v3.Resource'),
-    deltaRequest: lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
+    deltaRequestFields: fieldIds(lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest')),
     response: fieldIds(lookupType('envoy.service.discovery.v3.DiscoveryResponse')),
     deltaResponse: fieldIds(lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse')),
     deltaResource: fieldIds(lookupType('envoy.service.discovery.v3.Resource')),
@@ -212,8 +212,7 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
       names: Buffer.alloc(0),
       nameCount: 0,
     };
-    let namesStart = -1;
-    let namesEnd = -1;
+    const names = new NameSpan();
     while (reader.pos < reader.len) {
       const fieldStart = reader.pos;
       const fieldTag = reader.uint32();
@@ -224,24 +223,9 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
         case ids.node:
           request.node = nodeInfo(wire().node.decode(reader, reader.uint32()));
           break;
-        case ids.resource_names: {
-          const known = namesStart < 0 ? knownSpanAt(buf, fieldStart, fieldTag) : undefined;
-          if (known !== undefined) {
-            // The whole subscription, byte for byte one we know: skip it in one memcmp.
-            namesStart = fieldStart;
-            namesEnd = fieldStart + known.raw.length;
-            request.nameCount += known.count;
-            request.namesKey = known.key;
-            request.knownNames = known.raw;
-            reader.pos = namesEnd;
-            break;
-          }
-          reader.skipType(fieldTag & 7);
-          if (namesStart < 0) namesStart = fieldStart;
-          namesEnd = reader.pos;
-          request.nameCount++;
+        case ids.resource_names:
+          names.read(buf, reader, fieldStart, fieldTag);
           break;
-        }
         case ids.type_url:
           request.typeUrl = reader.string();
           break;
@@ -255,7 +239,12 @@ export function decodeDiscoveryRequest(buf: Buffer): SotwRequest | MalformedRequ
           reader.skipType(fieldTag & 7);
       }
     }
-    if (namesStart >= 0) request.names = buf.subarray(namesStart, namesEnd);
+    request.names = names.bytes(buf);
+    request.nameCount = names.count;
+    if (names.known !== undefined) {
+      request.namesKey = names.known.key;
+      request.knownNames = names.known.raw;
+    }
     return request;
   } catch (err) {
     return { malformed: err instanceof Error ? err.message : String(err) };
@@ -291,6 +280,38 @@ function knownSpanAt(buf: Buffer, start: number, fieldTag: number): { raw: Buffe
   return undefined;
 }
 
+/**
+ * The raw bytes of a request's repeated names field (from its first occurrence to its last),
+ * with their count; a span that is byte for byte a live subscription's is skipped in one
+ * memcmp and remembered as `known`.
+ */
+class NameSpan {
+  count = 0;
+  known: { raw: Buffer; count: number; key: string } | undefined;
+  private start = -1;
+  private end = -1;
+
+  read(buf: Buffer, reader: protobuf.Reader, fieldStart: number, fieldTag: number): void {
+    const known = this.start < 0 ? knownSpanAt(buf, fieldStart, fieldTag) : undefined;
+    if (known !== undefined) {
+      this.known = known;
+      this.start = fieldStart;
+      this.end = fieldStart + known.raw.length;
+      this.count += known.count;
+      reader.pos = this.end;
+      return;
+    }
+    reader.skipType(fieldTag & 7);
+    if (this.start < 0) this.start = fieldStart;
+    this.end = reader.pos;
+    this.count++;
+  }
+
+  bytes(buf: Buffer): Buffer {
+    return this.start < 0 ? Buffer.alloc(0) : buf.subarray(this.start, this.end);
+  }
+}
+
 /** The resource names held in a request's raw names bytes (other interleaved fields skipped). */
 export function decodeNames(raw: Uint8Array): string[] {
   const field = wire().request.resource_names;
@@ -304,10 +325,19 @@ export function decodeNames(raw: Uint8Array): string[] {
   return names;
 }
 
+/**
+ * A delta DeltaDiscoveryRequest. Its resource_names_subscribe are kept as raw bytes like a
+ * State-of-the-World request's names (`subscribeNames`, read with `decodeNames()`): a new
+ * Envoy's first EDS request subscribes to every cluster (10,000 names), and a fleet sends the
+ * same bytes, recognised whole (`subscribeKey`) instead of decoded, sorted and hashed per stream.
+ */
 export interface DeltaRequest {
   node: NodeInfo | undefined;
   typeUrl: string;
-  subscribe: string[];
+  subscribeNames: Buffer;
+  subscribeCount: number;
+  /** Set when `subscribeNames` is byte for byte a live subscription's: its interning key. */
+  subscribeKey?: string;
   unsubscribe: string[];
   initialVersions: Record<string, string>;
   nonce: string;
@@ -316,27 +346,70 @@ export interface DeltaRequest {
 
 export function decodeDeltaRequest(buf: Buffer): DeltaRequest | MalformedRequest {
   try {
-    const m = wire().deltaRequest.decode(buf) as unknown as {
-      node?: protobuf.Message;
-      type_url: string;
-      resource_names_subscribe: string[];
-      resource_names_unsubscribe: string[];
-      initial_resource_versions: Record<string, string>;
-      response_nonce: string;
-      error_detail?: protobuf.Message;
+    const ids = wire().deltaRequestFields;
+    const reader = protobuf.Reader.create(buf);
+    const request: DeltaRequest = {
+      node: undefined,
+      typeUrl: '',
+      subscribeNames: Buffer.alloc(0),
+      subscribeCount: 0,
+      unsubscribe: [],
+      // No prototype: a client's key '__proto__' is a name like any other.
+      initialVersions: Object.create(null) as Record<string, string>,
+      nonce: '',
+      errorDetail: undefined,
     };
-    return {
-      node: m.node ? nodeInfo(m.node) : undefined,
-      typeUrl: m.type_url,
-      subscribe: m.resource_names_subscribe,
-      unsubscribe: m.resource_names_unsubscribe,
-      initialVersions: m.initial_resource_versions ?? {},
-      nonce: m.response_nonce,
-      errorDetail: m.error_detail ? errorDetail(m.error_detail) : undefined,
-    };
+    const subscribe = new NameSpan();
+    while (reader.pos < reader.len) {
+      const fieldStart = reader.pos;
+      const fieldTag = reader.uint32();
+      switch (fieldTag >>> 3) {
+        case ids.node:
+          request.node = nodeInfo(wire().node.decode(reader, reader.uint32()));
+          break;
+        case ids.type_url:
+          request.typeUrl = reader.string();
+          break;
+        case ids.resource_names_subscribe:
+          subscribe.read(buf, reader, fieldStart, fieldTag);
+          break;
+        case ids.resource_names_unsubscribe:
+          request.unsubscribe.push(reader.string());
+          break;
+        case ids.initial_resource_versions:
+          readVersionEntry(reader, request.initialVersions);
+          break;
+        case ids.response_nonce:
+          request.nonce = reader.string();
+          break;
+        case ids.error_detail:
+          request.errorDetail = errorDetail(wire().status.decode(reader, reader.uint32()));
+          break;
+        default:
+          reader.skipType(fieldTag & 7);
+      }
+    }
+    request.subscribeNames = subscribe.bytes(buf);
+    request.subscribeCount = subscribe.count;
+    if (subscribe.known !== undefined) request.subscribeKey = subscribe.known.key;
+    return request;
   } catch (err) {
     return { malformed: err instanceof Error ? err.message : String(err) };
   }
+}
+
+/** One map<string, string> entry (key = 1, value = 2, as protobuf encodes every map). */
+function readVersionEntry(reader: protobuf.Reader, into: Record<string, string>): void {
+  const end = reader.uint32() + reader.pos;
+  let key = '';
+  let value = '';
+  while (reader.pos < end) {
+    const entryTag = reader.uint32();
+    if (entryTag >>> 3 === 1) key = reader.string();
+    else if (entryTag >>> 3 === 2) value = reader.string();
+    else reader.skipType(entryTag & 7);
+  }
+  into[key] = value;
 }
 
 function nodeInfo(message: protobuf.Message): NodeInfo {

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /**
  * Decides when streams send. A cache change marks streams dirty and schedules one flush on
  * setImmediate: a lone change goes out in the same turn of the event loop, while every change
@@ -13,6 +15,12 @@
  * connected stream's update, at most `newStreamsPerTurn` of them per turn of the event loop,
  * and only while the bytes in flight are under half the budget — the other half is kept for
  * updates to connected streams.
+ *
+ * A flush also yields (setImmediate) once it has worked `turnBudgetMs`: writing to five
+ * thousand streams takes most of a second, and what a stream's call wrote leaves the process
+ * only when the event loop comes round (grpc-js and Node's HTTP/2 send on a later turn). So
+ * the first streams' bytes go out while the rest are still being written, and requests (ACKs)
+ * are read in between. Connected streams are marked, and so served, before new ones.
  */
 export interface Tickable {
   tick(): void;
@@ -21,6 +29,7 @@ export interface Tickable {
 }
 
 const newStreamsPerTurn = 16;
+const turnBudgetMs = 10;
 
 export class PushScheduler<S extends Tickable> {
   private readonly dirty = new Set<S>();
@@ -30,6 +39,7 @@ export class PushScheduler<S extends Tickable> {
   constructor(
     private readonly budgetBytes: number,
     private readonly afterFlush: () => void = () => undefined,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   markDirty(stream: S): void {
@@ -68,21 +78,32 @@ export class PushScheduler<S extends Tickable> {
 
   flush(): void {
     this.scheduled = false;
-    let newStreams = 0;
+    const deadline = this.now() + turnBudgetMs;
+    let more = false;
     for (const stream of this.dirty) {
       if (this.bytesInFlight >= this.budgetBytes) break;
       if (stream.catchingUp === true) continue;
+      if (this.now() >= deadline) {
+        more = true;
+        break;
+      }
       this.dirty.delete(stream);
       stream.tick();
     }
-    for (const stream of this.dirty) {
-      if (newStreams >= newStreamsPerTurn || this.bytesInFlight >= this.budgetBytes / 2) break;
+    let newStreams = 0;
+    for (const stream of more ? [] : this.dirty) {
+      if (this.bytesInFlight >= this.budgetBytes / 2) break;
+      if (newStreams >= newStreamsPerTurn || this.now() >= deadline) {
+        more = true;
+        break;
+      }
       this.dirty.delete(stream);
       stream.tick();
       newStreams++;
     }
-    // More new streams wait: next turn, after whatever requests and changes arrived meanwhile.
-    if (newStreams === newStreamsPerTurn && this.dirty.size > 0) this.schedule();
+    // The rest next turn, after whatever requests and changes arrived meanwhile (a full send
+    // budget resumes from written() instead).
+    if (more) this.schedule();
     this.afterFlush();
   }
 }

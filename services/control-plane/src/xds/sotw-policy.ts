@@ -1,7 +1,7 @@
-import { decodeNames, encodeDiscoveryResponse, type HeldResource, type SotwRequest } from './encoding.js';
+import { encodeDiscoveryResponse, type HeldResource, type SotwRequest } from './encoding.js';
 import { keepRejected } from './rejections.js';
 import { nextNonce, type OutgoingResponse, type ResponsePolicy, type Transmission, type XdsStream } from './stream.js';
-import { noRevisionSynced, rawNamesKey, type Subscription } from './type-state.js';
+import { noRevisionSynced, type Subscription } from './type-state.js';
 import { isFullSetType } from './types.js';
 import { setSubscription, trackNewNames, type TypeView } from './view.js';
 
@@ -70,14 +70,7 @@ function subscriptionOf(view: TypeView, req: SotwRequest): Subscription {
     const legacyWildcard = isFullSetType(view.typeUrl) && !view.everNamed;
     return legacyWildcard ? state.wildcard : state.intern('raw:none', () => ({ names: [], wildcard: false }));
   }
-  const next = state.intern(
-    req.namesKey ?? rawNamesKey(req.names),
-    () => {
-      const names = decodeNames(req.names);
-      return { names: names.filter((n) => n !== '*'), wildcard: names.includes('*') };
-    },
-    req.names,
-  );
+  const next = state.internRaw(req.names, req.namesKey);
   if (!next.wildcard) view.everNamed = true;
   return next;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { XdsTypeUrl } from '@switchyard/shared';
-import { forgetNameSpan, rememberNameSpan, setVersion, type EncodedResource, type HeldResource } from './encoding.js';
+import { decodeNames, forgetNameSpan, rememberNameSpan, setVersion, type EncodedResource, type HeldResource } from './encoding.js';
 import { namespaceOf, usesNamespaces } from './types.js';
 
 /**
@@ -132,6 +132,20 @@ export class TypeState {
       this.interned.set(key, sub);
     }
     return sub;
+  }
+
+  /**
+   * The subscription a request's raw names bytes describe (`*` among them: wildcard), the same
+   * for a State-of-the-World request and a delta stream's first subscribe list. `knownKey` is
+   * the key the decoder recognised the bytes by; otherwise they are hashed, and decoded only
+   * if this name set is new.
+   */
+  internRaw(raw: Buffer, knownKey?: string): Subscription {
+    const describe = () => {
+      const names = decodeNames(raw);
+      return { names: names.filter((n) => n !== '*'), wildcard: names.includes('*') };
+    };
+    return this.intern(knownKey ?? rawNamesKey(raw), describe, raw);
   }
 
   release(sub: Subscription): void {

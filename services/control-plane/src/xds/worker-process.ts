@@ -1,11 +1,21 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { createLogger, grpcServerCredentials } from '@switchyard/shared';
 import { xdsAccess } from './access.js';
 import { XdsCache } from './cache.js';
 import { registerXdsServices, type XdsServer } from './server.js';
-import { fromWire, statusIntervalMs, type FromWorker, type ToWorker, type WorkerSettings, type WorkerStatus } from './worker-protocol.js';
+import {
+  controlFd,
+  fromWire,
+  readControlFrames,
+  statusIntervalMs,
+  type ConnectionMessage,
+  type FromWorker,
+  type ToWorker,
+  type WorkerSettings,
+  type WorkerStatus,
+} from './worker-protocol.js';
 
 /**
  * An xDS worker process (see workers.ts): a replica of the control plane's cache, fed the
@@ -64,7 +74,7 @@ async function statusOf(xds: XdsServer, registry: Registry): Promise<WorkerStatu
 }
 
 let worker: Worker | undefined;
-process.on('message', (message: ToWorker, handle?: unknown) => {
+readControlFrames(new Socket({ fd: controlFd, readable: true, writable: false }), (message: ToWorker) => {
   switch (message.kind) {
     case 'start':
       worker ??= start(message.settings);
@@ -74,19 +84,18 @@ process.on('message', (message: ToWorker, handle?: unknown) => {
       worker?.cache.applyChanges(fromWire(message.batches), message.ready);
       worker?.markChanged();
       return;
-    case 'connection': {
-      const socket = handle as Socket | undefined;
-      if (socket === undefined) return;
-      if (worker === undefined) socket.destroy();
-      else {
-        worker.inject(socket);
-        worker.markChanged();
-      }
-      return;
-    }
     case 'drop':
       worker?.xds.dropAllStreams();
       return;
+  }
+});
+process.on('message', (message: ConnectionMessage, handle?: unknown) => {
+  const socket = handle as Socket | undefined;
+  if (message.kind !== 'connection' || socket === undefined) return;
+  if (worker === undefined) socket.destroy();
+  else {
+    worker.inject(socket);
+    worker.markChanged();
   }
 });
 // The control plane is gone (stopped or crashed): its clients reconnect to the next one.

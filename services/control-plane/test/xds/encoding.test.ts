@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lookupType, TypeUrl } from '@switchyard/shared';
 import {
+  decodeDeltaRequest,
   decodeDiscoveryRequest,
   decodeNames,
   encodeDeltaResponse,
@@ -8,6 +9,7 @@ import {
   encodeResource,
   forgetNameSpan,
   rememberNameSpan,
+  type DeltaRequest,
   type SotwRequest,
 } from '../../src/xds/encoding.js';
 import { cluster, endpoints } from './helpers.js';
@@ -15,9 +17,16 @@ import { cluster, endpoints } from './helpers.js';
 const DiscoveryRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
 const DiscoveryResponse = lookupType('envoy.service.discovery.v3.DiscoveryResponse');
 const DeltaDiscoveryResponse = lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+const DeltaDiscoveryRequest = lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
 
 function decode(fields: Record<string, unknown>): SotwRequest {
   const decoded = decodeDiscoveryRequest(Buffer.from(DiscoveryRequest.encode(DiscoveryRequest.fromObject(fields)).finish()));
+  if ('malformed' in decoded) throw new Error(decoded.malformed);
+  return decoded;
+}
+
+function decodeDelta(fields: Record<string, unknown>): DeltaRequest {
+  const decoded = decodeDeltaRequest(Buffer.from(DeltaDiscoveryRequest.encode(DeltaDiscoveryRequest.fromObject(fields)).finish()));
   if ('malformed' in decoded) throw new Error(decoded.malformed);
   return decoded;
 }
@@ -97,7 +106,38 @@ describe('wire encoding', () => {
     }
   });
 
+  it('reads a delta request with its subscribe list as raw bytes, recognised whole when known', () => {
+    const names = Array.from({ length: 200 }, (_, i) => `cluster-${i}`);
+    const req = decodeDelta({
+      type_url: TypeUrl.ClusterLoadAssignment,
+      node: { id: 'n1', user_agent_name: 'envoy' },
+      resource_names_subscribe: names,
+      resource_names_unsubscribe: ['gone'],
+      initial_resource_versions: { a: 'v1', ['__proto__']: 'v2' },
+      response_nonce: 'n',
+      error_detail: { code: 3, message: 'bad' },
+    });
+    expect(req).toMatchObject({ typeUrl: TypeUrl.ClusterLoadAssignment, subscribeCount: 200, unsubscribe: ['gone'], nonce: 'n' });
+    expect(req.node?.id).toBe('n1');
+    expect(req.errorDetail).toEqual({ code: 3, message: 'bad' });
+    expect({ ...req.initialVersions }).toEqual({ a: 'v1', ['__proto__']: 'v2' });
+    expect(req.subscribeKey).toBeUndefined();
+    expect(decodeNames(req.subscribeNames)).toEqual(names);
+    const raw = Buffer.from(req.subscribeNames);
+    rememberNameSpan(raw, names.length, 'raw:test');
+    try {
+      const again = decodeDelta({ type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: names });
+      expect(again).toMatchObject({ subscribeKey: 'raw:test', subscribeCount: 200 });
+      expect(
+        decodeDelta({ type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: [...names, 'x'] }).subscribeKey,
+      ).toBeUndefined();
+    } finally {
+      forgetNameSpan(raw);
+    }
+  });
+
   it('reports malformed bytes instead of throwing', () => {
     expect(decodeDiscoveryRequest(Buffer.from([0x0a, 0xff, 0xff]))).toHaveProperty('malformed');
+    expect(decodeDeltaRequest(Buffer.from([0x0a, 0xff, 0xff]))).toHaveProperty('malformed');
   });
 });

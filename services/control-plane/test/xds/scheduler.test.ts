@@ -79,4 +79,26 @@ describe('push scheduling', () => {
     await turn();
     expect(ticked).toHaveLength(42);
   });
+
+  it('yields once a turn has worked its time budget, connected streams first, and goes on next turn', async () => {
+    let clock = 0;
+    const scheduler = new PushScheduler<{ tick(): void; catchingUp: boolean }>(1_000_000, undefined, () => clock);
+    const ticked: string[] = [];
+    // Each write takes 4 ms of the turn's 10.
+    const stream = (name: string, catchingUp: boolean) => ({
+      catchingUp,
+      tick: () => {
+        ticked.push(name);
+        clock += 4;
+      },
+    });
+    scheduler.markDirty(stream('new', true));
+    for (const name of ['a', 'b', 'c', 'd']) scheduler.markDirty(stream(name, false));
+    await turn();
+    expect(ticked).toEqual(['a', 'b', 'c']);
+    await turn();
+    expect(ticked).toEqual(['a', 'b', 'c', 'd', 'new']);
+    await turn();
+    expect(scheduler.queued).toBe(0);
+  });
 });
