@@ -169,35 +169,42 @@ describe('revisionBurst', () => {
 });
 
 describe('activator headers on the route', () => {
-  const route: RouteIR = { name: 'r', path: { kind: 'prefix', value: '/' }, headers: [], queryParams: [], timeoutMs: 30_000 };
+  const ir: RouteIR = { name: 'r', path: { kind: 'prefix', value: '/' }, headers: [], queryParams: [], timeoutMs: 30_000 };
   const service = (protocol: 'http' | 'grpc') => ({ tenant: 'acme', name: 'api', id: 'acme_api', protocol }) as ServiceIR;
-  const split = (): ProtoObject => ({ weighted_clusters: { clusters: [{ name: 'sy_acme_api_blue' }, { name: 'sy_acme_api_green' }] } });
-  const clusters = (action: ProtoObject) => (action.weighted_clusters as { clusters: ProtoObject[] }).clusters;
+  const split = (): ProtoObject => ({
+    name: 'r',
+    route: { weighted_clusters: { clusters: [{ name: 'sy_acme_api_blue' }, { name: 'sy_acme_api_green' }] } },
+  });
+  const clusters = (route: ProtoObject) => ((route.route as ProtoObject).weighted_clusters as { clusters: ProtoObject[] }).clusters;
+  const headersFor = (cluster: string) => [
+    { header: { key: 'x-switchyard-revision', value: cluster }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+    { header: { key: 'x-switchyard-timeout-ms', value: '30000' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+  ];
+  const withActivator = { group: 'envoy' as const, options: { ...defaultTranslateOptions, activator } };
 
   it.each(['http', 'grpc'] as const)(
     'each weighted cluster names its revision and the route timeout, overwriting a client value (%s)',
     (protocol) => {
-      const action = split();
-      activatorRouting.routeAction?.(action, route, service(protocol), {
-        group: 'envoy',
-        options: { ...defaultTranslateOptions, activator },
-      });
-      expect(clusters(action).map((c) => c.request_headers_to_add)).toEqual(
-        ['sy_acme_api_blue', 'sy_acme_api_green'].map((name) => [
-          { header: { key: 'x-switchyard-revision', value: name }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-          { header: { key: 'x-switchyard-timeout-ms', value: '30000' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-        ]),
-      );
+      const route = split();
+      activatorRouting.route?.(route, ir, service(protocol), withActivator);
+      expect(clusters(route).map((c) => c.request_headers_to_add)).toEqual(['sy_acme_api_blue', 'sy_acme_api_green'].map(headersFor));
+      expect(route.request_headers_to_add).toBeUndefined();
     },
   );
+
+  it('a route to one revision carries the headers itself', () => {
+    const route: ProtoObject = { name: 'r', route: { cluster: 'sy_acme_api_blue' } };
+    activatorRouting.route?.(route, ir, service('http'), withActivator);
+    expect(route.request_headers_to_add).toEqual(headersFor('sy_acme_api_blue'));
+  });
 
   it.each([
     ['no activator', defaultTranslateOptions, 'envoy', 'http'],
     ['proxyless gRPC clients', { ...defaultTranslateOptions, activator }, 'grpc', 'http'],
   ] as const)('adds nothing for %s', (_label, options, group, protocol) => {
-    const action = split();
-    activatorRouting.routeAction?.(action, route, service(protocol), { group, options });
-    expect(clusters(action).every((c) => c.request_headers_to_add === undefined)).toBe(true);
+    const route = split();
+    activatorRouting.route?.(route, ir, service(protocol), { group, options });
+    expect(clusters(route).every((c) => c.request_headers_to_add === undefined)).toBe(true);
   });
 });
 

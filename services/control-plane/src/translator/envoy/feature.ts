@@ -25,5 +25,7 @@ export interface Feature {
   virtualHost?(virtualHost: ProtoObject, service: ServiceIR, context: BuildContext): void;
   /** Patches a route's `route` action. */
   routeAction?(action: ProtoObject, route: RouteIR, service: ServiceIR, context: BuildContext): void;
+  /** Patches a whole route, once every feature has patched its action. */
+  route?(route: ProtoObject, ir: RouteIR, service: ServiceIR, context: BuildContext): void;
   cluster?(cluster: ProtoObject, service: ServiceIR, context: BuildContext): void;
 }

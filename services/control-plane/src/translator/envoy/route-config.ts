@@ -10,16 +10,28 @@ import { routeAppliesTo, routeMatch } from './route-match.js';
 export function buildVirtualHost(service: ServiceIR, context: BuildContext): ProtoObject {
   const routes = service.routes
     .filter((route) => routeAppliesTo(route, context.group))
-    .map((route) => {
-      const action: ProtoObject = {
-        weighted_clusters: { clusters: service.traffic.map((entry) => ({ name: entry.cluster, weight: { value: entry.weight } })) },
-      };
-      for (const feature of features) feature.routeAction?.(action, route, service, context);
-      return { name: route.name, match: routeMatch(route, context.group), route: action };
+    .map((ir) => {
+      const action = trafficAction(service.traffic);
+      for (const feature of features) feature.routeAction?.(action, ir, service, context);
+      const route: ProtoObject = { name: ir.name, match: routeMatch(ir, context.group), route: action };
+      for (const feature of features) feature.route?.(route, ir, service, context);
+      return route;
     });
   const virtualHost: ProtoObject = { name: service.id, domains: service.domains, routes };
   for (const feature of features) feature.virtualHost?.(virtualHost, service, context);
   return virtualHost;
+}
+
+/**
+ * A route's upstream: the revision's cluster when one revision takes all traffic, else the
+ * split by weight. A weighted cluster is a route entry of its own in Envoy, built again on every
+ * rebuild of the merged route table; the plain form cost about a fifth less Envoy CPU per
+ * virtual-host update at 10,000 routes (docs/translation.md).
+ */
+function trafficAction(traffic: ServiceIR['traffic']): ProtoObject {
+  const [only] = traffic;
+  if (traffic.length === 1 && only !== undefined) return { cluster: only.cluster };
+  return { weighted_clusters: { clusters: traffic.map((entry) => ({ name: entry.cluster, weight: { value: entry.weight } })) } };
 }
 
 /** On the plain-HTTP listener, a TLS service that asked for it answers every request with a redirect to HTTPS. */
