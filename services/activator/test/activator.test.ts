@@ -201,8 +201,9 @@ describe('activator service', () => {
       const failing = await startGrpcEcho(0, { revision: 'g1', host: '127.0.0.1', failRate: 1, unhealthyAfterMs: 0 });
       backends.push(failing);
       await publishEndpoints('g1', 2, 'ready', 'rpc', failing.port);
-      const { error } = await say('x');
-      expect(error?.code).toBe(grpc.status.UNAVAILABLE);
+      // Until the activator has the new endpoint set, calls still go to the previous instance.
+      let error: grpc.ServiceError | undefined;
+      await expect.poll(async () => (error = (await say('x')).error)?.code).toBe(grpc.status.UNAVAILABLE);
       expect(error?.details).toMatch(/revision g1 failed on purpose/);
       expect(failing.calls()).toBe(1);
     });
