@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestBackend } from './backend.js';
-import { echoOf, startEnvoyWorld, type EnvoyWorld } from './support.js';
+import { echoOf, startEnvoyWorld, virtualHostInDump, type Dump, type EnvoyWorld } from './support.js';
 import { eventually } from '../support/stack.js';
 
 /**
@@ -78,9 +78,8 @@ describe('resilience through Envoy 1.40', () => {
   });
 
   it('never cuts a request by its per-try timeout before the route timeout', async () => {
-    const routes = (await world.envoy.configDump()).configs.find((c) => c['@type'].endsWith('.v3.RoutesConfigDump')) as any;
-    const http = routes.dynamic_route_configs.find((r: any) => r.route_config.name === 'http').route_config;
-    const virtualHostOf = (name: string) => http.virtual_hosts.find((v: any) => v.name === `http/acme_${name}`);
+    const dump = (await world.envoy.configDump()) as Dump;
+    const virtualHostOf = (name: string) => virtualHostInDump(dump, `acme_${name}`);
     const actionOf = (name: string) => virtualHostOf(name).routes[0].route;
     const seconds = (d: string | undefined) => (d === undefined ? Infinity : Number.parseFloat(d));
     for (const name of ['patient', 'long']) {

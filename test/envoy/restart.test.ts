@@ -74,7 +74,7 @@ describe('a control-plane restart under traffic through Envoy', () => {
     expect(heldAfter).toEqual(heldBefore);
     // And it is what the restarted control plane serves.
     const now = await served();
-    for (const type of ['cds', 'lds', 'rds', 'vhds'] as const) {
+    for (const type of ['cds', 'lds', 'rds', 'srds', 'ecds'] as const) {
       expect(heldAfter[type]).toEqual(
         Object.fromEntries(now.envoy[type].map((r) => [r.name, unversionedInDump.has(type) ? 'held' : r.version])),
       );

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { echoClientConstructor, startGrpcEcho, type EchoReply } from '@switchyard/demo';
 import { TestBackend } from './backend.js';
-import { startEnvoyWorld, type EnvoyWorld } from './support.js';
+import { startEnvoyWorld, virtualHostInDump, type Dump, type EnvoyWorld } from './support.js';
 import { eventually } from '../support/stack.js';
 
 type GrpcEcho = Awaited<ReturnType<typeof startGrpcEcho>>;
@@ -132,10 +132,7 @@ describe('gRPC, WebSocket, SSE and long routes through Envoy', () => {
   });
 
   it('holds a 30-minute route timeout in its config (1800s), beside the default 120s', async () => {
-    const dump = (await world.envoy.configDump()).configs as Record<string, any>[];
-    const routes = dump.find((c) => (c['@type'] as string).endsWith('.RoutesConfigDump'))!;
-    const http = routes.dynamic_route_configs.find((r: any) => r.route_config.name === 'http').route_config;
-    const web = http.virtual_hosts.find((v: any) => v.domains.includes('web.acme.test'));
+    const web = virtualHostInDump((await world.envoy.configDump()) as Dump, 'acme_web');
     expect(web.routes.map((r: any) => [r.match.prefix, r.route.timeout])).toEqual([
       ['/long/', '1800s'],
       ['/', '120s'],

@@ -167,11 +167,17 @@ export function echoOf(answer: HttpAnswer): Echo {
 
 /** `/v1/xds/resources` of the stack's admin port: what is served to Envoys and gRPC clients, per type. */
 export type Served = Record<'envoy' | 'grpc', Record<XdsType, { name: string; version: string }[]>>;
-export type XdsType = 'cds' | 'eds' | 'lds' | 'rds' | 'vhds' | 'sds';
+export type XdsType = 'cds' | 'eds' | 'lds' | 'rds' | 'srds' | 'ecds' | 'sds';
 /** Types whose resources Envoy's dump shows without their own version: compared by name (and content elsewhere). */
-export const unversionedInDump: ReadonlySet<XdsType> = new Set(['eds', 'rds', 'vhds']);
+export const unversionedInDump: ReadonlySet<XdsType> = new Set(['eds', 'srds']);
 /** Envoy's `/config_dump`. */
 export type Dump = { configs: ({ '@type': string } & Record<string, any>)[] };
+
+/** The virtual host of a service (`<tenant>_<service>`) as Envoy holds it: in the service's own route configuration. */
+export function virtualHostInDump(dump: Dump, serviceId: string): any {
+  const routes = dump.configs.find((c) => c['@type'].endsWith('.v3.RoutesConfigDump')) as any;
+  return routes.dynamic_route_configs.find((r: any) => r.route_config.name === serviceId).route_config.virtual_hosts[0];
+}
 
 /** name → version of each resource type in Envoy's /config_dump (delta xDS keeps each resource's own version). */
 export function heldByEnvoy(dump: Dump): Record<XdsType, Record<string, string>> {
@@ -195,17 +201,21 @@ export function heldByEnvoy(dump: Dump): Record<XdsType, Record<string, string>>
       (e) => e.name,
       (e) => e.active_state?.version_info,
     ),
-    // A route configuration's dump carries the version of its last VHDS update, not its own.
     rds: entries(
       section('RoutesConfigDump').dynamic_route_configs,
       (e) => e.route_config.name,
+      (e) => e.version_info,
+    ),
+    // Scopes are dumped per scoped-routes config, under one version for all of them.
+    srds: entries(
+      (section('ScopedRoutesConfigDump').dynamic_scoped_route_configs ?? []).flatMap((e: any) => e.scoped_route_configs ?? []),
+      (scope) => scope.name,
       () => 'held',
     ),
-    // VHDS virtual hosts are merged into their route configuration, under their resource names.
-    vhds: entries(
-      (section('RoutesConfigDump').dynamic_route_configs ?? []).flatMap((e: any) => e.route_config.virtual_hosts ?? []),
-      (v) => v.name,
-      () => 'held',
+    ecds: entries(
+      section('EcdsConfigDump').ecds_filters,
+      (e) => e.ecds_filter.name,
+      (e) => e.version_info,
     ),
     sds: entries(
       section('SecretsConfigDump').dynamic_active_secrets,

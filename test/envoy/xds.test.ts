@@ -34,8 +34,9 @@ describe('Envoy 1.40 on delta ADS', () => {
         'ClusterLoadAssignment',
         'Listener',
         'RouteConfiguration',
+        'ScopedRouteConfiguration',
         'Secret',
-        'VirtualHost',
+        'TypedExtensionConfig',
       ]);
       for (const r of resources) if (r.status !== 'ACKED' || !r.upToDate) throw new Error(`not ACKED: ${JSON.stringify(r)}`);
       return found;
@@ -49,7 +50,7 @@ describe('Envoy 1.40 on delta ADS', () => {
     await eventually(async () => {
       const served = (await (await fetch(`${world.stack.adminUrl}/v1/xds/resources`)).json()) as Served;
       const held = heldByEnvoy((await world.envoy.configDump(true)) as Dump);
-      for (const type of ['cds', 'eds', 'lds', 'rds', 'vhds', 'sds'] as const) {
+      for (const type of ['cds', 'eds', 'lds', 'rds', 'srds', 'ecds', 'sds'] as const) {
         const want = Object.fromEntries(served.envoy[type].map((r) => [r.name, unversionedInDump.has(type) ? 'held' : r.version]));
         expect(held[type], type).toEqual(want);
       }

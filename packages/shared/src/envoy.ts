@@ -29,6 +29,9 @@ export const protoFiles = {
   eds: 'envoy/service/endpoint/v3/eds.proto',
   lds: 'envoy/service/listener/v3/lds.proto',
   rds: 'envoy/service/route/v3/rds.proto',
+  srds: 'envoy/service/route/v3/srds.proto',
+  extensionConfig: 'envoy/config/core/v3/extension.proto',
+  earlyHeaderMutation: 'envoy/extensions/http/early_header_mutation/header_mutation/v3/header_mutation.proto',
   sds: 'envoy/service/secret/v3/sds.proto',
   lrs: 'envoy/service/load_stats/v3/lrs.proto',
   metrics: 'envoy/service/metrics/v3/metrics_service.proto',
@@ -122,6 +125,10 @@ export const TypeUrl = {
   ClusterLoadAssignment: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   Listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
   RouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  /** SRDS: which RouteConfiguration serves a request, by a key built from its headers. */
+  ScopedRouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration',
+  /** ECDS: the config of an HTTP filter, updated without touching the listener that holds it. */
+  ExtensionConfig: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
   /** VHDS: one virtual host of a RouteConfiguration, named `<route configuration>/<name>` (delta xDS only). */
   VirtualHost: 'type.googleapis.com/envoy.config.route.v3.VirtualHost',
   Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',

@@ -163,4 +163,4 @@ async function serveXds(runtime: Runtime, cache: XdsCache, config: ControlPlaneC
 }
 
 export { XdsCache } from './xds/index.js';
-export { translate } from './translator/index.js';
+export { translate, scopeKeyFilter, scopedRouting } from './translator/index.js';

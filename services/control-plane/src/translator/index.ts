@@ -15,5 +15,6 @@ export {
   type TranslationResult,
 } from './desired-state.js';
 export { EnvoyListener } from './envoy/listeners.js';
+export { scopeKeyFilter, scopedRouting } from './envoy/scopes.js';
 export { burstState, inFlight } from './endpoints.js';
 export { recordEndpointSet, recordHealth } from './inputs.js';

@@ -4,8 +4,9 @@ import { buildIR } from './build-ir.js';
 import { defaultTranslateOptions, type DesiredState, type TranslateOptions, type TranslationResult } from './desired-state.js';
 import { isWildcard } from '../domains.js';
 import { buildCluster, buildLoadAssignment } from './envoy/cluster.js';
-import { EnvoyListener, grpcApiListener, httpListener, httpsListener, tlsSecret } from './envoy/listeners.js';
-import { buildRedirectVirtualHost, buildVirtualHost, sharedRouteConfig, vhdsVirtualHost } from './envoy/route-config.js';
+import { grpcApiListener, httpListener, httpsListener, tlsSecret } from './envoy/listeners.js';
+import { buildVirtualHost, redirectRouteConfig, serviceRouteConfig } from './envoy/route-config.js';
+import { scopeKeyExtension, serviceScopes } from './envoy/scopes.js';
 import type { EndpointIR, ServiceIR } from './ir.js';
 
 /**
@@ -41,11 +42,12 @@ export function grpcRouteConfigName(service: Pick<ServiceIR, 'id'>): string {
 interface ServiceResources {
   clusters: ProtoObject[];
   virtualHost: ProtoObject;
-  /** Envoy: the service's VHDS virtual hosts (`http/<id>`, and `https/<id>` with TLS; on HTTP a redirect to HTTPS when asked for). */
-  vhdsVirtualHosts: ProtoObject[];
+  /** The service's own route configuration. */
+  routeConfig: ProtoObject;
+  /** Envoy: the scopes that pick the route configuration (per domain and scheme). */
+  scopes: ProtoObject[];
   secret?: ProtoObject;
-  /** gRPC: the service's own route configuration and listeners. */
-  routeConfig?: ProtoObject;
+  /** gRPC: listeners named by the service's domains. */
   listeners: ProtoObject[];
 }
 
@@ -60,24 +62,20 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
   const known = byGroup[group].get(service);
   if (known !== undefined) return known;
   const context = { group, options };
+  const virtualHost = buildVirtualHost(service, context);
   const resources: ServiceResources = {
     clusters: service.revisions.map((revision) => buildCluster(revision, service, context)),
-    virtualHost: buildVirtualHost(service, context),
-    vhdsVirtualHosts: [],
+    virtualHost,
+    routeConfig:
+      group === 'envoy' ? serviceRouteConfig(service, virtualHost) : { name: grpcRouteConfigName(service), virtual_hosts: [virtualHost] },
+    scopes: group === 'envoy' ? serviceScopes(service) : [],
     listeners: [],
   };
-  if (group === 'envoy') {
-    const redirect = service.tls?.redirectHttp === true ? buildRedirectVirtualHost(service, options.https) : undefined;
-    resources.vhdsVirtualHosts.push(vhdsVirtualHost(EnvoyListener.http, redirect ?? resources.virtualHost));
-    if (service.tls !== undefined) {
-      resources.secret = tlsSecret(service.tls);
-      resources.vhdsVirtualHosts.push(vhdsVirtualHost(EnvoyListener.https, resources.virtualHost));
-    }
-  }
+  if (group === 'envoy' && service.tls !== undefined) resources.secret = tlsSecret(service.tls);
   if (group === 'grpc') {
-    const routeConfigName = grpcRouteConfigName(service);
-    resources.routeConfig = { name: routeConfigName, virtual_hosts: [resources.virtualHost] };
-    resources.listeners = service.domains.filter((domain) => !isWildcard(domain)).map((domain) => grpcApiListener(domain, routeConfigName));
+    resources.listeners = service.domains
+      .filter((domain) => !isWildcard(domain))
+      .map((domain) => grpcApiListener(domain, grpcRouteConfigName(service)));
   }
   byGroup[group].set(service, resources);
   return resources;
@@ -86,8 +84,7 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
 /** What Envoy's shared listeners get whatever the services: built once per options object, so diffing them costs nothing. */
 interface SharedResources {
   httpListener: ProtoObject;
-  /** Each shared route configuration with VHDS, and without (while no virtual host is in its namespace). */
-  routeConfigs: Record<'http' | 'https', { vhds: ProtoObject; empty: ProtoObject }>;
+  redirectRouteConfig: ProtoObject;
 }
 
 const sharedResources = new WeakMap<TranslateOptions, SharedResources>();
@@ -95,19 +92,7 @@ const sharedResources = new WeakMap<TranslateOptions, SharedResources>();
 function sharedResourcesFor(options: TranslateOptions): SharedResources {
   let shared = sharedResources.get(options);
   if (shared === undefined) {
-    shared = {
-      httpListener: httpListener(options),
-      routeConfigs: {
-        http: {
-          vhds: sharedRouteConfig(EnvoyListener.http, options.http, true),
-          empty: sharedRouteConfig(EnvoyListener.http, options.http, false),
-        },
-        https: {
-          vhds: sharedRouteConfig(EnvoyListener.https, options.https, true),
-          empty: sharedRouteConfig(EnvoyListener.https, options.https, false),
-        },
-      },
-    };
+    shared = { httpListener: httpListener(options), redirectRouteConfig: redirectRouteConfig(options.https) };
     sharedResources.set(options, shared);
   }
   return shared;
@@ -127,19 +112,9 @@ class ResourceSetBuilder {
     for (const { cluster } of service.revisions)
       this.add(TypeUrl.ClusterLoadAssignment, buildLoadAssignment(cluster, endpoints.get(cluster) ?? []));
     for (const listener of resources.listeners) this.add(TypeUrl.Listener, listener);
-    if (resources.routeConfig) this.add(TypeUrl.RouteConfiguration, resources.routeConfig);
-    for (const virtualHost of resources.vhdsVirtualHosts) this.add(TypeUrl.VirtualHost, virtualHost);
+    this.add(TypeUrl.RouteConfiguration, resources.routeConfig);
+    for (const scope of resources.scopes) this.add(TypeUrl.ScopedRouteConfiguration, scope);
     if (resources.secret) this.add(TypeUrl.Secret, resources.secret);
-  }
-
-  /**
-   * Whether a VHDS virtual host belongs to the route configuration. Envoy's VHDS init waits
-   * for a first virtual host, and an empty delta answer does not count: a route configuration
-   * with none would hold every new Envoy (and listener) for the 15 s initial fetch timeout.
-   */
-  hasVirtualHostsOf(routeConfig: 'http' | 'https'): boolean {
-    for (const name of (this.set.get(TypeUrl.VirtualHost) as ResourcesByName).keys()) if (name.startsWith(`${routeConfig}/`)) return true;
-    return false;
   }
 
   /** Resources sorted by name within each type, so equal states give identical output. */
@@ -158,12 +133,10 @@ function envoyResources(
   for (const service of services) set.addService(service, serviceResources(service, 'envoy', options), endpoints);
   const shared = sharedResourcesFor(options);
   set.add(TypeUrl.Listener, shared.httpListener);
-  set.add(TypeUrl.RouteConfiguration, shared.routeConfigs.http[set.hasVirtualHostsOf('http') ? 'vhds' : 'empty']);
+  set.add(TypeUrl.ExtensionConfig, scopeKeyExtension(services));
+  if (services.some((service) => service.tls?.redirectHttp === true)) set.add(TypeUrl.RouteConfiguration, shared.redirectRouteConfig);
   const https = httpsListener(services, options);
-  if (https !== undefined) {
-    set.add(TypeUrl.Listener, https);
-    set.add(TypeUrl.RouteConfiguration, shared.routeConfigs.https[set.hasVirtualHostsOf('https') ? 'vhds' : 'empty']);
-  }
+  if (https !== undefined) set.add(TypeUrl.Listener, https);
   return set.build();
 }
 

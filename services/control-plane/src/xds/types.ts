@@ -2,36 +2,41 @@ import { TypeUrl, type XdsTypeUrl } from '@switchyard/shared';
 
 /**
  * Order in which additions go out on one ADS stream: clusters before their endpoints, both
- * before the listeners and routes that point at them (Consul's xDSUpdateOrder). Removals go
- * out in the reverse order, after every addition.
+ * before the listeners and routes that point at them (Consul's xDSUpdateOrder); a filter's
+ * config before the listener that names it, a route configuration before a scope that
+ * points at it. Removals go out in the reverse order, after every addition.
  */
 export const pushOrder: readonly XdsTypeUrl[] = [
   TypeUrl.Cluster,
   TypeUrl.ClusterLoadAssignment,
   TypeUrl.Secret,
+  TypeUrl.ExtensionConfig,
   TypeUrl.Listener,
   TypeUrl.RouteConfiguration,
+  TypeUrl.ScopedRouteConfiguration,
   TypeUrl.VirtualHost,
 ];
 
 /** Short names for metric labels, logs and the admin API. */
-export const typeNames: Record<XdsTypeUrl, 'cds' | 'eds' | 'sds' | 'lds' | 'rds' | 'vhds'> = {
+export const typeNames: Record<XdsTypeUrl, 'cds' | 'eds' | 'sds' | 'ecds' | 'lds' | 'rds' | 'srds' | 'vhds'> = {
   [TypeUrl.Cluster]: 'cds',
   [TypeUrl.ClusterLoadAssignment]: 'eds',
   [TypeUrl.Secret]: 'sds',
+  [TypeUrl.ExtensionConfig]: 'ecds',
   [TypeUrl.Listener]: 'lds',
   [TypeUrl.RouteConfiguration]: 'rds',
+  [TypeUrl.ScopedRouteConfiguration]: 'srds',
   [TypeUrl.VirtualHost]: 'vhds',
 };
 export type TypeName = (typeof typeNames)[XdsTypeUrl];
 
 /**
  * Types whose State-of-the-World responses carry every subscribed resource: a client treats a
- * cluster or listener missing from a response as deleted. EDS, RDS and SDS responses carry
- * only what changed.
+ * cluster, listener or route scope missing from a response as deleted. EDS, RDS, SDS and ECDS
+ * responses carry only what changed.
  */
 export function isFullSetType(typeUrl: XdsTypeUrl): boolean {
-  return typeUrl === TypeUrl.Cluster || typeUrl === TypeUrl.Listener;
+  return typeUrl === TypeUrl.Cluster || typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.ScopedRouteConfiguration;
 }
 
 /**

@@ -182,10 +182,11 @@ describe("headers the router owns on Envoy's shared listeners", () => {
     return listener.filter_chains[0].filters.find((f: ProtoObject) => f.name === name).typed_config;
   };
 
-  it('strips client-sent x-envoy-* headers before any other filter runs', () => {
+  it('strips client-sent x-envoy-* headers before any filter but the scope key runs', () => {
     const filters = hcm('envoy.filters.network.http_connection_manager').http_filters as ProtoObject[];
-    expect(filters[0]).toMatchObject({ name: 'envoy.filters.http.lua', typed_config: { stat_prefix: 'strip_envoy_headers' } });
-    expect((filters[0] as any).typed_config.default_source_code.inline_string).toContain('== "x-envoy-"');
+    expect(filters[0]).toMatchObject({ name: 'switchyard.scope_key', config_discovery: { config_source: { ads: {} } } });
+    expect(filters[1]).toMatchObject({ name: 'envoy.filters.http.lua', typed_config: { stat_prefix: 'strip_envoy_headers' } });
+    expect((filters[1] as any).typed_config.default_source_code.inline_string).toContain('== "x-envoy-"');
   });
 
   it("passes the instance's Server header through, so tenant rules can remove or set it", () => {

@@ -19,9 +19,10 @@ const testdata = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 const update = process.env.UPDATE_GOLDEN === '1';
 
 const kinds: [string, XdsTypeUrl][] = [
+  ['extensions', TypeUrl.ExtensionConfig],
   ['listeners', TypeUrl.Listener],
   ['routes', TypeUrl.RouteConfiguration],
-  ['virtual_hosts', TypeUrl.VirtualHost],
+  ['scopes', TypeUrl.ScopedRouteConfiguration],
   ['clusters', TypeUrl.Cluster],
   ['endpoints', TypeUrl.ClusterLoadAssignment],
   ['secrets', TypeUrl.Secret],

@@ -25,7 +25,7 @@ const context = {
 /** Decodes a resource exactly as a grpc-js-xds client would on the wire: `error` set means it would NACK. */
 export function decodeAsGrpcClient(typeUrl: XdsTypeUrl, resource: ProtoObject): XdsDecodeResult {
   if (typeUrl === TypeUrl.Secret) throw new Error('gRPC clients are never sent secrets');
-  if (typeUrl === TypeUrl.VirtualHost) throw new Error('gRPC clients are never sent VHDS virtual hosts');
+  if (!(typeUrl in decoders)) throw new Error(`gRPC clients are never sent ${typeUrl}`);
   const any = packAny(typeUrl, resource);
-  return decoders[typeUrl].decode(context, { type_url: any.type_url, value: Buffer.from(any.value) });
+  return decoders[typeUrl as keyof typeof decoders].decode(context, { type_url: any.type_url, value: Buffer.from(any.value) });
 }

@@ -28,11 +28,10 @@ function envoy(result: ReturnType<typeof translate>, url: (typeof TypeUrl)[keyof
   return result.snapshot.envoy.get(url)?.get(name);
 }
 
-/** The VHDS virtual hosts of Envoy's `http` route configuration, by service id. */
+/** The services Envoy serves: the route configurations that some scope points at, by service id. */
 function virtualHostNames(result: ReturnType<typeof translate>): string[] {
-  return [...(result.snapshot.envoy.get(TypeUrl.VirtualHost)?.keys() ?? [])]
-    .filter((name) => name.startsWith('http/'))
-    .map((name) => name.slice('http/'.length));
+  const scopes = [...(result.snapshot.envoy.get(TypeUrl.ScopedRouteConfiguration)?.values() ?? [])];
+  return [...new Set(scopes.map((scope) => scope.route_configuration_name as string))].sort();
 }
 
 describe('tenant isolation', () => {
@@ -190,14 +189,20 @@ describe('translate', () => {
     }
   });
 
-  it('overwrites the forwarding headers a client sends, on the route configuration', () => {
-    const routes = envoy(translate(state(services)), TypeUrl.RouteConfiguration, 'http');
-    expect(routes?.request_headers_to_add).toEqual(
-      ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'].map((key) => ({
-        header: { key, value: expect.any(String) },
-        append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
-      })),
-    );
+  it("overwrites the forwarding headers a client sends, on each service's route configuration and per listener", () => {
+    const result = translate(state(services));
+    const overwrite = (key: string) => ({ header: { key, value: expect.any(String) }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
+    for (const routes of result.snapshot.envoy.get(TypeUrl.RouteConfiguration)?.values() ?? []) {
+      if (routes.name === 'https_redirect') continue;
+      expect(routes.request_headers_to_add).toEqual(['x-forwarded-for', 'x-forwarded-host'].map(overwrite));
+      expect(routes.request_headers_to_remove).toEqual(['x-switchyard-scope']);
+    }
+    const listener = envoy(result, TypeUrl.Listener, 'http') as any;
+    const mutation = listener.filter_chains[0].filters[0].typed_config.early_header_mutation_extensions[0].typed_config;
+    expect(mutation.mutations).toEqual([
+      { append: { header: { key: 'x-switchyard-scope', value: '%REQ(:AUTHORITY)%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' } },
+      { append: { header: { key: 'x-forwarded-port', value: '80' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' } },
+    ]);
   });
 
   it('re-parses stored records without changing them (defaults are idempotent)', () => {

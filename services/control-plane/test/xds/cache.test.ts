@@ -193,13 +193,15 @@ describe('what a view lacks', () => {
     expect(before).toEqual({ upserts: ['a'], removals: ['b'] });
   });
 
-  it('keeps the push order CDS, EDS, SDS, LDS, RDS, VHDS', () => {
+  it('keeps the push order CDS, EDS, SDS, ECDS, LDS, RDS, SRDS, VHDS', () => {
     expect(pushOrder).toEqual([
       TypeUrl.Cluster,
       TypeUrl.ClusterLoadAssignment,
       TypeUrl.Secret,
+      TypeUrl.ExtensionConfig,
       TypeUrl.Listener,
       TypeUrl.RouteConfiguration,
+      TypeUrl.ScopedRouteConfiguration,
       TypeUrl.VirtualHost,
     ]);
   });

@@ -3,24 +3,26 @@ import type { ListenerOptions, TranslateOptions } from '../desired-state.js';
 import type { ServiceIR } from '../ir.js';
 import { features } from './features/index.js';
 import { EnvoyType, adsSource, duration, typed, wrapped } from './proto.js';
+import { scopeKeyFilter, scopedRouting } from './scopes.js';
 
-/** Names of Envoy's shared listeners, each with a route configuration of the same name. */
+/** Names of Envoy's shared listeners (and of their connection managers' stats). */
 export const EnvoyListener = { http: 'http', https: 'https' } as const;
 
 const routerFilter = (fields: ProtoObject = {}) => ({ name: 'envoy.filters.http.router', typed_config: typed(EnvoyType.Router, fields) });
 
 /**
  * The HTTP connection manager of both shared listeners, hardened as Envoy's edge best
- * practices advise: Envoy is the edge (`use_remote_address`), paths are normalized and
- * slashes merged before routing, escaped slashes are unescaped with a redirect, headers with
- * underscores are rejected, and header, HTTP/2 stream and window sizes are bounded. Request IDs
- * are always generated here, never taken from the client.
+ * practices advise: Envoy is the edge (`use_remote_address`, so it sets X-Forwarded-Proto
+ * from the connection), paths are normalized and slashes merged before routing, escaped
+ * slashes are unescaped with a redirect, headers with underscores are rejected, and header,
+ * HTTP/2 stream and window sizes are bounded. Request IDs are always generated here, never
+ * taken from the client. Routes are scoped per service (scopes.ts).
  */
-function connectionManager(name: string, options: TranslateOptions): ProtoObject {
+function connectionManager(name: 'http' | 'https', options: TranslateOptions): ProtoObject {
   const hcm: ProtoObject = {
     stat_prefix: name,
     codec_type: 'AUTO',
-    rds: { route_config_name: name, config_source: adsSource() },
+    ...scopedRouting(options[name]),
     use_remote_address: wrapped(true),
     xff_num_trusted_hops: options.trustedHops,
     generate_request_id: wrapped(true),
@@ -49,11 +51,17 @@ function connectionManager(name: string, options: TranslateOptions): ProtoObject
   };
   for (const feature of features) feature.connectionManager?.(hcm, options);
   hcm.http_filters = [
+    scopeKeyFilter(),
     ...features.flatMap((feature) => (feature.httpFilter ? [feature.httpFilter(options)] : [])),
     routerFilter({ suppress_envoy_headers: true }),
   ];
-  return { name: 'envoy.filters.network.http_connection_manager', typed_config: typed(EnvoyType.HttpConnectionManager, hcm) };
+  return hcm;
 }
+
+const connectionManagerFilter = (name: 'http' | 'https', options: TranslateOptions) => ({
+  name: 'envoy.filters.network.http_connection_manager',
+  typed_config: typed(EnvoyType.HttpConnectionManager, connectionManager(name, options)),
+});
 
 function socketAddress(listener: ListenerOptions): ProtoObject {
   return { socket_address: { address: listener.address, port_value: listener.port } };
@@ -65,7 +73,7 @@ export function httpListener(options: TranslateOptions): ProtoObject {
     name: EnvoyListener.http,
     address: socketAddress(options.http),
     per_connection_buffer_limit_bytes: wrapped(32_768),
-    filter_chains: [{ name: EnvoyListener.http, filters: [connectionManager(EnvoyListener.http, options)] }],
+    filter_chains: [{ name: EnvoyListener.http, filters: [connectionManagerFilter(EnvoyListener.http, options)] }],
   };
 }
 
@@ -75,7 +83,7 @@ export function httpListener(options: TranslateOptions): ProtoObject {
  * filter chains is invalid; adding or removing a chain drains only that chain's connections.
  */
 export function httpsListener(services: readonly ServiceIR[], options: TranslateOptions): ProtoObject | undefined {
-  const filter = connectionManager(EnvoyListener.https, options);
+  const filter = connectionManagerFilter(EnvoyListener.https, options);
   const filterChains = services.flatMap((service) => {
     if (service.tls === undefined) return [];
     return [

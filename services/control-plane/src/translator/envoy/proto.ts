@@ -9,6 +9,7 @@ export const EnvoyType = {
   Router: 'envoy.extensions.filters.http.router.v3.Router',
   LocalRateLimit: 'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
   Lua: 'envoy.extensions.filters.http.lua.v3.Lua',
+  EarlyHeaderMutation: 'envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation',
   TlsInspector: 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   DownstreamTlsContext: 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   StdoutAccessLog: 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
