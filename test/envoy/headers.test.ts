@@ -56,6 +56,15 @@ describe('headers through Envoy', () => {
     expect(answer.headers['x-request-id']).toBe(received['x-request-id']);
   });
 
+  it('routes by the Host header whatever scope key a client sends, and never passes the key on', async () => {
+    const answer = await world.http('plain.acme.test', '/scope', { headers: { 'x-switchyard-scope': 'ruled.acme.test' } });
+    expect(answer.status).toBe(200);
+    const received = echoOf(answer).headers;
+    expect(received['x-tenant']).toBeUndefined(); // not routed to `ruled`, whose rules would add it
+    expect(received['x-switchyard-scope']).toBeUndefined();
+    expect((await world.http('nobody.acme.test', '/', { headers: { 'x-switchyard-scope': 'plain.acme.test' } })).status).toBe(404);
+  });
+
   it('strips every x-envoy-* header a client sends', async () => {
     const spoofed = {
       'x-envoy-internal': 'true',

@@ -7,8 +7,9 @@ import { eventually } from '../support/stack.js';
 const rejectedRoute = { match: { regex: '^/(alpha|beta)/[a-z]{2}$' } };
 
 /**
- * One tenant's config that Envoy rejects must not stall the others: all tenants' virtual hosts
- * end up in Envoy's `http` route table (each its own VHDS resource). Envoy runs here with `re2.max_program_size.error_level` lowered
+ * One tenant's config that Envoy rejects must not stall the others: each service's route
+ * configuration is its own RDS resource, and Envoy rejects that one alone while the control
+ * plane holds the service at its last good spec. Envoy runs here with `re2.max_program_size.error_level` lowered
  * to 5 — the way an operator's Envoy and control plane can disagree — so a regex the control
  * plane accepts reaches Envoy and is NACKed for real.
  */

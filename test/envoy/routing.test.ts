@@ -80,8 +80,11 @@ describe('routing through Envoy', () => {
     };
     expect(await backendFor('www.acme.test')).toBe('www');
     expect(await backendFor('www.acme.test:8080')).toBe('www'); // the port is stripped before matching
+    expect(await backendFor('WWW.Acme.Test')).toBe('www'); // host names match whatever their case
     expect(await backendFor('a.apps.acme.test')).toBe('wild');
     expect(await backendFor('b.apps.acme.test')).toBe('wild');
+    expect(await backendFor('x.y.apps.acme.test')).toBe('wild'); // a wildcard covers any number of labels
+    expect(await backendFor('A.Apps.ACME.test')).toBe('wild');
     expect(await backendFor('apps.acme.test')).toBe(404); // *.apps.acme.test does not cover its parent
     expect(await backendFor('other.acme.test')).toBe(404);
     expect(await backendFor('www.globex.test')).toBe(404);

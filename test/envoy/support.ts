@@ -133,10 +133,12 @@ export function httpsGet(
   path: string,
   ca: string,
   agent?: HttpsAgent,
+  /** The Host header, when it is to differ from the name sent in SNI. */
+  host = domain,
 ): Promise<HttpAnswer & { peerCertificate: string; localPort: number }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      { host: '127.0.0.1', port, path, servername: domain, headers: { host: domain }, ca, agent, timeout: 10_000 },
+      { host: '127.0.0.1', port, path, servername: domain, headers: { host }, ca, agent, timeout: 10_000 },
       (res) => {
         const chunks: Buffer[] = [];
         const peer = (res.socket as TLSSocket).getPeerCertificate();

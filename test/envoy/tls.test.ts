@@ -20,9 +20,10 @@ describe('TLS through Envoy', () => {
     one: makeCertificate(['one.acme.test']),
     two: makeCertificate(['two.acme.test', '*.two.acme.test']),
     rotated: makeCertificate(['one.acme.test']),
+    limited: makeCertificate(['limited.acme.test']),
   };
-  const https = (domain: string, path: string, ca: TestCertificate, agent?: Agent) =>
-    httpsGet(world.stack.envoyHttpsPort, domain, path, ca.certificateChain, agent);
+  const https = (domain: string, path: string, ca: TestCertificate, agent?: Agent, host?: string) =>
+    httpsGet(world.stack.envoyHttpsPort, domain, path, ca.certificateChain, agent, host);
   const putOne = async (tls: TestCertificate) => {
     const path = '/v1/tenants/acme/services/one';
     const current = await world.api.call('GET', path);
@@ -36,7 +37,7 @@ describe('TLS through Envoy', () => {
   };
 
   beforeAll(async () => {
-    for (const name of ['one', 'two']) backends[name] = await TestBackend.start(name);
+    for (const name of ['one', 'two', 'plain', 'limited']) backends[name] = await TestBackend.start(name);
     world = await startEnvoyWorld();
     await world.api.ok('PUT', '/v1/tenants/acme', { domains: ['acme.test'] });
     await putOne(certificates.one);
@@ -45,8 +46,20 @@ describe('TLS through Envoy', () => {
       revisions: [{ name: 'v1', endpoints: [backends.two!.endpoint] }],
       tls: certificates.two,
     });
+    await world.api.ok('PUT', '/v1/tenants/acme/services/plain', {
+      domains: ['plain.acme.test'],
+      revisions: [{ name: 'v1', endpoints: [backends.plain!.endpoint] }],
+    });
+    await world.api.ok('PUT', '/v1/tenants/acme/services/limited', {
+      domains: ['limited.acme.test'],
+      revisions: [{ name: 'v1', endpoints: [backends.limited!.endpoint] }],
+      tls: certificates.limited,
+      rateLimit: { requestsPerSecond: 1, burst: 4 },
+    });
     await world.until('two.acme.test', '/', (a) => a.status === 200);
     await world.until('one.acme.test', '/', (a) => a.status === 301);
+    await world.until('plain.acme.test', '/', (a) => a.status === 200);
+    await eventually(async () => expect((await https('limited.acme.test', '/', certificates.limited)).status).toBe(200));
   });
 
   afterAll(async () => {
@@ -79,6 +92,27 @@ describe('TLS through Envoy', () => {
     expect(plain.status).toBe(200);
     expect(echoOf(plain)).toMatchObject({ backend: 'two' });
     expect(echoOf(plain).headers['x-forwarded-proto']).toBe('http');
+  });
+
+  it('serves a service without TLS over HTTP only: a request for it on an HTTPS connection to another name gets 404', async () => {
+    const fronted = await https('two.acme.test', '/', certificates.two, undefined, 'plain.acme.test');
+    expect(fronted.status).toBe(404);
+    expect((await https('two.acme.test', '/', certificates.two)).status).toBe(200);
+  });
+
+  it('gives a service served over both HTTP and HTTPS one rate-limit bucket, not one per listener', async () => {
+    // The readiness checks above took tokens; wait for a full bucket (4 tokens at 1/s).
+    await new Promise((resolve) => setTimeout(resolve, 4100));
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      statuses.push((await world.http('limited.acme.test', '/')).status);
+      statuses.push((await https('limited.acme.test', '/', certificates.limited)).status);
+    }
+    const allowed = statuses.filter((status) => status === 200).length;
+    // One bucket of 4, plus at most one refill while the 12 requests run; two buckets would let 8 through.
+    expect(allowed, statuses.join(' ')).toBeGreaterThanOrEqual(4);
+    expect(allowed, statuses.join(' ')).toBeLessThanOrEqual(5);
+    expect(statuses.filter((status) => status === 429).length).toBe(12 - allowed);
   });
 
   it('rotates a certificate without dropping an open keep-alive connection', async () => {

@@ -129,8 +129,6 @@ export const TypeUrl = {
   ScopedRouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration',
   /** ECDS: the config of an HTTP filter, updated without touching the listener that holds it. */
   ExtensionConfig: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
-  /** VHDS: one virtual host of a RouteConfiguration, named `<route configuration>/<name>` (delta xDS only). */
-  VirtualHost: 'type.googleapis.com/envoy.config.route.v3.VirtualHost',
   Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const;
 export type XdsTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];

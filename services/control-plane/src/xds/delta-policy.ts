@@ -1,8 +1,7 @@
 import { decodeNames, encodeDeltaResponse, type DeltaRequest, type EncodedResource } from './encoding.js';
 import { nextNonce, type OutgoingResponse, type ResponsePolicy, type XdsStream } from './stream.js';
 import { nameSetKey, type Subscription } from './type-state.js';
-import { TypeUrl } from '@switchyard/shared';
-import { isFullSetType, usesNamespaces } from './types.js';
+import { isFullSetType } from './types.js';
 import { setSubscription, trackNewNames, type TypeView } from './view.js';
 
 /**
@@ -25,7 +24,6 @@ export const deltaPolicy: ResponsePolicy<DeltaRequest> = {
     else stream.settleInflight(view, req.nonce, req.errorDetail);
     // Subscription changes count even with a stale nonce: the client has already switched.
     updateSubscription(view, req);
-    if (view.typeUrl === TypeUrl.RouteConfiguration || view.typeUrl === TypeUrl.VirtualHost) followRouteConfigurations(stream);
     stream.hooks.dirty();
   },
 
@@ -66,8 +64,6 @@ function updateSubscription(view: TypeView, req: DeltaRequest): void {
     for (const [name, version] of Object.entries(req.initialVersions)) view.overrides.set(name, { name, version });
     view.resumed = view.overrides.size > 0;
   }
-  // What a VHDS client gets follows its route configurations (followRouteConfigurations).
-  if (usesNamespaces(view.typeUrl)) return;
   const next =
     first && req.subscribeCount > 0 && req.unsubscribe.length === 0 ? firstSubscription(view, req) : changedSubscription(view, req);
   if (next === current) return;
@@ -100,30 +96,6 @@ function changedSubscription(view: TypeView, req: DeltaRequest): Subscription {
     if (name !== '*' && !first) view.overrides.delete(name);
   }
   return view.state.intern(`${wildcard ? '*' : ''}${nameSetKey(names)}`, () => ({ names, wildcard }));
-}
-
-/**
- * Envoy's VHDS subscribes with no names: each route configuration's watch for its namespace
- * (`http` for `http/<…>`) stays inside Envoy, and a virtual host arriving before the route
- * configuration that owns it is dropped. So a stream's virtual hosts follow its RDS
- * subscription: every virtual host in the namespace of each route configuration it subscribes
- * to, and an answer (even empty) for each new namespace, which Envoy's VHDS init waits for.
- * Push order sends RDS before VHDS, so a new route configuration's watch exists before its
- * virtual hosts arrive. (Named on-demand VHDS requests need Envoy's on_demand filter, which
- * Switchyard does not configure.)
- */
-function followRouteConfigurations(stream: XdsStream<DeltaRequest>): void {
-  const vhds = stream.views.get(TypeUrl.VirtualHost);
-  const rds = stream.views.get(TypeUrl.RouteConfiguration)?.subscription;
-  if (vhds === undefined) return;
-  const current = vhds.subscription;
-  const wildcard = rds?.wildcard ?? false;
-  const names = new Set(rds?.names ?? []);
-  const next = vhds.state.intern(`${wildcard ? '*' : ''}${nameSetKey(names)}`, () => ({ names, wildcard }));
-  if (next === current) return;
-  setSubscription(vhds, next);
-  if (current !== undefined) trackNewNames(vhds, current, next);
-  vhds.mustRespond ||= current === undefined || [...names].some((name) => !current.names.has(name));
 }
 
 function deltaResponse(view: TypeView, resources: readonly EncodedResource[], removed: readonly string[]): OutgoingResponse {

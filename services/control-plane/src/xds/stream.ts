@@ -25,7 +25,7 @@ export interface StreamHooks {
   connected(node: NodeInfo, group: NodeGroup): void;
   acked(view: TypeView, version: string): void;
   nacked(view: TypeView, nack: NackRecord): void;
-  /** A request for a type this server does not serve (e.g. VHDS); logged once, otherwise ignored. */
+  /** A request for a type this server does not serve (e.g. VHDS or RTDS); logged once, otherwise ignored. */
   unknownType(typeUrl: string): void;
   staleNonce(typeUrl: XdsTypeUrl): void;
   /** The stream has something to send; the scheduler will call tick(). */

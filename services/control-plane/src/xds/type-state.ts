@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { XdsTypeUrl } from '@switchyard/shared';
 import { decodeNames, forgetNameSpan, rememberNameSpan, setVersion, type EncodedResource, type HeldResource } from './encoding.js';
-import { namespaceOf, usesNamespaces } from './types.js';
 
 /**
  * The resources of one type for one node group, with a revision counter and a log of what
@@ -201,13 +200,9 @@ export class Subscription {
     readonly raw?: Buffer,
   ) {}
 
-  /** Subscribed by name, by wildcard, or (VHDS) by the namespace the name is in. */
+  /** Subscribed by name or by wildcard. */
   includes(name: string): boolean {
-    return this.wildcard || this.names.has(name) || (this.namespaced && this.names.has(namespaceOf(name)));
-  }
-
-  private get namespaced(): boolean {
-    return usesNamespaces(this.state.typeUrl);
+    return this.wildcard || this.names.has(name);
   }
 
   /** Values derived from (this subscription, current revision), computed once for every stream sharing it. */
@@ -226,7 +221,6 @@ export class Subscription {
   resources(): EncodedResource[] {
     return this.memoized('resources', () => {
       if (this.wildcard) return [...this.state.resources.values()];
-      if (this.namespaced) return [...this.state.resources.values()].filter((r) => this.includes(r.name));
       const found: EncodedResource[] = [];
       for (const name of this.names) {
         const r = this.state.resources.get(name);
@@ -240,9 +234,7 @@ export class Subscription {
   missing(): string[] {
     return this.memoized('missing', () => {
       if (this.wildcard) return [];
-      // A namespace exists while it holds a resource.
-      const namespaces = this.namespaced ? new Set([...this.state.resources.keys()].map(namespaceOf)) : new Set<string>();
-      return [...this.names].filter((n) => !this.state.resources.has(n) && !namespaces.has(n));
+      return [...this.names].filter((n) => !this.state.resources.has(n));
     });
   }
 

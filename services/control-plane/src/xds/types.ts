@@ -14,11 +14,10 @@ export const pushOrder: readonly XdsTypeUrl[] = [
   TypeUrl.Listener,
   TypeUrl.RouteConfiguration,
   TypeUrl.ScopedRouteConfiguration,
-  TypeUrl.VirtualHost,
 ];
 
 /** Short names for metric labels, logs and the admin API. */
-export const typeNames: Record<XdsTypeUrl, 'cds' | 'eds' | 'sds' | 'ecds' | 'lds' | 'rds' | 'srds' | 'vhds'> = {
+export const typeNames: Record<XdsTypeUrl, 'cds' | 'eds' | 'sds' | 'ecds' | 'lds' | 'rds' | 'srds'> = {
   [TypeUrl.Cluster]: 'cds',
   [TypeUrl.ClusterLoadAssignment]: 'eds',
   [TypeUrl.Secret]: 'sds',
@@ -26,7 +25,6 @@ export const typeNames: Record<XdsTypeUrl, 'cds' | 'eds' | 'sds' | 'ecds' | 'lds
   [TypeUrl.Listener]: 'lds',
   [TypeUrl.RouteConfiguration]: 'rds',
   [TypeUrl.ScopedRouteConfiguration]: 'srds',
-  [TypeUrl.VirtualHost]: 'vhds',
 };
 export type TypeName = (typeof typeNames)[XdsTypeUrl];
 
@@ -37,21 +35,6 @@ export type TypeName = (typeof typeNames)[XdsTypeUrl];
  */
 export function isFullSetType(typeUrl: XdsTypeUrl): boolean {
   return typeUrl === TypeUrl.Cluster || typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.ScopedRouteConfiguration;
-}
-
-/**
- * Types whose subscriptions name namespaces: Envoy's VHDS subscribes to the name of its route
- * configuration (`http`) and means every virtual host named `http/<…>` (Envoy's
- * `use_namespace_matching`; the namespace is the part of a name before its last `/`).
- */
-export function usesNamespaces(typeUrl: XdsTypeUrl): boolean {
-  return typeUrl === TypeUrl.VirtualHost;
-}
-
-/** The namespace of a resource name: everything before its last `/` (empty when it has none). */
-export function namespaceOf(name: string): string {
-  const slash = name.lastIndexOf('/');
-  return slash < 0 ? '' : name.slice(0, slash);
 }
 
 export function isXdsTypeUrl(value: string): value is XdsTypeUrl {

@@ -2,7 +2,7 @@ import type { XdsTypeUrl } from '@switchyard/shared';
 import type { HeldResource } from './encoding.js';
 import type { RejectedResource, SentForBlame } from './rejections.js';
 import { noRevisionSynced, type Subscription, type SyncedView, type TypeState } from './type-state.js';
-import { usesNamespaces, type ErrorDetail } from './types.js';
+import type { ErrorDetail } from './types.js';
 
 /**
  * What one stream knows about one type: the synced view (which revision the client holds,
@@ -97,10 +97,6 @@ export function trackNewNames(view: TypeView, before: Subscription, after: Subsc
     return;
   }
   for (const name of after.names) if (!before.includes(name) && !view.overrides.has(name)) view.overrides.set(name, null);
-  // A newly subscribed namespace (VHDS) brings every resource in it.
-  if (usesNamespaces(view.typeUrl)) {
-    for (const r of after.resources()) if (!before.includes(r.name) && !view.overrides.has(r.name)) view.overrides.set(r.name, null);
-  }
   for (const name of before.names) if (!after.includes(name)) view.overrides.delete(name);
 }
 

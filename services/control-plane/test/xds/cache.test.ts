@@ -193,7 +193,7 @@ describe('what a view lacks', () => {
     expect(before).toEqual({ upserts: ['a'], removals: ['b'] });
   });
 
-  it('keeps the push order CDS, EDS, SDS, ECDS, LDS, RDS, SRDS, VHDS', () => {
+  it('keeps the push order CDS, EDS, SDS, ECDS, LDS, RDS, SRDS', () => {
     expect(pushOrder).toEqual([
       TypeUrl.Cluster,
       TypeUrl.ClusterLoadAssignment,
@@ -202,7 +202,6 @@ describe('what a view lacks', () => {
       TypeUrl.Listener,
       TypeUrl.RouteConfiguration,
       TypeUrl.ScopedRouteConfiguration,
-      TypeUrl.VirtualHost,
     ]);
   });
 });

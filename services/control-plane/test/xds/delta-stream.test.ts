@@ -18,8 +18,8 @@ const CDS = TypeUrl.Cluster;
 const EDS = TypeUrl.ClusterLoadAssignment;
 const LDS = TypeUrl.Listener;
 const RDS = TypeUrl.RouteConfiguration;
-const VHDS = TypeUrl.VirtualHost;
-const short: Record<string, string> = { [CDS]: 'cds', [EDS]: 'eds', [LDS]: 'lds', [RDS]: 'rds', [VHDS]: 'vhds' };
+const SRDS = TypeUrl.ScopedRouteConfiguration;
+const short: Record<string, string> = { [CDS]: 'cds', [EDS]: 'eds', [LDS]: 'lds', [RDS]: 'rds', [SRDS]: 'srds' };
 
 interface Sent {
   type: string;
@@ -98,7 +98,7 @@ function harness(spec: ConfigSpec | undefined) {
     cache.setSnapshot(snapshotOf(next));
     stream.tick();
   };
-  const ack = (r: Sent) => send({ type: { cds: CDS, eds: EDS, lds: LDS, rds: RDS, vhds: VHDS }[r.type as 'cds']!, nonce: r.nonce });
+  const ack = (r: Sent) => send({ type: { cds: CDS, eds: EDS, lds: LDS, rds: RDS, srds: SRDS }[r.type as 'cds']!, nonce: r.nonce });
   const last = () => sent[sent.length - 1]!;
   return { cache, stream, sent, nacks, send, setSnapshot, ack, last };
 }
@@ -107,59 +107,25 @@ const eds = (spec: Record<string, number[]>): ConfigSpec => ({
   endpoints: Object.entries(spec).map(([name, ports]) => endpoints(name, ports)),
 });
 
-const vhost = (name: string, domain: string): ProtoObject => ({ name, domains: [domain], routes: [] });
-const vhdsRoute = (name: string): ProtoObject => ({ name, vhds: { config_source: { ads: {} } } });
+const scope = (name: string, routeConfig: string): ProtoObject => ({
+  name,
+  route_configuration_name: routeConfig,
+  key: { fragments: [{ string_key: name.split('/')[1] }, { string_key: name.split('/')[0] }] },
+});
 
-describe('delta stream, VHDS (virtual hosts follow the RDS subscription, as Envoy 1.40 needs)', () => {
-  const spec = (extra: ProtoObject[] = []): ConfigSpec => ({
-    routes: [vhdsRoute('http'), vhdsRoute('https')],
-    virtualHosts: [vhost('http/a', 'a.test'), vhost('http/b', 'b.test'), vhost('https/a', 'a.test'), ...extra],
-  });
+describe('delta stream, scoped RDS (every scope to a nameless subscription, as Envoy 1.40 subscribes)', () => {
+  const spec = (scopes: ProtoObject[]): ConfigSpec => ({ scopes });
 
-  it("answers Envoy's nameless VHDS request with the virtual hosts of the route configurations it subscribed to", () => {
-    const h = harness(spec());
-    h.send({ type: RDS, subscribe: ['http'] });
+  it('answers a nameless SRDS request with every scope, then re-sends only the scope that changed and removes one that is gone', () => {
+    const h = harness(spec([scope('http/a.test', 'a'), scope('http/b.test', 'b')]));
+    h.send({ type: SRDS });
+    expect(h.last()).toMatchObject({ type: 'srds', names: ['http/a.test', 'http/b.test'] });
     h.ack(h.last());
-    h.send({ type: VHDS });
-    expect(h.last()).toMatchObject({ type: 'vhds', names: ['http/a', 'http/b'] });
+    h.setSnapshot(spec([scope('http/a.test', 'a'), scope('http/b.test', 'b2')]));
+    expect(h.last()).toMatchObject({ type: 'srds', names: ['http/b.test'], removed: [] });
     h.ack(h.last());
-
-    // A second route configuration brings its namespace, after the route configuration itself.
-    h.send({ type: RDS, subscribe: ['https'] });
-    expect(h.sent.slice(-2).map((s) => [s.type, s.names])).toEqual([
-      ['rds', ['https']],
-      ['vhds', ['https/a']],
-    ]);
-  });
-
-  it('re-sends only the virtual host that changed, and removes one that is gone', () => {
-    const h = harness(spec());
-    h.send({ type: RDS, subscribe: ['http'] });
-    h.ack(h.last());
-    h.send({ type: VHDS });
-    h.ack(h.last());
-    h.setSnapshot({ ...spec(), virtualHosts: [vhost('http/a', 'a.test'), vhost('http/b', 'new.b.test'), vhost('https/a', 'x.test')] });
-    expect(h.last()).toMatchObject({ type: 'vhds', names: ['http/b'], removed: [] });
-    h.ack(h.last());
-    h.setSnapshot({ ...spec(), virtualHosts: [vhost('http/b', 'new.b.test')] });
-    expect(h.last()).toMatchObject({ type: 'vhds', names: [], removed: ['http/a'] });
-  });
-
-  it('answers a namespace with nothing in it (Envoy waits for an answer), and a reconnect that holds everything with nothing new', () => {
-    const empty = harness({ routes: [vhdsRoute('http')] });
-    empty.send({ type: RDS, subscribe: ['http'] });
-    empty.ack(empty.last());
-    empty.send({ type: VHDS });
-    expect(empty.last()).toMatchObject({ type: 'vhds', names: [], removed: [] });
-
-    const before = harness(spec());
-    before.send({ type: RDS, subscribe: ['http'] });
-    before.send({ type: VHDS });
-    const held = before.last().versions;
-    const after = harness(spec());
-    after.send({ type: VHDS, initial: held });
-    after.send({ type: RDS, subscribe: ['http'], initial: before.sent[0]!.versions });
-    expect(after.sent.filter((s) => s.type === 'vhds').flatMap((s) => s.names)).toEqual([]);
+    h.setSnapshot(spec([scope('http/b.test', 'b2')]));
+    expect(h.last()).toMatchObject({ type: 'srds', names: [], removed: ['http/a.test'] });
   });
 });
 

@@ -168,7 +168,7 @@ export interface ConfigSpec {
   routes?: ProtoObject[];
   clusters?: ProtoObject[];
   endpoints?: ProtoObject[];
-  virtualHosts?: ProtoObject[];
+  scopes?: ProtoObject[];
 }
 
 /** The same resources for both node groups (tests do not need two translations). */
@@ -180,7 +180,7 @@ export function snapshotOf(spec: ConfigSpec): Snapshot {
       [TypeUrl.RouteConfiguration, byName(spec.routes)],
       [TypeUrl.Cluster, byName(spec.clusters)],
       [TypeUrl.ClusterLoadAssignment, byName(spec.endpoints, 'cluster_name')],
-      [TypeUrl.VirtualHost, byName(spec.virtualHosts)],
+      [TypeUrl.ScopedRouteConfiguration, byName(spec.scopes)],
     ]);
   return { envoy: set(), grpc: set() };
 }

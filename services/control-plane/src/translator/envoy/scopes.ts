@@ -65,7 +65,9 @@ export function scopeKeyFilter(): ProtoObject {
   };
 }
 
-const scopeKeyScript = (wildcardParents: readonly string[]) => `local wildcards = {${wildcardParents.map((p) => `[${JSON.stringify(p)}] = true`).join(', ')}}
+const scopeKeyScript = (
+  wildcardParents: readonly string[],
+) => `local wildcards = {${wildcardParents.map((p) => `[${JSON.stringify(p)}] = true`).join(', ')}}
 local any_wildcard = next(wildcards) ~= nil
 
 function envoy_on_request(handle)
