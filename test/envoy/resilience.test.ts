@@ -20,6 +20,11 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
 describe('resilience through Envoy 1.40', () => {
   let world: EnvoyWorld;
   const backends: Record<string, TestBackend> = {};
+  const otherSpec = (prefix: string) => ({
+    domains: ['other.globex.test'],
+    routes: [{ match: { prefix } }],
+    revisions: [{ name: 'v1', endpoints: [backends.other!.endpoint] }],
+  });
 
   const service = (name: string, spec: Record<string, unknown>, endpoints: TestBackend[]) =>
     world.api.ok('PUT', `/v1/tenants/acme/services/${name}`, {
@@ -29,7 +34,7 @@ describe('resilience through Envoy 1.40', () => {
     });
 
   beforeAll(async () => {
-    for (const name of ['busy', 'spare', 'slow', 'long', 'idle', 'narrow', 'broken', 'sound', 'limited'])
+    for (const name of ['busy', 'spare', 'slow', 'long', 'idle', 'narrow', 'broken', 'sound', 'limited', 'frugal', 'other'])
       backends[name] = await TestBackend.start(name);
     world = await startEnvoyWorld();
     await world.api.ok('PUT', '/v1/tenants/acme', { domains: ['acme.test'] });
@@ -49,8 +54,12 @@ describe('resilience through Envoy 1.40', () => {
       [b.broken!, b.sound!],
     );
     await service('limited', { rateLimit: { requestsPerSecond: 2, burst: 4 } }, [b.limited!]);
+    await service('frugal', { rateLimit: { requestsPerSecond: 1, burst: 5 } }, [b.frugal!]);
+    await world.api.ok('PUT', '/v1/tenants/globex', { domains: ['globex.test'] });
+    await world.api.ok('PUT', '/v1/tenants/globex/services/other', otherSpec('/before'));
     for (const name of ['retry', 'slow', 'long', 'patient', 'idle', 'narrow', 'outlier', 'limited'])
       await world.until(`${name}.acme.test`, '/ready', (a) => a.status === 200);
+    await world.until('other.globex.test', '/before', (a) => a.status === 200);
   });
   afterAll(async () => {
     await world?.stop();
@@ -148,5 +157,21 @@ describe('resilience through Envoy 1.40', () => {
     }
     expect(passed).toBeGreaterThanOrEqual(5);
     expect(passed).toBeLessThanOrEqual(7);
+  });
+
+  it("keeps a service's token bucket while another tenant's routes change", async () => {
+    const request = () => world.http('frugal.acme.test', '/');
+    // A bucket of 5 at 1 per second: 8 requests leave it empty.
+    for (let i = 0; i < 8; i++) await request();
+    const drained = performance.now();
+    const etag = (await world.api.call('GET', '/v1/tenants/globex/services/other')).etag!;
+    await world.api.ok('PUT', '/v1/tenants/globex/services/other', otherSpec('/changed'), { 'if-match': etag });
+    await world.until('other.globex.test', '/changed', (a) => a.status === 200);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await request()).status);
+    const elapsedMs = performance.now() - drained;
+    // Only what refilled since the bucket was drained passes; a bucket made anew would let all 5 through.
+    expect(elapsedMs).toBeLessThan(3000);
+    expect(statuses.filter((status) => status === 200).length, statuses.join(' ')).toBeLessThanOrEqual(Math.floor(elapsedMs / 1000) + 1);
   });
 });
