@@ -44,8 +44,9 @@ function mentionedBy(error: string, stored: StoredService): boolean {
 }
 
 /**
- * Contains a NACK to the service that caused it. All tenants share Envoy's route
- * configurations, so one rejected virtual host would otherwise stall every tenant's updates.
+ * Contains a NACK to the service that caused it. Envoy NACKs the response that carried a
+ * resource it cannot load and keeps its last good copy; without a hold, the rejected spec
+ * would go out again with every translation, and nothing would say which service it was.
  * The suspects of a NACK are the services whose spec changed since the last translation the
  * client ACKed for that type, narrowed to those the error message names when it names any;
  * each is held at its last accepted spec (or left out) until its spec changes again, and the

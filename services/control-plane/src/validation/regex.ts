@@ -13,8 +13,8 @@ const { WrappedRE2 } = createRequire(import.meta.url)('re2-wasm/build/wasm/re2.j
 
 /**
  * Tenant regexes are checked with RE2 (the engine of Envoy and of grpc-js-xds), not with
- * JavaScript's RegExp: lookarounds and backreferences pass RegExp but make Envoy NACK the whole
- * shared route configuration, and grpc-js-xds throws while applying it.
+ * JavaScript's RegExp: lookarounds and backreferences pass RegExp but make Envoy NACK the
+ * service's route configuration, and grpc-js-xds throws while applying it.
  *
  * Envoy also rejects regexes whose compiled RE2 program exceeds a size (runtime
  * `re2.max_program_size.error_level`, default 100; deploy/envoy/bootstrap.yaml raises it to 1000).

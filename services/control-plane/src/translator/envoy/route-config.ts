@@ -25,8 +25,8 @@ export function buildVirtualHost(service: ServiceIR, context: BuildContext): Pro
 /**
  * A route's upstream: the revision's cluster when one revision takes all traffic, else the
  * split by weight. A weighted cluster is a route entry of its own in Envoy, built again on every
- * rebuild of the merged route table; the plain form cost about a fifth less Envoy CPU per
- * virtual-host update at 10,000 routes (docs/translation.md).
+ * build of the route configuration; the plain form cost about a fifth less Envoy CPU per
+ * update when all 10,000 routes shared one table (docs/translation.md).
  */
 function trafficAction(traffic: ServiceIR['traffic']): ProtoObject {
   const [only] = traffic;
