@@ -5,7 +5,7 @@ import { defaultTranslateOptions, type DesiredState, type TranslateOptions, type
 import { isWildcard } from '../domains.js';
 import { buildCluster, buildLoadAssignment } from './envoy/cluster.js';
 import { grpcApiListener, httpListener, httpsListener, tlsSecret } from './envoy/listeners.js';
-import { buildVirtualHost, redirectRouteConfig, serviceRouteConfig } from './envoy/route-config.js';
+import { buildVirtualHost, serviceRouteConfig } from './envoy/route-config.js';
 import { scopeKeyExtension, serviceScopes } from './envoy/scopes.js';
 import type { EndpointIR, ServiceIR } from './ir.js';
 
@@ -67,7 +67,7 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
     clusters: service.revisions.map((revision) => buildCluster(revision, service, context)),
     virtualHost,
     routeConfig:
-      group === 'envoy' ? serviceRouteConfig(service, virtualHost) : { name: grpcRouteConfigName(service), virtual_hosts: [virtualHost] },
+      group === 'envoy' ? serviceRouteConfig(service, virtualHost, options) : { name: grpcRouteConfigName(service), virtual_hosts: [virtualHost] },
     scopes: group === 'envoy' ? serviceScopes(service) : [],
     listeners: [],
   };
@@ -84,7 +84,6 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
 /** What Envoy's shared listeners get whatever the services: built once per options object, so diffing them costs nothing. */
 interface SharedResources {
   httpListener: ProtoObject;
-  redirectRouteConfig: ProtoObject;
 }
 
 const sharedResources = new WeakMap<TranslateOptions, SharedResources>();
@@ -92,7 +91,7 @@ const sharedResources = new WeakMap<TranslateOptions, SharedResources>();
 function sharedResourcesFor(options: TranslateOptions): SharedResources {
   let shared = sharedResources.get(options);
   if (shared === undefined) {
-    shared = { httpListener: httpListener(options), redirectRouteConfig: redirectRouteConfig(options.https) };
+    shared = { httpListener: httpListener(options) };
     sharedResources.set(options, shared);
   }
   return shared;
@@ -134,7 +133,6 @@ function envoyResources(
   const shared = sharedResourcesFor(options);
   set.add(TypeUrl.Listener, shared.httpListener);
   set.add(TypeUrl.ExtensionConfig, scopeKeyExtension(services));
-  if (services.some((service) => service.tls?.redirectHttp === true)) set.add(TypeUrl.RouteConfiguration, shared.redirectRouteConfig);
   const https = httpsListener(services, options);
   if (https !== undefined) set.add(TypeUrl.Listener, https);
   return set.build();

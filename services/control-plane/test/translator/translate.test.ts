@@ -193,7 +193,6 @@ describe('translate', () => {
     const result = translate(state(services));
     const overwrite = (key: string) => ({ header: { key, value: expect.any(String) }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
     for (const routes of result.snapshot.envoy.get(TypeUrl.RouteConfiguration)?.values() ?? []) {
-      if (routes.name === 'https_redirect') continue;
       expect(routes.request_headers_to_add).toEqual(['x-forwarded-for', 'x-forwarded-host'].map(overwrite));
       expect(routes.request_headers_to_remove).toEqual(['x-switchyard-scope']);
     }

@@ -1,9 +1,9 @@
 import type { ProtoObject } from '../../resources.js';
-import type { ListenerOptions } from '../desired-state.js';
+import type { ListenerOptions, TranslateOptions } from '../desired-state.js';
 import type { ServiceIR } from '../ir.js';
 import type { BuildContext } from './feature.js';
 import { features } from './features/index.js';
-import { redirectRouteConfigName, scopeKeyHeader } from './scopes.js';
+import { scopeKeyHeader } from './scopes.js';
 import { routeAppliesTo, routeMatch } from './route-match.js';
 
 /** The virtual host of one service: its domains, and its routes split over revisions by weight. */
@@ -35,25 +35,17 @@ function trafficAction(traffic: ServiceIR['traffic']): ProtoObject {
 }
 
 /**
- * The route configuration of a TLS service's plain-HTTP scopes when it asked for a redirect:
- * one for all of them, answering every request with a redirect to HTTPS.
+ * For a TLS service that asked for it: a first route answering every plain-HTTP request with a
+ * redirect to HTTPS (`port_redirect` when the public HTTPS port is not 443). It sits in the
+ * service's own route configuration, which both schemes' scopes point at, so switching the
+ * redirect on or off is one update of that configuration, never a scope moving to another
+ * configuration (Envoy answers 404 until a configuration a scope newly points at arrives).
  */
-export function redirectRouteConfig(https: ListenerOptions): ProtoObject {
+function httpsRedirect(service: ServiceIR, https: ListenerOptions): ProtoObject {
   return {
-    name: redirectRouteConfigName,
-    virtual_hosts: [
-      {
-        name: redirectRouteConfigName,
-        domains: ['*'],
-        routes: [
-          {
-            name: redirectRouteConfigName,
-            match: { prefix: '/' },
-            redirect: { https_redirect: true, ...(https.publicPort === 443 ? {} : { port_redirect: https.publicPort }) },
-          },
-        ],
-      },
-    ],
+    name: `${service.id}_https_redirect`,
+    match: { prefix: '/', headers: [{ name: 'x-forwarded-proto', string_match: { exact: 'http' } }] },
+    redirect: { https_redirect: true, ...(https.publicPort === 443 ? {} : { port_redirect: https.publicPort }) },
   };
 }
 
@@ -75,10 +67,13 @@ const forwardedHeaders: readonly ProtoObject[] = [
  * A service's own route configuration (named by its id), which both shared listeners reach
  * through the service's scopes. The scope key header is dropped before the request goes on.
  */
-export function serviceRouteConfig(service: ServiceIR, virtualHost: ProtoObject): ProtoObject {
+export function serviceRouteConfig(service: ServiceIR, virtualHost: ProtoObject, options: TranslateOptions): ProtoObject {
+  const redirect = service.tls?.redirectHttp === true;
   return {
     name: service.id,
-    virtual_hosts: [virtualHost],
+    virtual_hosts: [
+      redirect ? { ...virtualHost, routes: [httpsRedirect(service, options.https), ...(virtualHost.routes as ProtoObject[])] } : virtualHost,
+    ],
     request_headers_to_add: forwardedHeaders,
     request_headers_to_remove: [scopeKeyHeader],
   };

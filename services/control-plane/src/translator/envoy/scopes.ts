@@ -27,9 +27,6 @@ export const scopeKeyHeader = 'x-switchyard-scope';
 /** The ECDS resource (and HTTP filter name) of the Lua filter that finishes the scope key. */
 export const scopeKeyFilterName = 'switchyard.scope_key';
 
-/** The route configuration every redirecting TLS service's plain-HTTP scopes point at. */
-export const redirectRouteConfigName = 'https_redirect';
-
 /**
  * The connection manager fields that route by scope: `scoped_routes` (key fragments: the key
  * header and the scheme) and the header changes made before routing, namely the first scope
@@ -114,18 +111,15 @@ export function scopeKeyExtension(services: readonly ServiceIR[]): ProtoObject {
 }
 
 /**
- * A service's scopes: one per domain and scheme it is served on. Plain HTTP always (to the
- * redirect when the service asked for one), HTTPS when it has TLS. Named `<scheme>/<domain>`.
+ * A service's scopes, all pointing at its own route configuration: one per domain and scheme
+ * it is served on, plain HTTP always (where a redirecting service answers with its redirect
+ * route), HTTPS when it has TLS. Named `<scheme>/<domain>`.
  */
 export function serviceScopes(service: ServiceIR): ProtoObject[] {
-  const scope = (scheme: 'http' | 'https', domain: string, routeConfig: string) => ({
+  const scope = (scheme: 'http' | 'https', domain: string) => ({
     name: `${scheme}/${domain}`,
-    route_configuration_name: routeConfig,
+    route_configuration_name: service.id,
     key: { fragments: [{ string_key: domain }, { string_key: scheme }] },
   });
-  const redirect = service.tls?.redirectHttp === true;
-  return service.domains.flatMap((domain) => [
-    scope('http', domain, redirect ? redirectRouteConfigName : service.id),
-    ...(service.tls === undefined ? [] : [scope('https', domain, service.id)]),
-  ]);
+  return service.domains.flatMap((domain) => [scope('http', domain), ...(service.tls === undefined ? [] : [scope('https', domain)])]);
 }
