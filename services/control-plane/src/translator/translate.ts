@@ -67,7 +67,9 @@ function serviceResources(service: ServiceIR, group: NodeGroup, options: Transla
     clusters: service.revisions.map((revision) => buildCluster(revision, service, context)),
     virtualHost,
     routeConfig:
-      group === 'envoy' ? serviceRouteConfig(service, virtualHost, options) : { name: grpcRouteConfigName(service), virtual_hosts: [virtualHost] },
+      group === 'envoy'
+        ? serviceRouteConfig(service, virtualHost, options)
+        : { name: grpcRouteConfigName(service), virtual_hosts: [virtualHost] },
     scopes: group === 'envoy' ? serviceScopes(service) : [],
     listeners: [],
   };

@@ -72,7 +72,9 @@ export function serviceRouteConfig(service: ServiceIR, virtualHost: ProtoObject,
   return {
     name: service.id,
     virtual_hosts: [
-      redirect ? { ...virtualHost, routes: [httpsRedirect(service, options.https), ...(virtualHost.routes as ProtoObject[])] } : virtualHost,
+      redirect
+        ? { ...virtualHost, routes: [httpsRedirect(service, options.https), ...(virtualHost.routes as ProtoObject[])] }
+        : virtualHost,
     ],
     request_headers_to_add: forwardedHeaders,
     request_headers_to_remove: [scopeKeyHeader],
