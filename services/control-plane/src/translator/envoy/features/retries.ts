@@ -49,8 +49,8 @@ function envoyRetryPolicy(retry: RetrySpec, route: RouteIR, protocol: ServiceIR[
  * from the service's retry spec and route timeouts), Envoy gets it once, on the virtual host.
  * Envoy builds a retry policy (and its host predicate) per route otherwise, on every build of
  * the route configuration: that was about half of an Envoy's CPU per update when all 10,000
- * routes shared one table (docs/translation.md). A route's own policy replaces the virtual host's whole,
- * so a host with differing policies keeps them per route.
+ * routes shared one table (docs/translation.md). A route's own policy replaces the virtual
+ * host's whole, so a host with differing policies keeps them per route.
  */
 function hoistRetryPolicy(virtualHost: ProtoObject): void {
   const actions = (virtualHost.routes as ProtoObject[]).flatMap((route) => (route.route === undefined ? [] : [route.route as ProtoObject]));
